@@ -1,0 +1,92 @@
+// batch: regroups records into batches of `size` records (or `bytes` of
+// bodies), flushing a partial batch after `timeout` and at the end — never an
+// empty one. Downstream sees each group as one batch.
+#include "troupe/actors/builtin_types.hpp"
+
+namespace troupe::actors {
+
+namespace {
+
+struct batch_config {
+  size_t size;       // records per batch
+  uint64_t bytes;    // 0: no byte limit; else flush when bodies reach it
+  duration timeout;  // 0: no timeout; else flush a partial batch this old
+
+  static batch_config from(const param_set& p) {
+    return {static_cast<size_t>(p.integer("size")),
+            p.has("bytes") ? p.bytes("bytes") : 0,
+            p.has("timeout") ? p.dur("timeout") : duration{0}};
+  }
+};
+
+class batch_logic : public node_logic {
+public:
+  explicit batch_logic(batch_config cfg) : cfg_(cfg) {
+  }
+
+  void consume(record_batch batch, emitter& out) override {
+    for (auto& r : batch.take()) {
+      bytes_ += r.body.size();
+      group_.push_back(std::move(r));
+      if (group_.size() >= cfg_.size || (cfg_.bytes && bytes_ >= cfg_.bytes))
+        flush(out);
+    }
+  }
+
+  size_t buffered() const override {
+    return group_.size();
+  }
+
+  // Ticks at a quarter of the timeout; a group is flushed on the fifth tick
+  // of its life, so its age at flush lies within (timeout, 1.25 * timeout].
+  duration tick_interval() const override {
+    return cfg_.timeout / ticks_per_timeout;
+  }
+
+  void tick(emitter& out) override {
+    if (!group_.empty() && ++age_ticks_ > ticks_per_timeout)
+      flush(out);
+  }
+
+  void finish(emitter& out) override {
+    flush(out);
+  }
+
+private:
+  void flush(emitter& out) {
+    if (group_.empty())
+      return;
+    out.emit(record_batch{std::move(group_)});
+    group_.clear();
+    bytes_ = 0;
+    age_ticks_ = 0;
+  }
+
+  batch_config cfg_;
+  std::vector<record> group_;
+  uint64_t bytes_ = 0;
+  int age_ticks_ = 0;
+  static constexpr int ticks_per_timeout = 4;
+};
+
+} // namespace
+
+actor_type batch_type() {
+  actor_type t;
+  t.name = "batch";
+  t.kind = actor_kind::stage;
+  t.doc = "Groups records into batches by count, body bytes or age.";
+  t.params = {
+    {"size", param_type::integer, false, "100", "records per batch", {}, 1},
+    {"bytes", param_type::size, false, "",
+     "flush when the bodies reach this size (e.g. 64KiB)", {}, 0},
+    {"timeout", param_type::duration, false, "",
+     "flush a partial batch after this long without growth", {}, 0},
+  };
+  t.make_node = [](const node_context& ctx) {
+    return std::make_unique<batch_logic>(batch_config::from(ctx.spec.params));
+  };
+  return t;
+}
+
+} // namespace troupe::actors

@@ -1,0 +1,21 @@
+#include "troupe/actors/builtin_types.hpp"
+
+namespace troupe {
+
+void register_builtins(registry& reg) {
+  using namespace troupe::actors;
+  for (auto make : {generate_type, file_source_type, stdin_type, map_type,
+                    filter_type, batch_type, reduce_type, file_sink_type,
+                    stdout_type, null_type, counter_type})
+    reg.add(make());
+  register_functions(reg);
+  // Resource slots any node may name; the services behind cache and
+  // rate_limit arrive with their own actor types.
+  reg.add_resource_slot("counter", "counter",
+                        "counts the records this node passes on");
+  reg.add_resource_slot("cache", "cache", "a cache service for this node");
+  reg.add_resource_slot("rate_limit", "rate_limiter",
+                        "a rate limiter this node takes permits from");
+}
+
+} // namespace troupe

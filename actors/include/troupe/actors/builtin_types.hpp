@@ -1,0 +1,28 @@
+// The registry entries of troupe's built-in actor types, one per folder under
+// actors/. register_builtins() (registry.hpp) adds them all; an extender who
+// wants only some can add these one by one.
+#pragma once
+
+#include "troupe/registry.hpp"
+
+namespace troupe::actors {
+
+// sources
+actor_type generate_type();    // generate/
+actor_type file_source_type(); // file/
+actor_type stdin_type();       // stdin/
+// stages
+actor_type map_type();    // map/
+actor_type filter_type(); // filter/
+actor_type batch_type();  // batch/
+actor_type reduce_type(); // reduce/
+// sinks
+actor_type file_sink_type(); // file/
+actor_type stdout_type();    // stdout/
+actor_type null_type();      // null/
+// services
+actor_type counter_type(); // counter/
+// record functions for map and filter: sha256, identity, upper, ...
+void register_functions(registry& reg); // functions/
+
+} // namespace troupe::actors

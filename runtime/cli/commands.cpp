@@ -1,0 +1,292 @@
+#include "commands.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "troupe/json.hpp"
+#include "troupe/loader.hpp"
+#include "troupe/registry.hpp"
+#include "troupe/runtime.hpp"
+
+namespace troupe::cli {
+
+namespace {
+
+volatile std::sig_atomic_t signals_seen = 0;
+
+void on_signal(int) {
+  signals_seen = signals_seen + 1;
+  if (signals_seen >= 3)
+    _exit(interrupted); // the user insists; the drain is not finishing
+}
+
+registry builtin_registry() {
+  registry reg;
+  register_builtins(reg);
+  return reg;
+}
+
+// Loads a graph, printing every diagnostic; nullopt when invalid.
+std::optional<graph_spec> load_or_report(const std::string& file,
+                                         const registry& reg,
+                                         const load_options& opts = {}) {
+  auto res = load_graph_file(file, reg, opts);
+  for (auto& d : res.errors)
+    std::cerr << d.str() << '\n';
+  if (!res.ok())
+    return std::nullopt;
+  return std::move(res.graph);
+}
+
+std::string progress_line(const run_report& r, uint64_t rate) {
+  std::ostringstream o;
+  o << "\r\033[K" << r.graph << ": " << r.source_records << " in, "
+    << r.sink_records << " out, " << rate << " rec/s, " << r.in_flight
+    << " in flight |";
+  for (auto& n : r.nodes)
+    o << ' ' << n.name << '=' << n.out;
+  auto s = o.str();
+  return s.size() > 200 ? s.substr(0, 200) : s;
+}
+
+} // namespace
+
+int cmd_run(const std::vector<std::string>& args) {
+  std::string file, report_file;
+  load_options opts;
+  bool progress = isatty(STDERR_FILENO);
+  for (size_t i = 0; i < args.size(); ++i) {
+    auto& a = args[i];
+    if (a == "--set" && i + 1 < args.size())
+      opts.overrides.push_back(args[++i]);
+    else if (a.rfind("--set=", 0) == 0)
+      opts.overrides.push_back(a.substr(6));
+    else if (a == "--report" && i + 1 < args.size())
+      report_file = args[++i];
+    else if (a == "--no-progress")
+      progress = false;
+    else if (!a.empty() && a[0] != '-' && file.empty())
+      file = a;
+    else {
+      std::cerr << "troupe run: unexpected argument '" << a << "'\n";
+      return usage;
+    }
+  }
+  if (file.empty()) {
+    std::cerr << "troupe run: missing FILE\n";
+    return usage;
+  }
+  auto reg = builtin_registry();
+  auto graph = load_or_report(file, reg, opts);
+  if (!graph)
+    return config_invalid;
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  runtime rt{reg, {graph->runtime.threads, false}};
+  auto run = rt.start(*graph);
+  bool stop_sent = false;
+  uint64_t last_count = 0;
+  auto last_time = std::chrono::steady_clock::now();
+  while (!run.wait_for(std::chrono::milliseconds(100))) {
+    if (signals_seen > 0 && !stop_sent) {
+      stop_sent = true;
+      std::cerr << (progress ? "\n" : "")
+                << "troupe: stopping: sources stop, in-flight records drain "
+                   "(at most "
+                << format_duration(graph->runtime.shutdown_timeout) << ")\n";
+      run.stop();
+    }
+    if (progress) {
+      auto now = std::chrono::steady_clock::now();
+      auto secs = std::chrono::duration<double>(now - last_time).count();
+      if (secs >= 0.25) {
+        auto r = run.report();
+        auto rate = static_cast<uint64_t>((r.source_records - last_count)
+                                          / secs);
+        last_count = r.source_records;
+        last_time = now;
+        std::cerr << progress_line(r, rate) << std::flush;
+      }
+    }
+  }
+  if (progress)
+    std::cerr << "\r\033[K";
+  auto report = run.report();
+  std::cerr << report_summary(report);
+  if (!report_file.empty()) {
+    std::ofstream out(report_file);
+    out << report_json(report);
+    if (!out) {
+      std::cerr << "troupe: cannot write report " << report_file << '\n';
+      return run_failed;
+    }
+  }
+  if (report.status == "completed")
+    return ok;
+  if (report.status == "interrupted" || signals_seen > 0)
+    return interrupted;
+  return run_failed;
+}
+
+int cmd_lint(const std::vector<std::string>& args) {
+  if (args.empty()) {
+    std::cerr << "troupe lint: missing FILE\n";
+    return usage;
+  }
+  auto reg = builtin_registry();
+  bool all_ok = true;
+  for (auto& f : args) {
+    auto g = load_or_report(f, reg);
+    if (g)
+      std::cerr << f << ": ok (" << g->nodes.size() << " nodes, "
+                << g->resources.size() << " resources)\n";
+    all_ok = all_ok && g.has_value();
+  }
+  return all_ok ? ok : config_invalid;
+}
+
+int cmd_graph(const std::vector<std::string>& args) {
+  std::string file;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--format" && i + 1 < args.size()) {
+      if (args[++i] != "dot") {
+        std::cerr << "troupe graph: only --format dot is built in (pipe it "
+                     "to `dot -Tsvg` for a picture)\n";
+        return usage;
+      }
+    } else if (file.empty()) {
+      file = args[i];
+    } else {
+      std::cerr << "troupe graph: unexpected argument '" << args[i] << "'\n";
+      return usage;
+    }
+  }
+  if (file.empty()) {
+    std::cerr << "troupe graph: missing FILE\n";
+    return usage;
+  }
+  auto reg = builtin_registry();
+  auto g = load_or_report(file, reg);
+  if (!g)
+    return config_invalid;
+  auto q = [](const std::string& s) { return json_string(s); };
+  std::cout << "digraph " << q(g->name) << " {\n  rankdir=LR;\n";
+  for (auto& r : g->resources)
+    std::cout << "  " << q(r.name) << " [shape=component, style=dashed, label="
+              << q(r.name + "\n" + r.type) << "];\n";
+  for (auto& n : g->nodes) {
+    auto* t = n.is_source ? reg.find(n.type, actor_kind::source)
+                          : reg.find(n.type);
+    auto shape = t->kind == actor_kind::source ? "invhouse"
+                 : t->kind == actor_kind::sink ? "house"
+                                               : "box";
+    auto label = n.name + "\n" + n.type;
+    if (n.workers > 1)
+      label += " x" + std::to_string(n.workers);
+    std::cout << "  " << q(n.name) << " [shape=" << shape
+              << ", label=" << q(label) << "];\n";
+  }
+  for (auto& n : g->nodes) {
+    for (auto& in : n.inputs)
+      std::cout << "  " << q(in.node) << " -> " << q(n.name)
+                << (in.port == "errors" ? " [style=dashed, color=red, "
+                                          "label=\"errors\"]"
+                                        : "")
+                << ";\n";
+    for (auto& [slot, res] : n.resources)
+      std::cout << "  " << q(n.name) << " -> " << q(res)
+                << " [style=dotted, arrowhead=none, label=" << q(slot)
+                << "];\n";
+  }
+  std::cout << "}\n";
+  return ok;
+}
+
+int cmd_types(const std::vector<std::string>& args) {
+  std::string name;
+  bool json = false;
+  for (auto& a : args) {
+    if (a == "--json")
+      json = true;
+    else
+      name = a;
+  }
+  auto reg = builtin_registry();
+  std::vector<const actor_type*> types;
+  for (auto* t : reg.types())
+    if (name.empty() || t->name == name)
+      types.push_back(t);
+  if (types.empty()) {
+    std::cerr << "troupe types: no type '" << name << "'";
+    auto guess = did_you_mean(name, reg.type_names());
+    if (!guess.empty())
+      std::cerr << " (did you mean '" << guess << "'?)";
+    std::cerr << '\n';
+    return usage;
+  }
+  if (json) {
+    std::cout << "[";
+    for (size_t i = 0; i < types.size(); ++i) {
+      auto* t = types[i];
+      std::cout << (i ? "," : "") << "\n  {\"name\": " << json_string(t->name)
+                << ", \"kind\": " << json_string(to_string(t->kind))
+                << ", \"protocol\": " << json_string(t->protocol)
+                << ", \"parallel\": " << (t->parallel ? "true" : "false")
+                << ", \"doc\": " << json_string(t->doc) << ", \"params\": [";
+      for (size_t k = 0; k < t->params.size(); ++k) {
+        auto& p = t->params[k];
+        std::cout << (k ? ", " : "") << "{\"name\": " << json_string(p.name)
+                  << ", \"type\": " << json_string(to_string(p.type))
+                  << ", \"required\": " << (p.required ? "true" : "false")
+                  << ", \"default\": " << json_string(p.default_value)
+                  << ", \"doc\": " << json_string(p.doc) << "}";
+      }
+      std::cout << "]}";
+    }
+    std::cout << "\n]\n";
+    return ok;
+  }
+  for (auto* t : types) {
+    std::cout << t->name << " (" << to_string(t->kind) << ", protocol "
+              << t->protocol << ")\n    " << t->doc << '\n';
+    {
+      for (auto& p : t->params) {
+        std::cout << "    " << p.name << ": " << to_string(p.type);
+        if (p.type == param_type::choice) {
+          std::cout << " (";
+          for (size_t k = 0; k < p.choices.size(); ++k)
+            std::cout << (k ? "|" : "") << p.choices[k];
+          std::cout << ")";
+        }
+        if (p.required)
+          std::cout << ", required";
+        else if (!p.default_value.empty())
+          std::cout << ", default " << p.default_value;
+        std::cout << " — " << p.doc << '\n';
+      }
+      if (t->parallel)
+        std::cout << "    workers: integer, default 1 — parallel copies\n"
+                     "    ordered: boolean, default true — keep input order\n";
+    }
+  }
+  if (name.empty() || name == "map" || name == "filter") {
+    std::cout << "\nrecord functions (map fn:, filter fn:):\n";
+    for (auto* f : reg.functions())
+      std::cout << "    " << f->name << " — " << f->doc << '\n';
+    std::cout << "\nresource slots (any node):\n";
+    for (auto& [slot, v] : reg.slots())
+      std::cout << "    " << slot << ": NAME of a '" << v.first
+                << "' resource — " << v.second << '\n';
+  }
+  return ok;
+}
+
+} // namespace troupe::cli

@@ -1,0 +1,23 @@
+// The troupe CLI's subcommands (run, lint, graph, types). Each returns the
+// process exit code; see exit_code.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace troupe::cli {
+
+enum exit_code : int {
+  ok = 0,
+  run_failed = 1,
+  usage = 64,          // EX_USAGE
+  config_invalid = 78, // EX_CONFIG
+  interrupted = 130,
+};
+
+int cmd_run(const std::vector<std::string>& args);
+int cmd_lint(const std::vector<std::string>& args);
+int cmd_graph(const std::vector<std::string>& args);
+int cmd_types(const std::vector<std::string>& args);
+
+} // namespace troupe::cli

@@ -1,0 +1,59 @@
+// troupe: run, lint, draw and document actor graphs written in YAML.
+#include <caf/config.hpp>
+
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "commands.hpp"
+
+namespace {
+
+const char* help_text = R"(troupe — actor graphs from YAML, on CAF
+
+usage:
+  troupe run FILE [--set key=value]... [--report FILE] [--no-progress]
+  troupe lint FILE...
+  troupe graph FILE [--format dot]
+  troupe types [NAME] [--json]
+  troupe --help | --version
+
+commands:
+  run    run the graph to completion (SIGINT/SIGTERM: stop sources, drain,
+         write the report, exit 130)
+  lint   parse and validate only; every problem as file:line:col: error: ...
+  graph  print the graph in Graphviz DOT
+  types  list the registered actor types, their protocols and parameters
+
+exit codes: 0 ok, 1 run failed, 64 usage, 78 configuration invalid,
+            130 interrupted
+)";
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h"
+      || args[0] == "help") {
+    std::cout << help_text;
+    return args.empty() ? troupe::cli::usage : troupe::cli::ok;
+  }
+  if (args[0] == "--version") {
+    std::cout << "troupe " << TROUPE_VERSION << " (CAF "
+              << CAF_MAJOR_VERSION << '.' << CAF_MINOR_VERSION << '.'
+              << CAF_PATCH_VERSION << ")\n";
+    return troupe::cli::ok;
+  }
+  auto cmd = args[0];
+  args.erase(args.begin());
+  if (cmd == "run")
+    return troupe::cli::cmd_run(args);
+  if (cmd == "lint")
+    return troupe::cli::cmd_lint(args);
+  if (cmd == "graph")
+    return troupe::cli::cmd_graph(args);
+  if (cmd == "types")
+    return troupe::cli::cmd_types(args);
+  std::cerr << "troupe: unknown command '" << cmd << "'; see troupe --help\n";
+  return troupe::cli::usage;
+}

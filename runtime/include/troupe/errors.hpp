@@ -1,0 +1,31 @@
+// troupe's error values. Errors cross actor boundaries as caf::error with the
+// category atom "troupe"; the runtime registers a renderer so they print as
+// readable text ("troupe.stage_failed: sha256: ...").
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <caf/error.hpp>
+
+namespace troupe {
+
+enum class errc : uint8_t {
+  none = 0,
+  stage_failed,     // a node's logic threw; the node is restarted
+  worker_failed,    // a map worker died; its node is restarted
+  restart_budget,   // a node crashed more often than supervision allows
+  shutdown_timeout, // drain did not finish within runtime.shutdown_timeout
+  config_invalid,   // a graph spec failed validation
+  stopped,          // the run was stopped by the user
+};
+
+const char* to_string(errc x);
+
+// Makes a caf::error in troupe's category carrying a human-readable context.
+caf::error make_error(errc code, std::string context);
+
+// Renders any caf::error with troupe's, CAF's or another category readably.
+std::string render(const caf::error& err);
+
+} // namespace troupe

@@ -1,0 +1,76 @@
+// A validated actor graph: what the YAML loader produces and the graph builder
+// spawns. Plain structs, no CAF inside, so it can be built, inspected and
+// tested without an actor system (embedders may also build one in code).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "troupe/params.hpp"
+#include "troupe/source_location.hpp"
+#include "troupe/units.hpp"
+
+namespace troupe {
+
+enum class delivery_mode { at_least_once, at_most_once };
+
+struct runtime_spec {
+  size_t threads = 0;           // 0: one per hardware thread
+  delivery_mode delivery = delivery_mode::at_least_once;
+  duration shutdown_timeout = std::chrono::seconds(20);
+  size_t batch_size = 256;      // records per batch a source emits
+  size_t window = 4096;         // unacknowledged records per edge (credit)
+  uint32_t max_attempts = 3;    // deliveries of one record before it fails
+  duration request_timeout = std::chrono::seconds(30); // every ask()
+};
+
+struct supervision_spec {
+  std::string strategy = "one_for_one";
+  uint32_t intensity = 10;      // restarts allowed ...
+  duration period = std::chrono::seconds(5); // ... within this window
+  duration backoff_min = std::chrono::milliseconds(10);
+  duration backoff_max = std::chrono::seconds(1);
+  double backoff_jitter = 0.2;
+};
+
+// `inputs: [hash]` reads hash's data output; `[hash.errors]` its failures.
+struct input_ref {
+  std::string node;
+  std::string port; // "" (data) or "errors"
+  source_location where;
+};
+
+struct node_spec {
+  std::string name;
+  std::string type;
+  bool is_source = false; // resolves types that exist as source and sink
+  param_set params;
+  std::vector<input_ref> inputs;
+  size_t workers = 1;
+  bool ordered = true;
+  // Resource slots (`cache: pages`, `rate_limit: api_limit`) by slot name.
+  std::map<std::string, std::string> resources;
+  source_location where;
+};
+
+struct resource_spec {
+  std::string name;
+  std::string type;
+  param_set params;
+  source_location where;
+};
+
+struct graph_spec {
+  std::string name;
+  std::string file;
+  runtime_spec runtime;
+  supervision_spec supervision;
+  std::vector<resource_spec> resources;
+  std::vector<node_spec> nodes; // in topological order: inputs come first
+
+  const node_spec* find_node(const std::string& name) const;
+};
+
+} // namespace troupe

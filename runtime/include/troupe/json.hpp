@@ -1,0 +1,17 @@
+// JSON string escaping, shared by the run report and the jsonl sinks.
+#pragma once
+
+#include <string>
+
+namespace troupe {
+
+// Appends `s` to `out` as a JSON string literal (with quotes).
+void append_json_string(std::string& out, const std::string& s);
+
+inline std::string json_string(const std::string& s) {
+  std::string out;
+  append_json_string(out, s);
+  return out;
+}
+
+} // namespace troupe

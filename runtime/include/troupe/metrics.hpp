@@ -1,0 +1,50 @@
+// Per-node counters of one run.
+//
+// The one piece of state actors share, on purpose: each node incarnation
+// writes only its own node's counters (relaxed atomics, once per batch), and
+// the reporter and progress line only read them. Counters survive a crash of
+// the node, which is what lets the report account for every record.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace troupe {
+
+struct node_metrics {
+  std::string name;
+  std::string type;
+  std::atomic<uint64_t> in{0};       // records received (redeliveries too)
+  std::atomic<uint64_t> created{0};  // records this node made
+  std::atomic<uint64_t> out{0};      // records passed on (or written)
+  std::atomic<uint64_t> filtered{0}; // dropped by a filter or aggregated
+  std::atomic<uint64_t> dead_lettered{0}; // failed: to `errors` or the log
+  std::atomic<uint64_t> retried{0};  // held by a crashed incarnation
+  std::atomic<uint64_t> lost{0};     // at_most_once: dropped after a crash
+  std::atomic<uint64_t> redelivered{0}; // records this node sent again
+  std::atomic<uint64_t> restarts{0};
+  std::atomic<uint64_t> batches{0};  // batches emitted
+  std::atomic<uint64_t> errors{0};   // crashes and failed records
+  // Processing latency per batch, log2 buckets of nanoseconds.
+  std::array<std::atomic<uint64_t>, 48> latency{};
+
+  void add(std::atomic<uint64_t>& c, uint64_t n) {
+    c.fetch_add(n, std::memory_order_relaxed);
+  }
+  void record_latency(uint64_t ns);
+  // Upper bound of the bucket holding quantile q (0..1), in nanoseconds.
+  uint64_t latency_quantile(double q) const;
+  // in + created - out - filtered - dead_lettered - retried - lost.
+  int64_t in_flight() const;
+};
+
+struct run_metrics {
+  std::vector<std::unique_ptr<node_metrics>> nodes; // in graph order
+  node_metrics* find(const std::string& name);
+};
+
+} // namespace troupe

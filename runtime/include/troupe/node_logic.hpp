@@ -1,0 +1,84 @@
+// The logic of one pipeline node, free of CAF.
+//
+// troupe runs every source, stage and sink inside the same node actor, which
+// owns credit-based flow control, acknowledgements, redelivery after a crash,
+// batching, metrics and supervision. A node type only supplies this logic:
+// plain C++ that is easy to test and cannot block the runtime by mistake.
+//
+// Contract: the node actor calls a logic object from one thread at a time and
+// never concurrently. A logic object may throw; the node then crashes, its
+// supervisor restarts it with a fresh logic object, and its upstream delivers
+// the unacknowledged records again. Records the logic holds (buffered()) are
+// not acknowledged upstream until they were emitted and acknowledged
+// downstream, so a crash loses none of them.
+//
+// Example (a stage that drops empty bodies):
+//   class drop_empty : public troupe::node_logic {
+//   public:
+//     void consume(troupe::record_batch in, troupe::emitter& out) override {
+//       auto& rs = in.mutable_records();
+//       auto n = rs.size();
+//       rs.erase(std::remove_if(rs.begin(), rs.end(),
+//                               [](auto& r) { return r.body.empty(); }),
+//                rs.end());
+//       out.drop(n - rs.size());
+//       out.emit(std::move(in));
+//     }
+//   };
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "troupe/record.hpp"
+#include "troupe/units.hpp"
+
+namespace troupe {
+
+// Where a logic object sends its results. Every record a node receives must be
+// accounted for by exactly one of emit (passed on), drop (filtered out or
+// folded into an aggregate), fail (to the node's errors output), or stay
+// buffered; records a node makes itself are announced with create().
+class emitter {
+public:
+  virtual ~emitter();
+  // Passes a batch downstream as one unit (batch boundaries are kept).
+  virtual void emit(record_batch batch) = 0;
+  // Sends one record to the node's `errors` output with the reason.
+  virtual void fail(record rec, std::string reason) = 0;
+  // Counts records consumed without output (filtered, aggregated, written).
+  virtual void drop(size_t n) = 0;
+  // Counts records this node made (a source's records, a reduce's results).
+  virtual void create(size_t n) = 0;
+};
+
+enum class produce_status {
+  more, // call produce() again when credit allows
+  idle, // nothing now (rate limit, no input yet): call again after idle_delay()
+  done, // exhausted: the node finishes
+};
+
+class node_logic {
+public:
+  virtual ~node_logic();
+
+  // -- sources ---------------------------------------------------------------
+
+  // Makes up to `max` records and emits them.
+  virtual produce_status produce(size_t max, emitter& out);
+  virtual duration idle_delay() const;
+
+  // -- stages and sinks ------------------------------------------------------
+
+  // Handles one input batch.
+  virtual void consume(record_batch batch, emitter& out);
+  // Records consumed but neither emitted, dropped nor failed yet.
+  virtual size_t buffered() const;
+  // When non-zero, tick() runs this often (e.g. a batch timeout).
+  virtual duration tick_interval() const;
+  virtual void tick(emitter& out);
+  // All inputs ended: flush what is buffered.
+  virtual void finish(emitter& out);
+};
+
+} // namespace troupe

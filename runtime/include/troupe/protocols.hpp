@@ -1,0 +1,62 @@
+// Every message protocol in troupe, in one place.
+//
+// Protocols are caf::typed_actor aliases behind troupe's own names, so the
+// compiler checks every send and a CAF upgrade touches this file only. Each
+// message type is registered once (type_ids.hpp) and has an `inspect`, so it
+// can cross to a remote node.
+#pragma once
+
+#include <cstdint>
+
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+#include <caf/actor_control_block.hpp>
+
+#include "troupe/record.hpp"
+#include "troupe/stage_result.hpp"
+#include "troupe/type_ids.hpp"
+
+namespace troupe {
+
+// The record-stream protocol every pipeline node speaks.
+//
+// Data flows with credit: a producer keeps every batch it sent until the
+// consumer acknowledges it, and never has more than `runtime.window` records
+// unacknowledged per consumer, so no mailbox on the data path grows without
+// bound. A consumer acknowledges a batch only when it no longer needs it
+// redelivered: when everything derived from it was acknowledged downstream,
+// or written by a sink. When a consumer crashes, its supervisor hands the
+// producer the replacement (`rewire`) and the producer sends every
+// unacknowledged batch again.
+using node_actor = caf::typed_actor<
+  // batch(in_port, reply_tag, batch_id, records): data from an upstream node;
+  // acknowledge with ack(reply_tag, batch_id) to the sender.
+  caf::reacts_to<batch_atom, uint32_t, uint32_t, uint64_t, record_batch>,
+  caf::reacts_to<ack_atom, uint32_t, uint64_t>,
+  // eof(in_port): the sender has sent everything on this input.
+  caf::reacts_to<eof_atom, uint32_t>,
+  // close(in_port): from the supervisor, the upstream has finished and left.
+  caf::reacts_to<close_atom, uint32_t>,
+  // rewire(reply_tag, consumer): from the supervisor, a consumer restarted.
+  caf::reacts_to<rewire_atom, uint32_t, caf::strong_actor_ptr>,
+  // stop: sources stop producing; everything in flight drains.
+  caf::reacts_to<stop_atom>,
+  // Self-messages: timers and source pacing.
+  caf::reacts_to<tick_atom>, caf::reacts_to<produce_atom>>;
+
+// A map/filter worker: runs a node's logic on one batch, off the node actor.
+using worker_actor
+  = caf::typed_actor<caf::replies_to<exec_atom, record_batch>::with<stage_result>>;
+
+// The `counter` service (the seed's SafeCounter): an actor is the lock.
+using counter_actor
+  = caf::typed_actor<caf::replies_to<add_atom, int64_t>::with<int64_t>,
+                     caf::replies_to<get_atom>::with<int64_t>>;
+
+// The graph supervisor: spawns, watches and restarts the nodes of one run.
+using supervisor_actor
+  = caf::typed_actor<caf::reacts_to<stop_atom>,
+                     caf::reacts_to<restart_atom, uint32_t>,
+                     caf::reacts_to<timeout_atom>>;
+
+} // namespace troupe

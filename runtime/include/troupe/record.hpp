@@ -1,0 +1,85 @@
+// The unit of pipeline data, and the batches records travel in.
+//
+// A record is plain data: it is copied or moved between actors, never shared
+// mutably. A record_batch is copy-on-write: handing a batch to the next stage
+// or keeping it for redelivery only bumps a reference count, and the first
+// writer to a shared batch gets its own copy.
+//
+// Example:
+//   troupe::record r;
+//   r.seq = 7;
+//   r.body = "raw_7";
+//   r.set_attr("source", "generate");
+//   troupe::record_batch b{std::vector<troupe::record>{r}};
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace troupe {
+
+// Travels with a record through every stage: who asked, until when, and how
+// many times delivery was attempted (redelivery after a crash increments it).
+struct record_context {
+  std::string trace_id;
+  int64_t deadline_ns = 0; // 0: no deadline; else nanoseconds since epoch
+  uint32_t attempt = 1;
+};
+
+struct record {
+  uint64_t seq = 0;  // assigned by the source, unique per source
+  std::string key;   // routing/grouping key; may be empty
+  std::string body;  // payload bytes
+  std::vector<std::pair<std::string, std::string>> attrs; // small, ordered
+  record_context ctx;
+
+  // Returns the attribute value or nullptr.
+  const std::string* attr(const std::string& name) const;
+  // Sets (or replaces) an attribute.
+  void set_attr(std::string name, std::string value);
+};
+
+class record_batch {
+public:
+  record_batch();
+  explicit record_batch(std::vector<record> records);
+
+  size_t size() const noexcept {
+    return data_->size();
+  }
+  bool empty() const noexcept {
+    return data_->empty();
+  }
+  const std::vector<record>& records() const noexcept {
+    return *data_;
+  }
+  // Copies the records first when another holder shares them.
+  std::vector<record>& mutable_records();
+  // Moves the records out when unshared, copies them otherwise.
+  std::vector<record> take();
+
+private:
+  std::shared_ptr<std::vector<record>> data_;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, record_context& x) {
+  return f(x.trace_id, x.deadline_ns, x.attempt);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, record& x) {
+  return f(x.seq, x.key, x.body, x.attrs, x.ctx);
+}
+
+// Serialising or rendering a shared batch detaches it first; that costs a copy
+// only on the remote path, never between local actors.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, record_batch& x) {
+  return f(x.mutable_records());
+}
+
+} // namespace troupe

@@ -1,0 +1,46 @@
+// Record functions: the smallest way to extend troupe (extension level 1).
+//
+// A record_fn transforms one record in place and says whether to keep it, drop
+// it, or fail it. Register it by name and use it from YAML as
+// `{ type: map, fn: NAME }` or `{ type: filter, fn: NAME }`; the runtime wraps
+// it into a stage with credit, batching, workers, metrics and supervision.
+//
+// Functions are created once per worker by a factory, so a function may keep
+// private state (a hash context, a compiled regex) without locks.
+//
+// Example:
+//   reg.add_function("reverse", "reverses the body", [] {
+//     return [](troupe::record& r) {
+//       std::reverse(r.body.begin(), r.body.end());
+//       return troupe::fn_result::keep();
+//     };
+//   });
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "troupe/record.hpp"
+
+namespace troupe {
+
+struct fn_result {
+  enum class outcome { keep, drop, fail };
+  outcome what = outcome::keep;
+  std::string error; // for fail
+
+  static fn_result keep() {
+    return {};
+  }
+  static fn_result drop() {
+    return {outcome::drop, {}};
+  }
+  static fn_result fail(std::string why) {
+    return {outcome::fail, std::move(why)};
+  }
+};
+
+using record_fn = std::function<fn_result(record&)>;
+using record_fn_factory = std::function<record_fn()>;
+
+} // namespace troupe

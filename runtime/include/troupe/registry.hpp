@@ -1,0 +1,114 @@
+// The actor-type registry: every type a YAML graph may name, with its kind,
+// the protocol it speaks, its parameter schema and its factory.
+//
+// Registration is explicit (never static self-registration, which silently
+// registers nothing when linked statically): the runtime registers the
+// built-ins, and an embedder or extender adds its own before loading graphs.
+// `troupe types` prints this registry; it is the reference documentation.
+//
+// A registry is filled during start-up and read-only afterwards; it is not
+// synchronised for concurrent writers.
+//
+// Example:
+//   troupe::registry reg;
+//   troupe::register_builtins(reg);
+//   reg.add_function("shout", "upper-cases and adds !", [] {
+//     return [](troupe::record& r) { r.body += "!"; return fn_result::keep(); };
+//   });
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/fwd.hpp>
+
+#include "troupe/graph_spec.hpp"
+#include "troupe/node_logic.hpp"
+#include "troupe/params.hpp"
+#include "troupe/record_fn.hpp"
+
+namespace troupe {
+
+enum class actor_kind { source, stage, sink, service };
+
+const char* to_string(actor_kind x);
+
+class registry;
+
+// What a node factory gets: its validated spec and the registry (to look up
+// record functions). `worker` is 0..workers-1 for parallel stages.
+struct node_context {
+  const node_spec& spec;
+  const registry& reg;
+  size_t worker = 0;
+  uint32_t incarnation = 0; // 0 at start, +1 per restart (e.g. append, not truncate)
+};
+
+using node_factory
+  = std::function<std::unique_ptr<node_logic>(const node_context&)>;
+using service_factory
+  = std::function<caf::actor(caf::actor_system&, const resource_spec&)>;
+
+struct actor_type {
+  std::string name;
+  actor_kind kind = actor_kind::stage;
+  std::string protocol; // "record_stream" for pipeline nodes; service protocol
+  std::string doc;
+  std::vector<param_spec> params;
+  bool parallel = false; // a stage that accepts `workers: N` and `ordered`
+  node_factory make_node;     // sources, stages, sinks
+  service_factory make_service; // services
+  // Optional checks beyond the schema (a function name, a regex), run by the
+  // loader; append located diagnostics.
+  std::function<void(const node_spec&, const registry&,
+                     std::vector<diagnostic>&)>
+    validate;
+};
+
+struct function_entry {
+  std::string name;
+  std::string doc;
+  record_fn_factory make;
+};
+
+class registry {
+public:
+  // Adds or replaces a type. Throws std::invalid_argument on an inconsistent
+  // entry (no factory, duplicate parameter names).
+  void add(actor_type type);
+  void add_function(std::string name, std::string doc, record_fn_factory make);
+  // A node field that references a resource, e.g. slot "cache" needs a
+  // resource whose protocol is "cache".
+  void add_resource_slot(std::string slot, std::string protocol,
+                         std::string doc);
+
+  // A source and a non-source may share a name (`file` reads or writes):
+  // find() prefers the non-source; find(name, kind) asks for one kind.
+  const actor_type* find(const std::string& name) const;
+  const actor_type* find(const std::string& name, actor_kind kind) const;
+  const function_entry* find_function(const std::string& name) const;
+  // Protocol name for a slot, or nullptr when `slot` is not a slot.
+  const std::string* slot_protocol(const std::string& slot) const;
+
+  std::vector<const actor_type*> types() const; // sorted by name
+  std::vector<const function_entry*> functions() const;
+  const std::map<std::string, std::pair<std::string, std::string>>&
+  slots() const {
+    return slots_;
+  }
+  std::vector<std::string> type_names() const;
+  std::vector<std::string> function_names() const;
+
+private:
+  std::map<std::string, std::vector<actor_type>> types_;
+  std::map<std::string, function_entry> functions_;
+  std::map<std::string, std::pair<std::string, std::string>> slots_;
+};
+
+// The built-in sources, stages, sinks, services and functions.
+void register_builtins(registry& reg);
+
+} // namespace troupe

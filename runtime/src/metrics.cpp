@@ -1,0 +1,45 @@
+#include "troupe/metrics.hpp"
+
+namespace troupe {
+
+void node_metrics::record_latency(uint64_t ns) {
+  size_t bucket = 0;
+  while (ns > 1 && bucket + 1 < latency.size()) {
+    ns >>= 1;
+    ++bucket;
+  }
+  latency[bucket].fetch_add(1, std::memory_order_relaxed);
+}
+
+uint64_t node_metrics::latency_quantile(double q) const {
+  uint64_t total = 0;
+  for (auto& b : latency)
+    total += b.load(std::memory_order_relaxed);
+  if (total == 0)
+    return 0;
+  auto rank = static_cast<uint64_t>(q * static_cast<double>(total - 1)) + 1;
+  uint64_t seen = 0;
+  for (size_t i = 0; i < latency.size(); ++i) {
+    seen += latency[i].load(std::memory_order_relaxed);
+    if (seen >= rank)
+      return uint64_t{1} << (i + 1);
+  }
+  return uint64_t{1} << latency.size();
+}
+
+int64_t node_metrics::in_flight() const {
+  auto get = [](const std::atomic<uint64_t>& c) {
+    return static_cast<int64_t>(c.load(std::memory_order_relaxed));
+  };
+  return get(in) + get(created) - get(out) - get(filtered)
+         - get(dead_lettered) - get(retried) - get(lost);
+}
+
+node_metrics* run_metrics::find(const std::string& name) {
+  for (auto& n : nodes)
+    if (n->name == name)
+      return n.get();
+  return nullptr;
+}
+
+} // namespace troupe

@@ -1,0 +1,723 @@
+#include "node_actor.hpp"
+
+#include <chrono>
+#include <deque>
+#include <iostream>
+#include <map>
+#include <unordered_map>
+
+#include <caf/actor_cast.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/local_actor.hpp>
+#include <caf/scheduled_actor.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "troupe/errors.hpp"
+
+namespace troupe::detail {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+uint64_t elapsed_ns(clock_type::time_point since) {
+  return static_cast<uint64_t>(
+    std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now()
+                                                         - since)
+      .count());
+}
+
+// Marks a record that failed so whoever reads `errors` sees why and where.
+void annotate_failure(record& r, const std::string& stage,
+                      const std::string& reason) {
+  r.set_attr("error", reason);
+  r.set_attr("stage", stage);
+  r.set_attr("attempt", std::to_string(r.ctx.attempt));
+}
+
+// Collects a logic's effects for one batch; used by workers and by the node
+// actor itself when it runs logic inline.
+struct collecting_emitter : emitter {
+  stage_result result;
+  void emit(record_batch b) override {
+    if (!b.empty())
+      result.emitted.push_back(std::move(b));
+  }
+  void fail(record r, std::string reason) override {
+    result.failed.push_back(std::move(r));
+    result.reasons.push_back(std::move(reason));
+  }
+  void drop(size_t n) override {
+    result.dropped += n;
+  }
+  void create(size_t n) override {
+    result.created += n;
+  }
+};
+
+// Runs `logic` on a redelivered batch one record at a time, so a record that
+// keeps throwing fails alone (to `errors`) instead of crashing the node again.
+// Retries a throwing record in place until its attempt count reaches
+// `max_attempts`.
+void consume_carefully(node_logic& logic, record_batch batch, emitter& out,
+                       uint32_t max_attempts, const std::string& stage) {
+  for (auto& r : batch.take()) {
+    for (;;) {
+      try {
+        logic.consume(record_batch{std::vector<record>{r}}, out);
+        break;
+      } catch (...) {
+        auto why = describe(std::current_exception());
+        if (r.ctx.attempt >= max_attempts) {
+          annotate_failure(r, stage, why);
+          out.fail(std::move(r), std::move(why));
+          break;
+        }
+        ++r.ctx.attempt;
+      }
+    }
+  }
+}
+
+bool redelivered(const record_batch& b) {
+  for (auto& r : b.records())
+    if (r.ctx.attempt > 1)
+      return true;
+  return false;
+}
+
+// -- workers ------------------------------------------------------------------
+
+struct worker_state {
+  std::unique_ptr<node_logic> logic;
+  static inline const char* name = "troupe.worker";
+};
+
+worker_actor::behavior_type
+worker_fn(worker_actor::stateful_pointer<worker_state> self,
+          std::shared_ptr<const run_plan> plan, size_t index, size_t worker,
+          uint32_t incarnation) {
+  const auto& spec = plan->graph.nodes[index];
+  self->state.logic = plan->types[index]->make_node(
+    node_context{spec, *plan->reg, worker, incarnation});
+  self->set_exception_handler(
+    [](caf::scheduled_actor*, std::exception_ptr& e) -> caf::error {
+      return make_error(errc::worker_failed, describe(e));
+    });
+  auto max_attempts = plan->graph.runtime.max_attempts;
+  return {
+    [=](exec_atom, record_batch& batch) -> stage_result {
+      collecting_emitter out;
+      if (redelivered(batch))
+        consume_carefully(*self->state.logic, std::move(batch), out,
+                          max_attempts, spec.name);
+      else
+        self->state.logic->consume(std::move(batch), out);
+      return std::move(out.result);
+    },
+  };
+}
+
+// -- the node actor -------------------------------------------------------------
+
+struct input_entry {
+  uint32_t tag = 0;        // the producer's reply tag for our edge
+  uint64_t batch_id = 0;
+  node_actor from;         // producer incarnation to acknowledge
+  size_t refs = 0;         // output entries and logic holding it
+  uint64_t end = 0;        // cumulative consumed count after this batch
+  clock_type::time_point received;
+};
+
+struct out_entry {
+  record_batch batch;
+  std::vector<uint64_t> lineage; // input tokens it derives from
+  size_t pending = 0;            // consumers yet to acknowledge
+};
+
+struct consumer_edge {
+  node_actor handle;
+  uint32_t in_port = 0;
+  uint32_t port = data_port;
+  size_t in_flight = 0; // records sent, unacknowledged
+  size_t queued = 0;    // records waiting for credit
+  std::deque<uint64_t> queue;
+  std::map<uint64_t, size_t> unacked; // out id -> records
+  bool eof_sent = false;
+};
+
+struct worker_slot {
+  worker_actor handle;
+  size_t busy = 0;
+};
+
+struct node_state {
+  static inline const char* name = "troupe.node";
+
+  std::shared_ptr<const run_plan> plan;
+  size_t index = 0;
+  const node_spec* spec = nullptr;
+  node_metrics* metrics = nullptr;
+  std::unique_ptr<node_logic> logic;
+  bool is_source = false;
+  size_t window = 0;
+
+  // Inputs.
+  std::vector<bool> ended;               // per in_port
+  std::vector<node_actor> ended_by;      // who sent eof (reopen on others)
+  std::unordered_map<uint64_t, input_entry> inputs; // by token
+  std::deque<uint64_t> open;             // tokens the inline logic may hold
+  uint64_t consumed = 0;
+  uint64_t next_token = 1;
+
+  // Outputs.
+  std::vector<consumer_edge> edges; // by reply tag
+  std::unordered_map<uint64_t, out_entry> outs;
+  uint64_t next_out = 1;
+  bool has_consumers[2] = {false, false};
+
+  // Parallel workers (map/filter with workers > 1).
+  std::vector<worker_slot> workers;
+  std::deque<uint64_t> waiting;             // tokens not dispatched yet
+  std::unordered_map<uint64_t, record_batch> waiting_batches;
+  uint64_t next_dispatch = 0;               // order of dispatch
+  uint64_t next_apply = 0;                  // ordered: next to apply
+  std::map<uint64_t, std::pair<uint64_t, stage_result>> done; // ordered
+  size_t outstanding = 0;                   // dispatched, not applied
+
+  bool producing_scheduled = false;
+  bool input_done = false;
+  bool stop_requested = false;
+  bool tick_armed = false;
+};
+
+using node_pointer = node_actor::stateful_pointer<node_state>;
+
+// The emitter the node actor hands to inline logic: every output entry it
+// creates derives from the given lineage.
+struct node_emitter : emitter {
+  node_pointer self;
+  std::vector<uint64_t> lineage;
+  explicit node_emitter(node_pointer s) : self(s) {
+  }
+  void emit(record_batch b) override;
+  void fail(record r, std::string reason) override;
+  void drop(size_t n) override {
+    self->state.metrics->add(self->state.metrics->filtered, n);
+  }
+  void create(size_t n) override {
+    self->state.metrics->add(self->state.metrics->created, n);
+  }
+};
+
+void acknowledge(node_pointer self, uint64_t token);
+
+void release(node_pointer self, uint64_t token) {
+  auto& st = self->state;
+  auto i = st.inputs.find(token);
+  if (i == st.inputs.end())
+    return;
+  if (--i->second.refs == 0)
+    acknowledge(self, token);
+}
+
+void acknowledge(node_pointer self, uint64_t token) {
+  auto& st = self->state;
+  auto i = st.inputs.find(token);
+  if (i == st.inputs.end())
+    return;
+  auto& in = i->second;
+  if (in.from)
+    self->send(in.from, ack_atom_v, in.tag, in.batch_id);
+  st.inputs.erase(i);
+}
+
+void flush(node_pointer self);
+
+// Creates an output entry on `port` and queues it for every consumer.
+void push_output(node_pointer self, uint32_t port, record_batch batch,
+                 const std::vector<uint64_t>& lineage) {
+  auto& st = self->state;
+  auto n = batch.size();
+  if (n == 0)
+    return;
+  if (port == data_port) {
+    st.metrics->add(st.metrics->out, n);
+    st.metrics->add(st.metrics->batches, 1);
+    if (auto c = st.spec->resources.find("counter");
+        c != st.spec->resources.end())
+      caf::anon_send(caf::actor_cast<counter_actor>(
+                       st.plan->resources.at(c->second)),
+                     add_atom_v, static_cast<int64_t>(n));
+  }
+  if (!st.has_consumers[port])
+    return;
+  auto id = st.next_out++;
+  auto& entry = st.outs[id];
+  entry.batch = std::move(batch);
+  entry.lineage = lineage;
+  for (auto t : lineage)
+    if (auto i = st.inputs.find(t); i != st.inputs.end())
+      ++i->second.refs;
+  for (auto& e : st.edges) {
+    if (e.port != port)
+      continue;
+    ++entry.pending;
+    e.queue.push_back(id);
+    e.queued += n;
+  }
+}
+
+void dead_letter(node_pointer self, record r, const std::string& reason,
+                 const std::vector<uint64_t>& lineage) {
+  auto& st = self->state;
+  st.metrics->add(st.metrics->dead_lettered, 1);
+  st.metrics->add(st.metrics->errors, 1);
+  if (!st.has_consumers[errors_port]) {
+    // Nobody reads `NODE.errors`: the log and the report are the record.
+    auto n = st.metrics->dead_lettered.load(std::memory_order_relaxed);
+    if (n <= 10)
+      std::cerr << "troupe: " << st.spec->name << ": record seq=" << r.seq
+                << " failed: " << reason
+                << (n == 10 ? " (further failures only counted)" : "") << '\n';
+    return;
+  }
+  push_output(self, errors_port, record_batch{std::vector<record>{std::move(r)}},
+              lineage);
+}
+
+void node_emitter::emit(record_batch b) {
+  push_output(self, data_port, std::move(b), lineage);
+}
+
+void node_emitter::fail(record r, std::string reason) {
+  if (!r.attr("error"))
+    annotate_failure(r, self->state.spec->name, reason);
+  dead_letter(self, std::move(r), reason, lineage);
+}
+
+// Releases inputs whose records the inline logic no longer holds.
+void release_open(node_pointer self) {
+  auto& st = self->state;
+  auto held = st.logic ? st.logic->buffered() : 0;
+  auto threshold = st.consumed >= held ? st.consumed - held : 0;
+  while (!st.open.empty()) {
+    auto t = st.open.front();
+    auto i = st.inputs.find(t);
+    if (i != st.inputs.end() && i->second.end > threshold)
+      break;
+    st.open.pop_front();
+    if (i != st.inputs.end())
+      st.metrics->record_latency(elapsed_ns(i->second.received));
+    release(self, t);
+  }
+}
+
+node_emitter inline_emitter(node_pointer self) {
+  node_emitter out{self};
+  out.lineage.assign(self->state.open.begin(), self->state.open.end());
+  return out;
+}
+
+bool all_inputs_ended(const node_state& st) {
+  for (bool e : st.ended)
+    if (!e)
+      return false;
+  return true;
+}
+
+void maybe_quit(node_pointer self) {
+  auto& st = self->state;
+  if (!st.input_done || !st.outs.empty())
+    return;
+  for (auto& e : st.edges)
+    if (!e.eof_sent || !e.queue.empty())
+      return;
+  self->quit();
+}
+
+void maybe_finish(node_pointer self) {
+  auto& st = self->state;
+  if (st.input_done || st.is_source || !all_inputs_ended(st)
+      || st.outstanding > 0 || !st.waiting.empty())
+    return;
+  auto out = inline_emitter(self);
+  st.logic->finish(out);
+  release_open(self);
+  // Whatever the logic still claims to hold is released now: it had its
+  // chance to flush.
+  while (!st.open.empty()) {
+    auto t = st.open.front();
+    st.open.pop_front();
+    release(self, t);
+  }
+  st.input_done = true;
+  flush(self);
+}
+
+void flush(node_pointer self) {
+  auto& st = self->state;
+  for (auto& e : st.edges) {
+    while (!e.queue.empty() && e.in_flight < st.window) {
+      auto id = e.queue.front();
+      e.queue.pop_front();
+      auto i = st.outs.find(id);
+      if (i == st.outs.end())
+        continue;
+      auto n = i->second.batch.size();
+      e.queued -= n;
+      e.in_flight += n;
+      e.unacked.emplace(id, n);
+      if (e.handle)
+        self->send(e.handle, batch_atom_v, e.in_port, static_cast<uint32_t>(&e - st.edges.data()), id,
+                   i->second.batch);
+    }
+    if (st.input_done && e.queue.empty() && !e.eof_sent) {
+      e.eof_sent = true;
+      if (e.handle)
+        self->send(e.handle, eof_atom_v, e.in_port);
+    }
+  }
+  maybe_quit(self);
+}
+
+// Room for a source to produce: the smallest credit left on any data edge.
+size_t source_room(const node_state& st) {
+  size_t room = st.plan->graph.runtime.batch_size * 4;
+  for (auto& e : st.edges) {
+    if (e.port != data_port)
+      continue;
+    auto used = e.in_flight + e.queued;
+    room = std::min(room, used >= st.window ? 0 : st.window - used);
+  }
+  return room;
+}
+
+void schedule_produce(node_pointer self) {
+  auto& st = self->state;
+  if (st.producing_scheduled || st.input_done)
+    return;
+  st.producing_scheduled = true;
+  self->send(self, produce_atom_v);
+}
+
+void produce(node_pointer self) {
+  auto& st = self->state;
+  st.producing_scheduled = false;
+  if (st.input_done)
+    return;
+  if (st.stop_requested) {
+    st.input_done = true;
+    flush(self);
+    return;
+  }
+  auto room = source_room(st);
+  if (room == 0)
+    return; // an ack will call us again
+  auto max = std::min(room, st.plan->graph.runtime.batch_size);
+  node_emitter out{self};
+  auto status = st.logic->produce(max, out);
+  flush(self);
+  switch (status) {
+    case produce_status::more:
+      schedule_produce(self);
+      break;
+    case produce_status::idle:
+      st.producing_scheduled = true;
+      self->delayed_send(self, st.logic->idle_delay(), produce_atom_v);
+      break;
+    case produce_status::done:
+      st.input_done = true;
+      flush(self);
+      break;
+  }
+}
+
+// Applies a worker's result as if the logic had run inline.
+void apply_result(node_pointer self, uint64_t token, stage_result& r) {
+  auto& st = self->state;
+  node_emitter out{self};
+  out.lineage = {token};
+  st.metrics->add(st.metrics->filtered, r.dropped);
+  st.metrics->add(st.metrics->created, r.created);
+  for (auto& b : r.emitted)
+    out.emit(std::move(b));
+  for (size_t k = 0; k < r.failed.size(); ++k)
+    out.fail(std::move(r.failed[k]), k < r.reasons.size() ? r.reasons[k] : "");
+  if (auto i = st.inputs.find(token); i != st.inputs.end())
+    st.metrics->record_latency(elapsed_ns(i->second.received));
+  release(self, token);
+  --st.outstanding;
+}
+
+void dispatch(node_pointer self);
+
+void on_worker_result(node_pointer self, size_t w, uint64_t seq,
+                      uint64_t token, stage_result& r) {
+  auto& st = self->state;
+  --st.workers[w].busy;
+  if (!st.spec->ordered) {
+    apply_result(self, token, r);
+  } else {
+    st.done.emplace(seq, std::make_pair(token, std::move(r)));
+    while (!st.done.empty() && st.done.begin()->first == st.next_apply) {
+      auto node = st.done.extract(st.done.begin());
+      apply_result(self, node.mapped().first, node.mapped().second);
+      ++st.next_apply;
+    }
+  }
+  dispatch(self);
+  flush(self);
+  maybe_finish(self);
+}
+
+void dispatch(node_pointer self) {
+  auto& st = self->state;
+  while (!st.waiting.empty()) {
+    size_t best = 0;
+    for (size_t w = 1; w < st.workers.size(); ++w)
+      if (st.workers[w].busy < st.workers[best].busy)
+        best = w;
+    if (st.workers[best].busy >= 2)
+      return;
+    auto token = st.waiting.front();
+    st.waiting.pop_front();
+    auto batch = std::move(st.waiting_batches[token]);
+    st.waiting_batches.erase(token);
+    ++st.workers[best].busy;
+    auto seq = st.next_dispatch++;
+    self
+      ->request(st.workers[best].handle, st.plan->graph.runtime.request_timeout,
+                exec_atom_v, std::move(batch))
+      .then(
+        [=](stage_result& r) { on_worker_result(self, best, seq, token, r); },
+        [=](caf::error& err) {
+          // A worker died or timed out: this incarnation is in an unknown
+          // state. Crash it; the supervisor restarts it and upstream
+          // redelivers.
+          self->quit(make_error(errc::worker_failed,
+                                self->state.spec->name + ": " + render(err)));
+        });
+  }
+}
+
+void on_batch(node_pointer self, uint32_t in_port, uint32_t tag, uint64_t id,
+              record_batch& batch) {
+  auto& st = self->state;
+  auto from = caf::actor_cast<node_actor>(self->current_sender());
+  if (in_port >= st.ended.size())
+    return;
+  if (st.ended[in_port]) {
+    if (st.ended_by[in_port] == from)
+      return; // stray duplicate after eof
+    st.ended[in_port] = false; // a restarted producer sends again
+  }
+  auto n = batch.size();
+  st.metrics->add(st.metrics->in, n);
+  auto token = st.next_token++;
+  auto& in = st.inputs[token];
+  in.tag = tag;
+  in.batch_id = id;
+  in.from = from;
+  in.refs = 1;
+  in.received = clock_type::now();
+  if (!st.workers.empty()) {
+    ++st.outstanding;
+    st.waiting.push_back(token);
+    st.waiting_batches.emplace(token, std::move(batch));
+    dispatch(self);
+    return;
+  }
+  st.consumed += n;
+  in.end = st.consumed;
+  st.open.push_back(token);
+  auto out = inline_emitter(self);
+  if (redelivered(batch))
+    consume_carefully(*st.logic, std::move(batch), out,
+                      st.plan->graph.runtime.max_attempts, st.spec->name);
+  else
+    st.logic->consume(std::move(batch), out);
+  release_open(self);
+  flush(self);
+}
+
+void on_ack(node_pointer self, uint32_t tag, uint64_t id) {
+  auto& st = self->state;
+  if (tag >= st.edges.size())
+    return;
+  auto& e = st.edges[tag];
+  auto u = e.unacked.find(id);
+  if (u == e.unacked.end())
+    return; // acknowledgement from a consumer incarnation we moved past
+  e.in_flight -= u->second;
+  e.unacked.erase(u);
+  auto o = st.outs.find(id);
+  if (o != st.outs.end() && --o->second.pending == 0) {
+    auto lineage = std::move(o->second.lineage);
+    st.outs.erase(o);
+    for (auto t : lineage)
+      release(self, t);
+  }
+  flush(self);
+  if (st.is_source)
+    schedule_produce(self);
+}
+
+void on_input_end(node_pointer self, uint32_t in_port) {
+  auto& st = self->state;
+  if (in_port >= st.ended.size())
+    return;
+  st.ended[in_port] = true;
+  st.ended_by[in_port] = caf::actor_cast<node_actor>(self->current_sender());
+  maybe_finish(self);
+}
+
+void on_rewire(node_pointer self, uint32_t tag, caf::strong_actor_ptr h) {
+  auto& st = self->state;
+  if (tag >= st.edges.size())
+    return;
+  auto& e = st.edges[tag];
+  e.handle = caf::actor_cast<node_actor>(h);
+  e.in_flight = 0;
+  e.eof_sent = false;
+  auto unacked = std::move(e.unacked);
+  e.unacked.clear();
+  bool at_most_once
+    = st.plan->graph.runtime.delivery == delivery_mode::at_most_once;
+  for (auto i = unacked.rbegin(); i != unacked.rend(); ++i) {
+    auto o = st.outs.find(i->first);
+    if (o == st.outs.end())
+      continue;
+    if (at_most_once) {
+      // The replacement never sees these; the supervisor counted what the
+      // crashed consumer held as lost.
+      if (--o->second.pending == 0) {
+        auto lineage = std::move(o->second.lineage);
+        st.outs.erase(o);
+        for (auto t : lineage)
+          release(self, t);
+      }
+      continue;
+    }
+    for (auto& r : o->second.batch.mutable_records())
+      ++r.ctx.attempt;
+    st.metrics->add(st.metrics->redelivered, i->second);
+    e.queue.push_front(i->first);
+    e.queued += i->second;
+  }
+  flush(self);
+  if (st.is_source)
+    schedule_produce(self);
+}
+
+void arm_tick(node_pointer self) {
+  auto& st = self->state;
+  auto every = st.logic->tick_interval();
+  if (every.count() <= 0 || st.tick_armed || st.input_done)
+    return;
+  st.tick_armed = true;
+  self->delayed_send(self, every, tick_atom_v);
+}
+
+node_actor::behavior_type
+node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
+        node_wiring wiring) {
+  auto& st = self->state;
+  st.plan = plan;
+  st.index = index;
+  st.spec = &plan->graph.nodes[index];
+  st.metrics = plan->metrics->nodes[index].get();
+  auto* type = plan->types[index];
+  st.is_source = type->kind == actor_kind::source;
+  st.window = plan->graph.runtime.window;
+  self->set_exception_handler(
+    [self](caf::scheduled_actor*, std::exception_ptr& e) -> caf::error {
+      return make_error(errc::stage_failed,
+                        self->state.spec->name + ": " + describe(e));
+    });
+  st.logic = type->make_node(
+    node_context{*st.spec, *plan->reg, 0, wiring.incarnation});
+  auto n_inputs = plan->in_edges[index].size();
+  st.ended.assign(n_inputs, false);
+  st.ended_by.resize(n_inputs);
+  for (size_t k = 0; k < wiring.closed_inputs.size() && k < n_inputs; ++k)
+    st.ended[k] = wiring.closed_inputs[k];
+  for (auto& e : plan->out_edges[index]) {
+    consumer_edge ce;
+    ce.handle = caf::actor_cast<node_actor>(wiring.consumers.at(e.tag));
+    ce.in_port = e.in_port;
+    ce.port = e.port;
+    st.has_consumers[e.port] = true;
+    st.edges.push_back(std::move(ce));
+  }
+  if (st.spec->workers > 1) {
+    for (size_t w = 0; w < st.spec->workers; ++w)
+      st.workers.push_back(
+        {self->spawn<caf::linked>(worker_fn, plan, index, w,
+                                 wiring.incarnation),
+         0});
+  }
+  if (st.is_source)
+    schedule_produce(self);
+  else
+    self->send(self, tick_atom_v); // arms the timer and checks closed inputs
+  return {
+    [=](batch_atom, uint32_t in_port, uint32_t tag, uint64_t id,
+        record_batch& batch) { on_batch(self, in_port, tag, id, batch); },
+    [=](ack_atom, uint32_t tag, uint64_t id) { on_ack(self, tag, id); },
+    [=](eof_atom, uint32_t in_port) { on_input_end(self, in_port); },
+    [=](close_atom, uint32_t in_port) {
+      if (in_port < self->state.ended.size()) {
+        self->state.ended[in_port] = true;
+        maybe_finish(self);
+      }
+    },
+    [=](rewire_atom, uint32_t tag, caf::strong_actor_ptr& h) {
+      on_rewire(self, tag, std::move(h));
+    },
+    [=](stop_atom) {
+      self->state.stop_requested = true;
+      if (self->state.is_source)
+        schedule_produce(self);
+    },
+    [=](tick_atom) {
+      auto& st = self->state;
+      if (st.tick_armed) {
+        st.tick_armed = false;
+        if (!st.input_done) {
+          auto out = inline_emitter(self);
+          st.logic->tick(out);
+          release_open(self);
+          flush(self);
+        }
+      }
+      arm_tick(self);
+      maybe_finish(self);
+    },
+    [=](produce_atom) { produce(self); },
+  };
+}
+
+} // namespace
+
+std::string describe(std::exception_ptr e) {
+  try {
+    if (e)
+      std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (...) {
+    return "unknown exception";
+  }
+  return "no exception";
+}
+
+node_actor spawn_node(caf::local_actor* parent,
+                      std::shared_ptr<const run_plan> plan, size_t index,
+                      node_wiring wiring) {
+  return parent->spawn(node_fn, std::move(plan), index, std::move(wiring));
+}
+
+} // namespace troupe::detail

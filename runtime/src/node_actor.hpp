@@ -1,0 +1,30 @@
+// The node actor: runs one node's logic with credit-based flow control,
+// acknowledgements and redelivery (internal; see protocols.hpp for the
+// protocol it speaks and node_logic.hpp for what a node type supplies).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include <caf/fwd.hpp>
+
+#include "run_plan.hpp"
+#include "troupe/protocols.hpp"
+
+namespace troupe::detail {
+
+struct node_wiring {
+  std::vector<caf::strong_actor_ptr> consumers; // by reply tag
+  std::vector<bool> closed_inputs;              // by in_port: upstream gone
+  uint32_t incarnation = 0;                     // restarts so far
+};
+
+// Spawns an incarnation of node `index` as a child of `parent`.
+node_actor spawn_node(caf::local_actor* parent,
+                      std::shared_ptr<const run_plan> plan, size_t index,
+                      node_wiring wiring);
+
+// Renders an exception for error records and crash reasons.
+std::string describe(std::exception_ptr e);
+
+} // namespace troupe::detail

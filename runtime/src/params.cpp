@@ -1,0 +1,136 @@
+#include "troupe/params.hpp"
+
+#include <stdexcept>
+
+namespace troupe {
+
+const char* to_string(param_type x) {
+  switch (x) {
+    case param_type::string:
+      return "string";
+    case param_type::integer:
+      return "integer";
+    case param_type::number:
+      return "number";
+    case param_type::boolean:
+      return "boolean";
+    case param_type::duration:
+      return "duration";
+    case param_type::rate:
+      return "rate";
+    case param_type::size:
+      return "size";
+    case param_type::choice:
+      return "choice";
+    default:
+      return "list of strings";
+  }
+}
+
+std::string parse_param(const param_spec& spec, const std::string& text,
+                        param_value& out) {
+  out.type = spec.type;
+  out.text = text;
+  switch (spec.type) {
+    case param_type::string:
+      return {};
+    case param_type::integer: {
+      auto v = parse_integer(text);
+      if (!v)
+        return "expected an integer, got '" + text + "'";
+      if (*v < spec.min)
+        return "must be at least " + std::to_string(spec.min) + ", got "
+               + text;
+      out.integer = *v;
+      return {};
+    }
+    case param_type::number: {
+      char* end = nullptr;
+      out.number = std::strtod(text.c_str(), &end);
+      if (text.empty() || end != text.c_str() + text.size())
+        return "expected a number, got '" + text + "'";
+      return {};
+    }
+    case param_type::boolean: {
+      auto v = parse_bool(text);
+      if (!v)
+        return "expected true or false, got '" + text + "'";
+      out.boolean = *v;
+      return {};
+    }
+    case param_type::duration: {
+      auto v = parse_duration(text);
+      if (!v)
+        return "expected a duration such as 250ms, 5s or 10m, got '" + text
+               + "'";
+      out.dur = *v;
+      return {};
+    }
+    case param_type::rate: {
+      auto v = parse_rate(text);
+      if (!v)
+        return "expected a rate such as 2/s or 100/m, got '" + text + "'";
+      out.number = *v;
+      return {};
+    }
+    case param_type::size: {
+      auto v = parse_size(text);
+      if (!v)
+        return "expected a size such as 512, 64KiB or 1MiB, got '" + text + "'";
+      out.bytes = *v;
+      return {};
+    }
+    case param_type::choice: {
+      for (auto& c : spec.choices)
+        if (c == text)
+          return {};
+      std::string all;
+      for (auto& c : spec.choices)
+        all += (all.empty() ? "" : ", ") + c;
+      return "expected one of " + all + ", got '" + text + "'";
+    }
+    case param_type::strings:
+      out.strings.push_back(text);
+      return {};
+  }
+  return "unsupported parameter type";
+}
+
+bool param_set::has(const std::string& name) const {
+  return values_.count(name) > 0;
+}
+
+const param_value& param_set::get(const std::string& name) const {
+  auto i = values_.find(name);
+  if (i == values_.end())
+    throw std::out_of_range("no parameter '" + name + "'");
+  return i->second;
+}
+
+const std::string& param_set::str(const std::string& name) const {
+  return get(name).text;
+}
+int64_t param_set::integer(const std::string& name) const {
+  return get(name).integer;
+}
+double param_set::number(const std::string& name) const {
+  return get(name).number;
+}
+bool param_set::boolean(const std::string& name) const {
+  return get(name).boolean;
+}
+duration param_set::dur(const std::string& name) const {
+  return get(name).dur;
+}
+uint64_t param_set::bytes(const std::string& name) const {
+  return get(name).bytes;
+}
+const std::vector<std::string>&
+param_set::strings(const std::string& name) const {
+  return get(name).strings;
+}
+void param_set::set(const std::string& name, param_value v) {
+  values_[name] = std::move(v);
+}
+
+} // namespace troupe

@@ -1,0 +1,151 @@
+#include "troupe/registry.hpp"
+
+#include <set>
+#include <stdexcept>
+
+namespace troupe {
+
+const char* to_string(actor_kind x) {
+  switch (x) {
+    case actor_kind::source:
+      return "source";
+    case actor_kind::stage:
+      return "stage";
+    case actor_kind::sink:
+      return "sink";
+    default:
+      return "service";
+  }
+}
+
+void registry::add(actor_type type) {
+  if (type.name.empty())
+    throw std::invalid_argument("actor type without a name");
+  bool is_service = type.kind == actor_kind::service;
+  if (is_service ? !type.make_service : !type.make_node)
+    throw std::invalid_argument("actor type '" + type.name
+                                + "' has no factory for its kind");
+  std::set<std::string> seen;
+  for (auto& p : type.params)
+    if (!seen.insert(p.name).second)
+      throw std::invalid_argument("actor type '" + type.name
+                                  + "' declares parameter '" + p.name
+                                  + "' twice");
+  if (type.protocol.empty())
+    type.protocol = "record_stream";
+  auto& same_name = types_[type.name];
+  bool source = type.kind == actor_kind::source;
+  for (auto& t : same_name)
+    if ((t.kind == actor_kind::source) == source) {
+      t = std::move(type);
+      return;
+    }
+  same_name.push_back(std::move(type));
+}
+
+void registry::add_function(std::string name, std::string doc,
+                            record_fn_factory make) {
+  if (!make)
+    throw std::invalid_argument("function '" + name + "' has no factory");
+  auto key = name;
+  functions_[key] = function_entry{std::move(name), std::move(doc),
+                                   std::move(make)};
+}
+
+void registry::add_resource_slot(std::string slot, std::string protocol,
+                                 std::string doc) {
+  slots_[std::move(slot)] = {std::move(protocol), std::move(doc)};
+}
+
+const actor_type* registry::find(const std::string& name) const {
+  auto i = types_.find(name);
+  if (i == types_.end())
+    return nullptr;
+  for (auto& t : i->second)
+    if (t.kind != actor_kind::source)
+      return &t;
+  return &i->second.front();
+}
+
+const actor_type* registry::find(const std::string& name,
+                                 actor_kind kind) const {
+  auto i = types_.find(name);
+  if (i == types_.end())
+    return nullptr;
+  for (auto& t : i->second)
+    if (t.kind == kind || (kind != actor_kind::source
+                           && t.kind != actor_kind::source))
+      return &t;
+  return nullptr;
+}
+
+const function_entry* registry::find_function(const std::string& name) const {
+  auto i = functions_.find(name);
+  return i == functions_.end() ? nullptr : &i->second;
+}
+
+const std::string* registry::slot_protocol(const std::string& slot) const {
+  auto i = slots_.find(slot);
+  return i == slots_.end() ? nullptr : &i->second.first;
+}
+
+std::vector<const actor_type*> registry::types() const {
+  std::vector<const actor_type*> out;
+  for (auto& [_, same_name] : types_)
+    for (auto& t : same_name)
+      out.push_back(&t);
+  return out;
+}
+
+std::vector<const function_entry*> registry::functions() const {
+  std::vector<const function_entry*> out;
+  for (auto& [_, f] : functions_)
+    out.push_back(&f);
+  return out;
+}
+
+std::vector<std::string> registry::type_names() const {
+  std::vector<std::string> out;
+  for (auto& [n, _] : types_)
+    out.push_back(n);
+  return out;
+}
+
+std::vector<std::string> registry::function_names() const {
+  std::vector<std::string> out;
+  for (auto& [n, _] : functions_)
+    out.push_back(n);
+  return out;
+}
+
+const node_spec* graph_spec::find_node(const std::string& name) const {
+  for (auto& n : nodes)
+    if (n.name == name)
+      return &n;
+  return nullptr;
+}
+
+emitter::~emitter() = default;
+node_logic::~node_logic() = default;
+
+produce_status node_logic::produce(size_t, emitter&) {
+  return produce_status::done;
+}
+duration node_logic::idle_delay() const {
+  return std::chrono::milliseconds(10);
+}
+void node_logic::consume(record_batch batch, emitter& out) {
+  out.emit(std::move(batch));
+}
+size_t node_logic::buffered() const {
+  return 0;
+}
+duration node_logic::tick_interval() const {
+  return duration{0};
+}
+void node_logic::tick(emitter&) {
+}
+void node_logic::finish(emitter&) {
+}
+
+} // namespace troupe

@@ -1,0 +1,57 @@
+#include "run_plan.hpp"
+
+#include <map>
+#include <stdexcept>
+
+namespace troupe::detail {
+
+std::shared_ptr<const run_plan>
+run_plan::make(const graph_spec& g, const registry& reg,
+               std::shared_ptr<run_metrics> metrics,
+               std::map<std::string, caf::actor> resources) {
+  auto p = std::make_shared<run_plan>();
+  p->resources = std::move(resources);
+  p->graph = g;
+  p->reg = &reg;
+  p->metrics = std::move(metrics);
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    index[g.nodes[i].name] = i;
+    auto& n = g.nodes[i];
+    auto* t = n.is_source ? reg.find(n.type, actor_kind::source)
+                          : reg.find(n.type, actor_kind::stage);
+    if (!t)
+      throw std::invalid_argument("unknown actor type " + g.nodes[i].type);
+    p->types.push_back(t);
+  }
+  p->out_edges.resize(g.nodes.size());
+  p->in_edges.resize(g.nodes.size());
+  for (size_t c = 0; c < g.nodes.size(); ++c) {
+    auto& ins = g.nodes[c].inputs;
+    for (uint32_t k = 0; k < ins.size(); ++k) {
+      auto it = index.find(ins[k].node);
+      if (it == index.end())
+        throw std::invalid_argument("dangling input " + ins[k].node);
+      edge e;
+      e.producer = it->second;
+      e.port = ins[k].port == "errors" ? errors_port : data_port;
+      e.consumer = c;
+      e.in_port = k;
+      e.tag = static_cast<uint32_t>(p->out_edges[e.producer].size());
+      p->out_edges[e.producer].push_back(e);
+      p->in_edges[c].push_back(e);
+    }
+  }
+  if (!p->metrics) {
+    p->metrics = std::make_shared<run_metrics>();
+    for (auto& n : g.nodes) {
+      auto m = std::make_unique<node_metrics>();
+      m->name = n.name;
+      m->type = n.type;
+      p->metrics->nodes.push_back(std::move(m));
+    }
+  }
+  return p;
+}
+
+} // namespace troupe::detail

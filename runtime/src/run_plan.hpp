@@ -1,0 +1,46 @@
+// The immutable plan of one graph run, shared by its supervisor and nodes
+// (internal). Computed once from a graph_spec: who consumes whom, and the
+// reply tag each producer uses for each consumer edge.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+
+#include "troupe/graph_spec.hpp"
+#include "troupe/metrics.hpp"
+#include "troupe/registry.hpp"
+
+namespace troupe::detail {
+
+constexpr uint32_t data_port = 0;
+constexpr uint32_t errors_port = 1;
+
+struct edge {
+  size_t producer;
+  uint32_t port;      // data_port or errors_port of the producer
+  size_t consumer;
+  uint32_t in_port;   // index into the consumer's inputs
+  uint32_t tag;       // index into the producer's edge list
+};
+
+struct run_plan {
+  graph_spec graph;
+  const registry* reg = nullptr;
+  std::shared_ptr<run_metrics> metrics;
+  std::vector<const actor_type*> types;      // per node
+  std::vector<std::vector<edge>> out_edges;  // per producer, by tag
+  std::vector<std::vector<edge>> in_edges;   // per consumer, by in_port
+  std::map<std::string, caf::actor> resources; // by resource name
+
+  static std::shared_ptr<const run_plan>
+  make(const graph_spec& g, const registry& reg,
+       std::shared_ptr<run_metrics> metrics,
+       std::map<std::string, caf::actor> resources);
+};
+
+} // namespace troupe::detail

@@ -1,0 +1,37 @@
+// The graph supervisor: spawns the nodes of one run, restarts a crashed node
+// one_for_one within a restart budget, and drives an ordered, bounded
+// shutdown (internal).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/fwd.hpp>
+
+#include "run_plan.hpp"
+#include "troupe/protocols.hpp"
+
+namespace troupe {
+
+struct run_outcome {
+  enum class status { completed, failed, interrupted, timed_out };
+  status what = status::completed;
+  std::string message;
+  std::vector<std::string> unfinished; // nodes still running at the end
+};
+
+const char* to_string(run_outcome::status x);
+
+} // namespace troupe
+
+namespace troupe::detail {
+
+using done_callback = std::function<void(run_outcome)>;
+
+supervisor_actor spawn_supervisor(caf::actor_system& sys,
+                                  std::shared_ptr<const run_plan> plan,
+                                  done_callback done);
+
+} // namespace troupe::detail
