@@ -26,6 +26,8 @@ public:
 
   void consume(record_batch batch, emitter& out) override {
     for (auto& r : batch.take()) {
+      if (group_.empty())
+        started_ = out.now();
       bytes_ += r.body.size();
       group_.push_back(std::move(r));
       if (group_.size() >= cfg_.size || (cfg_.bytes && bytes_ >= cfg_.bytes))
@@ -37,14 +39,14 @@ public:
     return group_.size();
   }
 
-  // Ticks at a quarter of the timeout; a group is flushed on the fifth tick
-  // of its life, so its age at flush lies within (timeout, 1.25 * timeout].
+  // Checks four times per timeout, so a partial group leaves at most a
+  // quarter timeout after it turned `timeout` old.
   duration tick_interval() const override {
-    return cfg_.timeout / ticks_per_timeout;
+    return cfg_.timeout / 4;
   }
 
   void tick(emitter& out) override {
-    if (!group_.empty() && ++age_ticks_ > ticks_per_timeout)
+    if (!group_.empty() && out.now() - started_ >= cfg_.timeout)
       flush(out);
   }
 
@@ -59,14 +61,12 @@ private:
     out.emit(record_batch{std::move(group_)});
     group_.clear();
     bytes_ = 0;
-    age_ticks_ = 0;
   }
 
   batch_config cfg_;
   std::vector<record> group_;
   uint64_t bytes_ = 0;
-  int age_ticks_ = 0;
-  static constexpr int ticks_per_timeout = 4;
+  std::chrono::steady_clock::time_point started_; // first record's arrival
 };
 
 } // namespace

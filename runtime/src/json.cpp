@@ -5,6 +5,18 @@ namespace troupe {
 void append_json_string(std::string& out, const std::string& s) {
   static constexpr char hex[] = "0123456789abcdef";
   out += '"';
+  // Fast path: most bodies (hashes, words) need no escaping at all.
+  bool plain = true;
+  for (unsigned char c : s)
+    if (c < 0x20 || c == '"' || c == '\\') {
+      plain = false;
+      break;
+    }
+  if (plain) {
+    out += s;
+    out += '"';
+    return;
+  }
   for (unsigned char c : s) {
     switch (c) {
       case '"':

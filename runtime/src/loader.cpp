@@ -291,15 +291,18 @@ private:
         error(d->where, "'delivery' expects at_least_once or at_most_once, "
                         "got '" + *s + "'");
     }
-    typed(r, "shutdown_timeout", rt.shutdown_timeout, parse_duration,
-          "a duration such as 20s");
-    typed(r, "request_timeout", rt.request_timeout, parse_duration,
-          "a duration such as 30s");
+    auto positive_duration = [](const std::string& s) {
+      auto d = parse_duration(s);
+      return d && d->count() > 0 ? d : std::nullopt;
+    };
+    // Zero would mean "wait forever" to some readers: troupe never does.
+    typed(r, "shutdown_timeout", rt.shutdown_timeout, positive_duration,
+          "a positive duration such as 20s");
+    typed(r, "request_timeout", rt.request_timeout, positive_duration,
+          "a positive duration such as 30s");
     positive(r, "batch_size", rt.batch_size);
     positive(r, "window", rt.window);
     positive(r, "max_attempts", rt.max_attempts);
-    if (rt.shutdown_timeout.count() <= 0 || rt.request_timeout.count() <= 0)
-      error(r.where, "timeouts must be positive: troupe never waits forever");
   }
 
   void load_supervision(const yaml_node& s, supervision_spec& sv) {
@@ -382,8 +385,12 @@ private:
         continue;
       }
       if (n->what != kind::scalar) {
-        error(n->where, "'" + p.name + "' expects a " + to_string(p.type)
-                          + ", got " + n->kind_name());
+        auto tn = std::string{to_string(p.type)};
+        auto article = std::string{"aeiou"}.find(tn[0]) != std::string::npos
+                         ? "an "
+                         : "a ";
+        error(n->where, "'" + p.name + "' expects " + article + tn + ", got "
+                          + n->kind_name());
         continue;
       }
       auto s = interpolate(*n);
@@ -410,7 +417,8 @@ private:
       return nullptr;
     auto* at = reg_.find(*name);
     if (at && !fields.find("inputs"))
-      if (auto* src = reg_.find(*name, actor_kind::source))
+      if (auto* src = reg_.find(*name, actor_kind::source);
+          src && !fits_other_kind(fields, *src, *at))
         at = src;
     if (!at) {
       auto msg = "unknown actor type '" + *name + "'";
@@ -421,6 +429,22 @@ private:
       error(t->where, msg);
     }
     return at;
+  }
+
+  // True when `fields` name a parameter only `other` has: e.g. a `file` with
+  // `format:` but no `inputs` is a sink that forgot its inputs, not a source.
+  static bool fits_other_kind(const yaml_node& fields, const actor_type& self,
+                              const actor_type& other) {
+    auto has = [](const actor_type& t, const std::string& name) {
+      for (auto& p : t.params)
+        if (p.name == name)
+          return true;
+      return false;
+    };
+    for (auto& [k, _] : fields.entries)
+      if (!has(self, k.value) && has(other, k.value))
+        return true;
+    return false;
   }
 
   void load_resources(const yaml_node& rs, graph_spec& g) {
@@ -458,7 +482,9 @@ private:
     std::vector<std::string> reserved{"type", "inputs", "workers", "ordered"};
     for (auto& [slot, _] : reg_.slots())
       reserved.push_back(slot);
+    std::set<std::string> declared;
     for (auto& [k, v] : ns.entries) {
+      declared.insert(k.value);
       if (!valid_name(k.value))
         error(k.where, "bad node name '" + k.value
                          + "' (letters, digits, _ and -; '.' is reserved for "
@@ -550,6 +576,8 @@ private:
     for (auto& n : nodes)
       for (auto& in : n.inputs)
         if (!types.count(in.node)) {
+          if (declared.count(in.node))
+            continue; // its own definition was already reported broken
           auto msg = "'" + n.name + "' reads from unknown node '" + in.node
                      + "'";
           auto guess = did_you_mean(in.node, names);
@@ -677,10 +705,20 @@ load_result load_graph_file(const std::string& path, const registry& reg,
     res.errors.push_back({{path, 1, 1}, "cannot read file"});
     return res;
   }
-  // Read at most one byte past the limit so a huge file costs nothing.
-  std::string text(detail::max_config_bytes + 1, '\0');
-  in.read(&text[0], static_cast<std::streamsize>(text.size()));
-  text.resize(static_cast<size_t>(in.gcount()));
+  in.seekg(0, std::ios::end);
+  auto size = static_cast<size_t>(in.tellg());
+  if (size > detail::max_config_bytes) {
+    // Refuse before reading: a huge file costs nothing.
+    load_result res;
+    res.errors.push_back({{path, 1, 1},
+                          "file is " + std::to_string(size)
+                            + " bytes; configuration files are limited to "
+                              "1 MiB"});
+    return res;
+  }
+  in.seekg(0, std::ios::beg);
+  std::string text(size, '\0');
+  in.read(&text[0], static_cast<std::streamsize>(size));
   return load_graph_text(text, path, reg, opts);
 }
 

@@ -210,6 +210,9 @@ struct node_emitter : emitter {
   void create(size_t n) override {
     self->state.metrics->add(self->state.metrics->created, n);
   }
+  std::chrono::steady_clock::time_point now() const override {
+    return self->clock().now();
+  }
 };
 
 void acknowledge(node_pointer self, uint64_t token);
@@ -679,8 +682,11 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
     },
     [=](stop_atom) {
       self->state.stop_requested = true;
-      if (self->state.is_source)
+      if (self->state.is_source) {
+        // Also cuts short an idle wait (a rate pause, a quiet stdin).
+        self->state.producing_scheduled = false;
         schedule_produce(self);
+      }
     },
     [=](tick_atom) {
       auto& st = self->state;

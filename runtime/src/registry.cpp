@@ -126,6 +126,10 @@ const node_spec* graph_spec::find_node(const std::string& name) const {
 }
 
 emitter::~emitter() = default;
+
+std::chrono::steady_clock::time_point emitter::now() const {
+  return std::chrono::steady_clock::now();
+}
 node_logic::~node_logic() = default;
 
 produce_status node_logic::produce(size_t, emitter&) {

@@ -106,8 +106,9 @@ std::optional<source_location> find_deep_flow(const std::string& text,
 
 class tree_builder : public YAML::EventHandler {
 public:
-  tree_builder(std::string file, std::vector<diagnostic>& errors)
-    : file_(std::move(file)), errors_(errors) {
+  tree_builder(std::string file, const std::string& text,
+               std::vector<diagnostic>& errors)
+    : file_(std::move(file)), text_(text), errors_(errors) {
   }
 
   std::optional<yaml_node> root;
@@ -121,6 +122,12 @@ public:
   void OnNull(const YAML::Mark& m, YAML::anchor_t a) override {
     yaml_node n;
     n.where = at(file_, m);
+    // A plain `null` is a word to us (the null sink): keep it as a scalar.
+    // `~` and an empty value stay null.
+    if (m.pos >= 0 && text_.compare(static_cast<size_t>(m.pos), 4, "null") == 0) {
+      n.what = yaml_node::kind::scalar;
+      n.value = "null";
+    }
     check_anchor(a, m);
     add(std::move(n));
   }
@@ -230,6 +237,7 @@ private:
   }
 
   std::string file_;
+  const std::string& text_;
   std::vector<diagnostic>& errors_;
   std::vector<frame> stack_;
   bool anchor_reported_ = false;
@@ -257,14 +265,14 @@ std::optional<yaml_node> parse_yaml(const std::string& text,
     return std::nullopt;
   }
   std::istringstream in(text);
-  tree_builder builder(file, errors);
+  tree_builder builder(file, text, errors);
   try {
     YAML::Parser parser(in);
     if (!parser.HandleNextDocument(builder) || !builder.root) {
       errors.push_back({{file, 1, 1}, "empty configuration"});
       return std::nullopt;
     }
-    tree_builder extra(file, errors);
+    tree_builder extra(file, text, errors);
     if (parser.HandleNextDocument(extra)) {
       auto where = extra.root ? extra.root->where : source_location{file, 1, 1};
       errors.push_back({where, "more than one YAML document; troupe reads "

@@ -27,6 +27,7 @@
 //   };
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <string>
 
@@ -50,6 +51,9 @@ public:
   virtual void drop(size_t n) = 0;
   // Counts records this node made (a source's records, a reduce's results).
   virtual void create(size_t n) = 0;
+  // The node's clock: virtual time under CAF's test coordinator, so timeouts
+  // are testable without sleeping.
+  virtual std::chrono::steady_clock::time_point now() const;
 };
 
 enum class produce_status {

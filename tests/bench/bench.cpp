@@ -1,0 +1,679 @@
+// troupe-bench: side-by-side measurements of troupe against its baselines.
+//
+//   1. ETL shape (config/etl.yaml): `troupe run` as a child process vs the
+//      same work as a single-threaded C++ loop in-process vs the Python
+//      asyncio twin (tests/bench/etl_twin.py) as a child process.
+//   2. A 4-stage identity chain through troupe's embedding API vs a raw CAF
+//      chain of 4 per-message relay actors.
+//   3. Peak RSS of `troupe run` while a fast source floods a slow sink.
+//
+// Each benchmark runs its contenders interleaved (A,B,C,A,B,C,...) and reports
+// medians, so drift on a shared machine hits every contender alike. This is a
+// report, not a test: it exits 0 whether or not a target is met (1 only when a
+// measurement itself failed, 2 on a usage error).
+//
+//   troupe-bench [--runs N] [--quick] [--etl-count N] [--chain-count N]
+//                [--flood-count N] [--troupe PATH] [--python PATH]
+//                [--raw-window CHUNKS] [--only etl|chain|flood]
+//
+// `caf/all.hpp` is allowed in this one file for simplicity.
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "troupe/loader.hpp"
+#include "troupe/registry.hpp"
+#include "troupe/report.hpp"
+#include "troupe/runtime.hpp"
+#include "troupe/type_ids.hpp"
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+// -- options -----------------------------------------------------------------
+
+struct options {
+  size_t runs = 5;
+  bool runs_given = false;
+  uint64_t etl_count = 1'000'000;
+  uint64_t chain_count = 2'000'000;
+  uint64_t flood_count = 10'000'000;
+  std::string troupe;  // default: <bench dir>/../troupe
+  std::string python = "python3";
+  uint64_t raw_window = 4; // raw CAF chain: chunks in flight, 0: send all
+  std::string only;        // "", "etl", "chain" or "flood"
+  std::string source_dir = TROUPE_SOURCE_DIR;
+};
+
+[[noreturn]] void usage(const std::string& why) {
+  std::cerr << "troupe-bench: " << why << "\n"
+            << "usage: troupe-bench [--runs N] [--quick] [--etl-count N]\n"
+               "                    [--chain-count N] [--flood-count N]\n"
+               "                    [--troupe PATH] [--python PATH]\n"
+               "                    [--raw-window CHUNKS (0: send all)]\n"
+               "                    [--only etl|chain|flood]\n";
+  std::exit(2);
+}
+
+uint64_t parse_count(const std::string& flag, const std::string& text) {
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc{} || end != text.data() + text.size() || v == 0)
+    usage(flag + " wants a positive integer, got '" + text + "'");
+  return v;
+}
+
+// build/tests/troupe-bench -> build/troupe
+std::string default_troupe_path(const char* argv0) {
+  std::error_code ec;
+  auto self = fs::read_symlink("/proc/self/exe", ec);
+  if (ec)
+    self = fs::absolute(argv0);
+  return (self.parent_path().parent_path() / "troupe").string();
+}
+
+options parse_options(int argc, char** argv) {
+  options o;
+  bool quick = false;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (size_t i = 0; i < args.size(); ++i) {
+    auto& a = args[i];
+    auto value = [&]() -> const std::string& {
+      if (i + 1 >= args.size())
+        usage(a + " needs a value");
+      return args[++i];
+    };
+    if (a == "--quick") {
+      quick = true;
+    } else if (a == "--runs") {
+      o.runs = parse_count(a, value());
+      o.runs_given = true;
+    } else if (a == "--etl-count") {
+      o.etl_count = parse_count(a, value());
+    } else if (a == "--chain-count") {
+      o.chain_count = parse_count(a, value());
+    } else if (a == "--flood-count") {
+      o.flood_count = parse_count(a, value());
+    } else if (a == "--troupe") {
+      o.troupe = value();
+    } else if (a == "--python") {
+      o.python = value();
+    } else if (a == "--only") {
+      o.only = value();
+      if (o.only != "etl" && o.only != "chain" && o.only != "flood")
+        usage("--only wants etl, chain or flood");
+    } else if (a == "--raw-window") {
+      auto& v = value();
+      o.raw_window = v == "0" ? 0 : parse_count(a, v);
+    } else if (a == "--help" || a == "-h") {
+      usage("side-by-side benchmarks of troupe against its baselines");
+    } else {
+      usage("unknown argument '" + a + "'");
+    }
+  }
+  if (quick) {
+    // A smoke test: one run, small sizes (explicit flags still win).
+    if (!o.runs_given)
+      o.runs = 1;
+    auto given = [&](const char* flag) {
+      return std::find(args.begin(), args.end(), flag) != args.end();
+    };
+    if (!given("--etl-count"))
+      o.etl_count = 20'000;
+    if (!given("--chain-count"))
+      o.chain_count = 100'000;
+    if (!given("--flood-count"))
+      o.flood_count = 200'000;
+  }
+  if (o.troupe.empty())
+    o.troupe = default_troupe_path(argv[0]);
+  if (access(o.troupe.c_str(), X_OK) != 0)
+    usage("no troupe binary at " + o.troupe + " (build it, or pass --troupe)");
+  return o;
+}
+
+// -- helpers -----------------------------------------------------------------
+
+double median(std::vector<double> xs) {
+  if (xs.empty())
+    return 0;
+  std::sort(xs.begin(), xs.end());
+  auto n = xs.size();
+  return n % 2 ? xs[n / 2] : (xs[n / 2 - 1] + xs[n / 2]) / 2;
+}
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+// "1M", "20k", "2.5M", "1234".
+std::string human_count(uint64_t n) {
+  char buf[32];
+  if (n >= 1'000'000 && n % 100'000 == 0)
+    std::snprintf(buf, sizeof buf, "%gM", n / 1e6);
+  else if (n >= 1'000 && n % 100 == 0)
+    std::snprintf(buf, sizeof buf, "%gk", n / 1e3);
+  else
+    std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(n));
+  return buf;
+}
+
+std::string fmt(const char* format, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
+// A temporary directory, removed with everything in it at scope exit.
+class temp_dir {
+public:
+  explicit temp_dir(const char* tag) {
+    auto base = fs::temp_directory_path() / (std::string{"troupe-bench-"} + tag
+                                             + "-XXXXXX");
+    auto s = base.string();
+    if (!mkdtemp(s.data()))
+      throw std::runtime_error("mkdtemp failed: " + std::string{strerror(errno)});
+    path_ = s;
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  const fs::path& path() const {
+    return path_;
+  }
+  std::string operator/(const std::string& name) const {
+    return (path_ / name).string();
+  }
+
+private:
+  fs::path path_;
+};
+
+std::string tail_of_file(const std::string& path, size_t max_chars = 2000) {
+  std::ifstream in{path};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto s = ss.str();
+  return s.size() > max_chars ? "..." + s.substr(s.size() - max_chars) : s;
+}
+
+struct child_result {
+  double seconds = 0;
+  double max_rss_mib = 0; // the child's peak resident set (ru_maxrss)
+  int exit_code = -1;     // 128+signal when killed by a signal
+  std::string stderr_tail;
+
+  bool ok() const {
+    return exit_code == 0;
+  }
+};
+
+// Runs argv (looked up on PATH) in `cwd` with the environment plus `env`
+// ("KEY=VALUE" entries, overriding), stdout to /dev/null, stderr kept. Times
+// fork to reap, wall clock. Everything the child needs is prepared before the
+// fork: the child only calls async-signal-safe functions and exec.
+child_result time_child(const std::vector<std::string>& argv,
+                        const std::vector<std::string>& env,
+                        const std::string& cwd) {
+  std::vector<char*> cargv;
+  for (auto& a : argv)
+    cargv.push_back(const_cast<char*>(a.c_str()));
+  cargv.push_back(nullptr);
+  std::vector<std::string> envs;
+  for (char** e = environ; *e; ++e) {
+    std::string entry{*e};
+    auto key = entry.substr(0, entry.find('=') + 1);
+    auto overridden = std::any_of(env.begin(), env.end(), [&](auto& x) {
+      return x.compare(0, key.size(), key) == 0;
+    });
+    if (!overridden)
+      envs.push_back(std::move(entry));
+  }
+  envs.insert(envs.end(), env.begin(), env.end());
+  std::vector<char*> cenv;
+  for (auto& e : envs)
+    cenv.push_back(const_cast<char*>(e.c_str()));
+  cenv.push_back(nullptr);
+  auto err_path = cwd + "/.child-stderr";
+  int err_fd = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                    0644);
+  int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (err_fd < 0 || null_fd < 0)
+    throw std::runtime_error("cannot open child output files");
+
+  child_result res;
+  auto t0 = clock_type::now();
+  pid_t pid = fork();
+  if (pid < 0)
+    throw std::runtime_error("fork failed: " + std::string{strerror(errno)});
+  if (pid == 0) {
+    if (chdir(cwd.c_str()) != 0 || dup2(null_fd, 1) < 0 || dup2(err_fd, 2) < 0)
+      _exit(126);
+    execvpe(cargv[0], cargv.data(), cenv.data());
+    _exit(127);
+  }
+  int status = 0;
+  struct rusage ru {};
+  while (wait4(pid, &status, 0, &ru) < 0)
+    if (errno != EINTR)
+      throw std::runtime_error("wait4 failed: " + std::string{strerror(errno)});
+  res.seconds = seconds_since(t0);
+  close(err_fd);
+  close(null_fd);
+  res.max_rss_mib = ru.ru_maxrss / 1024.0; // KiB on Linux
+  res.exit_code = WIFEXITED(status) ? WEXITSTATUS(status)
+                                    : 128 + WTERMSIG(status);
+  if (!res.ok())
+    res.stderr_tail = tail_of_file(err_path);
+  return res;
+}
+
+// Checks a child run; prints why it failed. Returns ok().
+bool check_child(const char* what, const child_result& r) {
+  if (r.ok())
+    return true;
+  std::cerr << "  " << what << " failed with exit code " << r.exit_code
+            << (r.exit_code == 127 ? " (not found?)" : "") << ":\n"
+            << r.stderr_tail << '\n';
+  return false;
+}
+
+// -- the final table ---------------------------------------------------------
+
+struct row {
+  std::string name, baseline, troupe, ratio, target;
+  bool met = false;
+  bool failed = false;
+};
+
+void print_table(const std::vector<row>& rows) {
+  std::printf("\n%-40s %-16s %-16s %-9s %-11s %s\n", "benchmark", "baseline",
+              "troupe", "ratio", "target", "met");
+  for (auto& r : rows)
+    std::printf("%-40s %-16s %-16s %-9s %-11s %s\n", r.name.c_str(),
+                r.baseline.c_str(), r.troupe.c_str(), r.ratio.c_str(),
+                r.target.c_str(),
+                r.failed ? "FAILED" : (r.met ? "yes" : "no"));
+}
+
+// -- 1. ETL: troupe vs a single-threaded C++ loop vs the Python twin ---------
+
+// What etl.yaml computes, as a plain loop: body "raw_i", SHA-256 hex with a
+// reused context and a pre-fetched digest, one jsonl line per record exactly
+// as the file sink writes it, through a 1 MiB buffered FILE*.
+void etl_cpp_loop(uint64_t n, const std::string& out_path) {
+  EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  FILE* f = std::fopen(out_path.c_str(), "wb");
+  if (!md || !ctx || !f)
+    throw std::runtime_error("C++ loop: setup failed");
+  std::vector<char> buf(1 << 20);
+  std::setvbuf(f, buf.data(), _IOFBF, buf.size());
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string body, line;
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  char num[24];
+  for (uint64_t i = 0; i < n; ++i) {
+    auto [nend, _] = std::to_chars(num, num + sizeof num, i);
+    body.assign("raw_");
+    body.append(num, nend);
+    unsigned len = 0;
+    if (!EVP_DigestInit_ex(ctx, md, nullptr)
+        || !EVP_DigestUpdate(ctx, body.data(), body.size())
+        || !EVP_DigestFinal_ex(ctx, digest, &len))
+      throw std::runtime_error("C++ loop: SHA256 failed");
+    line.assign("{\"seq\":");
+    line.append(num, nend);
+    line.append(",\"key\":\"\",\"body\":\"");
+    for (unsigned k = 0; k < len; ++k) {
+      line += hex[digest[k] >> 4];
+      line += hex[digest[k] & 0xF];
+    }
+    line.append("\",\"attrs\":{}}\n");
+    std::fwrite(line.data(), 1, line.size(), f);
+  }
+  std::fclose(f);
+  EVP_MD_CTX_free(ctx);
+  EVP_MD_free(md);
+}
+
+bool same_file(const std::string& a, const std::string& b) {
+  std::ifstream fa{a, std::ios::binary}, fb{b, std::ios::binary};
+  std::istreambuf_iterator<char> ia{fa}, ib{fb}, end;
+  return fa && fb && std::equal(ia, end, ib, end);
+}
+
+void bench_etl(const options& o, std::vector<row>& rows) {
+  auto n = o.etl_count;
+  std::printf("ETL, %s records, %zu run(s): troupe | C++ loop | python twin\n",
+              human_count(n).c_str(), o.runs);
+  std::fflush(stdout);
+  std::vector<double> t_troupe, t_loop, t_python;
+  bool failed = false;
+  for (size_t run = 0; run < o.runs && !failed; ++run) {
+    temp_dir dir{"etl"};
+    fs::create_directory(dir.path() / "out");
+    // (a) troupe run config/etl.yaml, cwd and OUT_DIR in the temp dir.
+    auto a = time_child({o.troupe, "run", o.source_dir + "/config/etl.yaml",
+                         "--set", "nodes.extract.count=" + std::to_string(n),
+                         "--no-progress"},
+                        {"OUT_DIR=" + (dir / "out")}, dir.path().string());
+    failed |= !check_child("troupe run etl.yaml", a);
+    // (b) the single-threaded loop, in-process.
+    auto loop_out = dir / "loop.jsonl";
+    auto t0 = clock_type::now();
+    etl_cpp_loop(n, loop_out);
+    double loop_s = seconds_since(t0);
+    // (c) the Python asyncio twin.
+    auto py_out = dir / "python.jsonl";
+    auto c = time_child({o.python, o.source_dir + "/tests/bench/etl_twin.py",
+                         "--count", std::to_string(n), "--out", py_out},
+                        {}, dir.path().string());
+    failed |= !check_child("python3 etl_twin.py", c);
+    if (failed)
+      break;
+    // The three must have written the same lines (troupe keeps order).
+    auto troupe_out = dir / "out/etl.jsonl";
+    if (!same_file(troupe_out, loop_out))
+      std::printf("  warning: troupe's etl.jsonl differs from the C++ loop's\n");
+    if (fs::file_size(py_out) != fs::file_size(loop_out))
+      std::printf("  warning: the python twin wrote a different amount\n");
+    t_troupe.push_back(a.seconds);
+    t_loop.push_back(loop_s);
+    t_python.push_back(c.seconds);
+    std::printf("  run %zu: troupe %.3f s | loop %.3f s | python %.3f s\n",
+                run + 1, a.seconds, loop_s, c.seconds);
+    std::fflush(stdout);
+  }
+  auto label = "ETL " + human_count(n);
+  if (failed) {
+    rows.push_back({label + " vs python asyncio twin", "-", "-", "-", ">= 10x",
+                    false, true});
+    rows.push_back({label + " vs C++ 1-thread loop", "-", "-", "-", ">= 1.3x",
+                    false, true});
+    return;
+  }
+  auto tr = median(t_troupe), lp = median(t_loop), py = median(t_python);
+  rows.push_back({label + " vs python asyncio twin", fmt("%.3f s", py),
+                  fmt("%.3f s", tr), fmt("%.1fx", py / tr), ">= 10x",
+                  py / tr >= 10});
+  rows.push_back({label + " vs C++ 1-thread loop", fmt("%.3f s", lp),
+                  fmt("%.3f s", tr), fmt("%.2fx", lp / tr), ">= 1.3x",
+                  lp / tr >= 1.3});
+}
+
+// -- 2. 4-stage identity chain: troupe embedded vs raw CAF relays ------------
+
+std::string chain_yaml(uint64_t n) {
+  return "version: 1\n"
+         "name: chain\n"
+         "nodes:\n"
+         "  gen:  { type: generate, count: "
+         + std::to_string(n)
+         + ", template: \"raw_{i}\" }\n"
+           "  m1:   { type: map, fn: identity, inputs: [gen] }\n"
+           "  m2:   { type: map, fn: identity, inputs: [m1] }\n"
+           "  m3:   { type: map, fn: identity, inputs: [m2] }\n"
+           "  m4:   { type: map, fn: identity, inputs: [m3] }\n"
+           "  sink: { type: \"null\", inputs: [m4] }\n";
+}
+
+// Seconds for one troupe run of the chain; the runtime (actor system) is built
+// before the clock starts, as an embedder keeps one.
+double troupe_chain_once(const troupe::registry& reg,
+                         const troupe::graph_spec& graph, uint64_t n) {
+  troupe::runtime rt{reg, {}};
+  auto t0 = clock_type::now();
+  auto run = rt.start(graph);
+  if (!run.wait_for(std::chrono::minutes(10)))
+    throw std::runtime_error("troupe chain: no result after 10 minutes");
+  double s = seconds_since(t0);
+  auto rep = run.report();
+  if (rep.status != "completed" || rep.sink_records != n)
+    throw std::runtime_error("troupe chain: " + rep.status + ", "
+                             + std::to_string(rep.sink_records) + " of "
+                             + std::to_string(n) + " records: " + rep.message);
+  return s;
+}
+
+// The raw CAF baseline: producer -> relay x4 -> counting sink, one message per
+// record, CAF's default scheduler settings. The producer sends in chunks of
+// `raw_chunk` records and keeps at most `window` chunks unacknowledged (the
+// sink acks every `raw_chunk` records), so no mailbox grows without bound;
+// window 0 sends everything at once (the unbounded-mailbox blowup). Measured
+// here on 2 cores, 2M records: 4 chunks of 1000 in flight (about troupe's
+// default credit of 4096 records) ~2.15 M rec/s, windows of 1, 2, 8 and 16
+// chunks 1.9-2.1 M rec/s, send-all ~2.0 M rec/s; so the baseline is the
+// windowed one, the faster (`--raw-window 0` measures send-all).
+constexpr uint64_t raw_chunk = 1000;
+
+struct producer_state {
+  caf::actor head;
+  uint64_t next = 0;
+  uint64_t outstanding = 0; // chunks sent, not yet acknowledged
+};
+
+caf::behavior raw_producer(caf::stateful_actor<producer_state>* self,
+                           uint64_t n, uint64_t window) {
+  auto pump = [self, n, window] {
+    auto& st = self->state;
+    while (st.next < n && (window == 0 || st.outstanding < window)) {
+      auto end = std::min(n, st.next + raw_chunk);
+      for (; st.next < end; ++st.next) {
+        troupe::record r;
+        r.seq = st.next;
+        r.body = "raw_" + std::to_string(st.next);
+        self->send(st.head, std::move(r));
+      }
+      ++st.outstanding;
+    }
+  };
+  return {
+    [self, pump](troupe::produce_atom, caf::actor head) {
+      self->state.head = std::move(head);
+      pump();
+    },
+    [self, pump](troupe::ack_atom) {
+      --self->state.outstanding;
+      pump();
+    },
+  };
+}
+
+caf::behavior raw_relay(caf::event_based_actor* self, caf::actor next) {
+  return {
+    [self, next](troupe::record& r) { self->send(next, std::move(r)); },
+  };
+}
+
+struct counter_state {
+  uint64_t seen = 0;
+};
+
+caf::behavior raw_sink(caf::stateful_actor<counter_state>* self, uint64_t n,
+                       caf::actor producer,
+                       std::shared_ptr<std::promise<void>> done) {
+  return {
+    [self, n, producer, done](const troupe::record&) {
+      auto seen = ++self->state.seen;
+      if (seen % raw_chunk == 0)
+        self->send(producer, troupe::ack_atom_v);
+      if (seen == n)
+        done->set_value();
+    },
+  };
+}
+
+// Seconds for one raw run; the actor system and the actors exist before the
+// clock starts.
+double raw_chain_once(uint64_t n, uint64_t window) {
+  caf::actor_system_config cfg;
+  cfg.set("scheduler.max-threads",
+          std::max(1u, std::thread::hardware_concurrency()));
+  cfg.add_message_types<caf::id_block::troupe>();
+  caf::actor_system sys{cfg};
+  auto done = std::make_shared<std::promise<void>>();
+  auto finished = done->get_future();
+  auto producer = sys.spawn(raw_producer, n, window);
+  std::vector<caf::actor> actors{producer};
+  caf::actor next = sys.spawn(raw_sink, n, producer, done);
+  actors.push_back(next);
+  for (int i = 0; i < 4; ++i) {
+    next = sys.spawn(raw_relay, next);
+    actors.push_back(next);
+  }
+  auto t0 = clock_type::now();
+  caf::anon_send(producer, troupe::produce_atom_v, next);
+  if (finished.wait_for(std::chrono::minutes(10)) != std::future_status::ready)
+    throw std::runtime_error("raw chain: no result after 10 minutes");
+  double s = seconds_since(t0);
+  for (auto& a : actors)
+    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  return s;
+}
+
+void bench_chain(const options& o, std::vector<row>& rows) {
+  auto n = o.chain_count;
+  std::printf("4-stage identity chain, %s records, %zu run(s): troupe | raw "
+              "CAF relays (%s)\n",
+              human_count(n).c_str(), o.runs,
+              o.raw_window ? ("window " + std::to_string(o.raw_window) + " x "
+                              + std::to_string(raw_chunk))
+                               .c_str()
+                           : "send all");
+  std::fflush(stdout);
+  troupe::registry reg;
+  troupe::register_builtins(reg);
+  auto loaded = troupe::load_graph_text(chain_yaml(n), "<chain>", reg);
+  if (!loaded.ok()) {
+    for (auto& d : loaded.errors)
+      std::cerr << d.str() << '\n';
+    throw std::runtime_error("chain graph does not load");
+  }
+  std::vector<double> r_troupe, r_raw; // records per second
+  for (size_t run = 0; run < o.runs; ++run) {
+    double tt = troupe_chain_once(reg, *loaded.graph, n);
+    double tr = raw_chain_once(n, o.raw_window);
+    r_troupe.push_back(n / tt);
+    r_raw.push_back(n / tr);
+    std::printf("  run %zu: troupe %.3f s (%.2f M rec/s) | raw %.3f s "
+                "(%.2f M rec/s)\n",
+                run + 1, tt, n / tt / 1e6, tr, n / tr / 1e6);
+    std::fflush(stdout);
+  }
+  auto t = median(r_troupe), r = median(r_raw);
+  rows.push_back({"4-stage chain " + human_count(n) + ", records/s",
+                  fmt("%.2f M/s", r / 1e6), fmt("%.2f M/s", t / 1e6),
+                  fmt("%.1fx", t / r), ">= 8x", t / r >= 8});
+}
+
+// -- 3. Peak RSS: a fast source floods a slow sink ---------------------------
+
+void bench_flood(const options& o, std::vector<row>& rows) {
+  auto n = o.flood_count;
+  // Long: one run unless --runs was given; the worst peak is reported.
+  size_t runs = o.runs_given ? o.runs : 1;
+  std::printf("Flood, %s records into a null sink with delay 20us, %zu "
+              "run(s): idle run | flood\n",
+              human_count(n).c_str(), runs);
+  std::fflush(stdout);
+  temp_dir dir{"flood"};
+  auto write_yaml = [&](const std::string& name, uint64_t count) {
+    auto path = dir / name;
+    std::ofstream{path} << "version: 1\n"
+                           "name: flood\n"
+                           "nodes:\n"
+                           "  gen:  { type: generate, count: "
+                        << count
+                        << ", template: \"raw_{i}\" }\n"
+                           "  slow: { type: \"null\", delay: 20us, inputs: [gen] }\n";
+    return path;
+  };
+  // The idle footprint for context: the same graph with one record.
+  auto idle_yaml = write_yaml("idle.yaml", 1);
+  auto flood_yaml = write_yaml("flood.yaml", n);
+  double idle_peak = 0, flood_peak = 0;
+  std::vector<double> times;
+  bool failed = false;
+  for (size_t run = 0; run < runs && !failed; ++run) {
+    auto idle = time_child({o.troupe, "run", idle_yaml, "--no-progress"}, {},
+                           dir.path().string());
+    auto flood = time_child({o.troupe, "run", flood_yaml, "--no-progress"}, {},
+                            dir.path().string());
+    failed = !check_child("troupe run (idle)", idle)
+             || !check_child("troupe run (flood)", flood);
+    if (failed)
+      break;
+    idle_peak = std::max(idle_peak, idle.max_rss_mib);
+    flood_peak = std::max(flood_peak, flood.max_rss_mib);
+    times.push_back(flood.seconds);
+    std::printf("  run %zu: idle %.1f MiB | flood %.1f MiB in %.2f s "
+                "(%.2f M rec/s)\n",
+                run + 1, idle.max_rss_mib, flood.max_rss_mib, flood.seconds,
+                n / flood.seconds / 1e6);
+    std::fflush(stdout);
+  }
+  auto label = "peak RSS, " + human_count(n) + " into slow sink";
+  if (failed) {
+    rows.push_back({label, "-", "-", "-", "<= 100 MiB", false, true});
+    return;
+  }
+  rows.push_back({label, fmt("%.1f MiB idle", idle_peak),
+                  fmt("%.1f MiB", flood_peak), "-", "<= 100 MiB",
+                  flood_peak <= 100});
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  auto o = parse_options(argc, argv);
+  std::printf("troupe-bench: %s, %u hardware threads\n", o.troupe.c_str(),
+              std::thread::hardware_concurrency());
+  std::vector<row> rows;
+  try {
+    if (o.only.empty() || o.only == "etl")
+      bench_etl(o, rows);
+    if (o.only.empty() || o.only == "chain")
+      bench_chain(o, rows);
+    if (o.only.empty() || o.only == "flood")
+      bench_flood(o, rows);
+  } catch (const std::exception& e) {
+    std::cerr << "troupe-bench: " << e.what() << '\n';
+    print_table(rows);
+    return 1;
+  }
+  print_table(rows);
+  bool any_failed = std::any_of(rows.begin(), rows.end(),
+                                [](const row& r) { return r.failed; });
+  return any_failed ? 1 : 0;
+}

@@ -1,0 +1,438 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the troupe CLI binary.
+
+Usage: python3 test_cli.py TROUPE_BIN SOURCE_DIR
+
+Each case is a plain function registered with @case; it runs in a fresh
+temporary working directory, and every troupe invocation has a timeout.
+Prints one line per case and a final line `N passed, M failed`; exits 1 if
+any case failed.
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+EXIT_OK, EXIT_USAGE, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 64, 78, 130
+TIMEOUT = 60  # default seconds per troupe invocation
+NODE_KEYS = ["in", "out", "errors", "dead_lettered", "restarts", "batches",
+             "latency_p50_us", "latency_p99_us"]
+BUILTIN_TYPES = ["generate", "map", "filter", "batch", "reduce", "file",
+                 "stdout", "null", "stdin", "counter"]
+
+
+class Fail(Exception):
+    pass
+
+
+class Skip(Exception):
+    pass
+
+
+def expect(condition, message):
+    if not condition:
+        raise Fail(message)
+
+
+CASES = []
+
+
+def case(fn):
+    CASES.append(fn)
+    return fn
+
+
+class Env:
+    """What a case works with: the binary, the source tree, its temp dir."""
+
+    def __init__(self, binary, source, tmp):
+        self.bin, self.src, self.tmp = binary, source, tmp
+
+    def troupe(self, *args, timeout=TIMEOUT, env=None, stdin=None):
+        """Runs troupe in the temp dir; returns the CompletedProcess (text)."""
+        full_env = dict(os.environ)
+        full_env.pop("OUT_DIR", None)
+        full_env.update(env or {})
+        return subprocess.run([self.bin, *map(str, args)], cwd=self.tmp,
+                              env=full_env, input=stdin, text=True,
+                              capture_output=True, timeout=timeout,
+                              stdin=None if stdin is not None
+                              else subprocess.DEVNULL)
+
+    def run_ok(self, *args, **kw):
+        p = self.troupe(*args, **kw)
+        expect(p.returncode == EXIT_OK,
+               f"`troupe {' '.join(map(str, args))}` exited {p.returncode}: "
+               f"{tail(p.stderr)}")
+        return p
+
+    def write(self, name, text):
+        path = self.tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    def config(self, name):
+        return self.src / "config" / name
+
+
+def tail(text, lines=5):
+    return " | ".join(text.strip().splitlines()[-lines:]) or "(empty)"
+
+
+def read_lines(path):
+    expect(path.exists(), f"{path.name} was not written")
+    return path.read_text().splitlines()
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in read_lines(path) if line.strip()]
+
+
+def load_report(path):
+    expect(path.exists(), f"report {path.name} was not written")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise Fail(f"report is not JSON: {e}")
+
+
+def check_balanced(report):
+    """Every node must account for each record it saw."""
+    for name, n in report["nodes"].items():
+        lhs = n["in"] + n["created"]
+        rhs = (n["out"] + n["filtered"] + n["dead_lettered"] + n["in_flight"]
+               + n["retried"] + n["lost"])
+        expect(lhs == rhs, f"node {name}: in + created = {lhs} but out + "
+                           f"filtered + dead_lettered + in_flight + retried "
+                           f"+ lost = {rhs}")
+        expect(n["in_flight"] == 0,
+               f"node {name}: {n['in_flight']} records still in flight")
+
+
+# --- the seed ETL pipeline -----------------------------------------------------
+
+def check_etl(t, path, count):
+    checker = t.src / "tests" / "integration" / "check_etl_output.py"
+    p = subprocess.run([sys.executable, str(checker), str(path), str(count)],
+                       capture_output=True, text=True, timeout=120)
+    expect(p.returncode == 0, f"check_etl_output.py: {tail(p.stderr, 8)}")
+
+
+@case
+def run_etl(t):
+    t.run_ok("run", t.config("etl.yaml"), "--no-progress")
+    check_etl(t, t.tmp / "out" / "etl.jsonl", 1000)
+
+
+@case
+def etl_report(t):
+    t.run_ok("run", t.config("etl.yaml"), "--no-progress", "--report",
+             "r.json")
+    r = load_report(t.tmp / "r.json")
+    expect(r.get("status") == "completed", f"status {r.get('status')!r}")
+    totals = r["totals"]
+    expect(totals["source_records"] == 1000,
+           f"source_records {totals['source_records']}")
+    expect(totals["sink_records"] == 1000,
+           f"sink_records {totals['sink_records']}")
+    for name, n in r["nodes"].items():
+        missing = [k for k in NODE_KEYS if k not in n]
+        expect(not missing, f"node {name} lacks {missing}")
+    check_balanced(r)
+    expect("load" in r["nodes"], "no node 'load' in the report")
+    batches = r["nodes"]["load"]["batches"]
+    expect(batches == 20, f"load got {batches} batches, expected 20 "
+                          f"(1000 records / size 50)")
+
+
+@case
+def set_override(t):
+    t.run_ok("run", t.config("etl.yaml"), "--no-progress", "--set",
+             "nodes.extract.count=120")
+    lines = read_lines(t.tmp / "out" / "etl.jsonl")
+    expect(len(lines) == 120, f"{len(lines)} lines, expected 120")
+    check_etl(t, t.tmp / "out" / "etl.jsonl", 120)
+
+
+@case
+def env_interpolation(t):
+    t.run_ok("run", t.config("etl.yaml"), "--no-progress",
+             env={"OUT_DIR": "custom"})
+    check_etl(t, t.tmp / "custom" / "etl.jsonl", 1000)
+    expect(not (t.tmp / "out").exists(), "also wrote to out/")
+
+
+# --- config/mapreduce.yaml -----------------------------------------------------
+
+def even_square_sum(n):
+    return sum(i * i for i in range(n) if i * i % 2 == 0)
+
+
+@case
+def mapreduce(t):
+    cfg = t.config("mapreduce.yaml")
+    if not cfg.exists():
+        raise Skip("config/mapreduce.yaml does not exist")
+    # generate 0..N-1 -> square -> keep even -> sum; N is the count of the
+    # one generate node (generate's default, 1000, when it has none).
+    m = re.search(r"type:\s*generate\b[^}\n]*\bcount:\s*(\d+)",
+                  cfg.read_text())
+    count = int(m[1]) if m else 1000
+    t.run_ok("run", cfg, "--no-progress", "--report", "r.json")
+    got = read_lines(t.tmp / "out" / "mapreduce.txt")
+    want = even_square_sum(count)
+    expect(got == [str(want)], f"output {got[:3]}, expected [{want}]")
+    r = load_report(t.tmp / "r.json")
+    expect(r["status"] == "completed", f"status {r['status']!r}")
+    check_balanced(r)
+    # A different size through --set, to be sure the sum is computed.
+    t.run_ok("run", cfg, "--no-progress", "--set", "nodes.numbers.count=777")
+    got = read_lines(t.tmp / "out" / "mapreduce.txt")
+    want = even_square_sum(777)
+    expect(got == [str(want)], f"count=777: output {got[:3]}, "
+                               f"expected [{want}]")
+
+
+# --- the other commands --------------------------------------------------------
+
+@case
+def lint_shipped_configs(t):
+    configs = sorted((t.src / "config").glob("*.yaml"))
+    expect(configs, "no config/*.yaml")
+    for cfg in configs:
+        p = t.troupe("lint", cfg)
+        expect(p.returncode == EXIT_OK,
+               f"lint {cfg.name} exited {p.returncode}: {tail(p.stderr)}")
+
+
+@case
+def types(t):
+    listing = t.run_ok("types").stdout
+    for name in BUILTIN_TYPES:
+        expect(re.search(rf"^{name} \(", listing, re.MULTILINE),
+               f"`types` does not list {name}")
+    p = t.run_ok("types", "map")
+    expect(re.search(r"^\s+fn:", p.stdout, re.MULTILINE),
+           "`types map` does not show fn")
+    p = t.run_ok("types", "--json")
+    try:
+        data = json.loads(p.stdout)
+    except ValueError as e:
+        raise Fail(f"`types --json` is not JSON: {e}")
+    names = {x["name"] for x in data}
+    expect(set(BUILTIN_TYPES) <= names,
+           f"`types --json` lacks {set(BUILTIN_TYPES) - names}")
+
+
+@case
+def graph_dot(t):
+    out = t.run_ok("graph", t.config("etl.yaml")).stdout
+    expect(out.startswith("digraph"), f"starts with {out[:20]!r}")
+    expect('"extract" -> "hash"' in out, 'no edge "extract" -> "hash"')
+    expect(re.search(r'"hash" -> "failed" \[[^]]*style=dashed', out),
+           "no dashed errors edge hash -> failed")
+
+
+@case
+def version_help_usage(t):
+    p = t.run_ok("--version")
+    expect("CAF 0.17.6" in p.stdout + p.stderr,
+           f"--version says {tail(p.stdout + p.stderr)}")
+    p = t.run_ok("--help")
+    expect("usage" in p.stdout + p.stderr, "--help shows no usage")
+    p = t.troupe("frobnicate")
+    expect(p.returncode == EXIT_USAGE,
+           f"unknown command exited {p.returncode}, expected {EXIT_USAGE}")
+
+
+# --- small pipelines -----------------------------------------------------------
+
+@case
+def stdin_to_stdout(t):
+    cfg = t.write("io.yaml", """\
+version: 1
+nodes:
+  src: { type: stdin }
+  up:  { type: map, fn: upper, inputs: [src] }
+  out: { type: stdout, inputs: [up] }
+""")
+    p = t.run_ok("run", cfg, "--no-progress", stdin="a\nb\nc\n")
+    expect(p.stdout == "A\nB\nC\n", f"stdout {p.stdout!r}")
+
+
+@case
+def file_filter_lines(t):
+    words = ["banana", "apple", "ananas", "cherry", "mango", "kiwi", "pecan"]
+    t.write("in/words.txt", "\n".join(words) + "\n")
+    cfg = t.write("filter.yaml", """\
+version: 1
+nodes:
+  words: { type: file, path: in/words.txt }
+  keep:  { type: filter, contains: "an", inputs: [words] }
+  out:   { type: file, path: out/kept.txt, format: lines, inputs: [keep] }
+""")
+    t.run_ok("run", cfg, "--no-progress")
+    got = read_lines(t.tmp / "out" / "kept.txt")
+    want = [w for w in words if "an" in w]
+    expect(got == want, f"kept {got}, expected {want}")
+
+
+@case
+def errors_output(t):
+    count = 200
+    cfg = t.write("sq.yaml", f"""\
+version: 1
+nodes:
+  gen:  {{ type: generate, count: {count}, template: "x{{i}}" }}
+  sq:   {{ type: map, fn: square, inputs: [gen] }}
+  good: {{ type: file, path: out/good.jsonl, inputs: [sq] }}
+  bad:  {{ type: file, path: out/bad.jsonl, format: jsonl, inputs: [sq.errors] }}
+""")
+    t.run_ok("run", cfg, "--no-progress", "--report", "r.json")
+    expect(read_lines(t.tmp / "out" / "good.jsonl") == [],
+           "records that square cannot handle reached the data output")
+    bad = read_jsonl(t.tmp / "out" / "bad.jsonl")
+    expect(len(bad) == count, f"{len(bad)} error records, expected {count}")
+    seqs = sorted(r["seq"] for r in bad)
+    expect(seqs == list(range(count)), "error records are not seq 0..N-1 "
+                                       "exactly once")
+    for r in bad:
+        expect(r["body"] == f"x{r['seq']}", f"body changed: {r}")
+        attrs = r.get("attrs", {})
+        for key in ("error", "stage", "attempt"):
+            expect(attrs.get(key), f"error record without attrs.{key}: {r}")
+        expect(attrs["stage"] == "sq", f"stage {attrs['stage']!r}: {r}")
+    rep = load_report(t.tmp / "r.json")
+    dead = rep["nodes"]["sq"]["dead_lettered"]
+    expect(dead == count, f"sq dead_lettered {dead}, expected {count}")
+    check_balanced(rep)
+
+
+@case
+def null_sink_unquoted(t):
+    # `troupe types` lists a sink named null; `type: null` must name it,
+    # even though YAML reads a plain null as "no value".
+    cfg = t.write("null.yaml", """\
+version: 1
+nodes:
+  src: { type: generate, count: 10 }
+  out: { type: null, inputs: [src] }
+""")
+    t.run_ok("lint", cfg)
+
+
+# --- signals and flow control --------------------------------------------------
+
+@case
+def sigterm_drains(t):
+    cfg = t.write("long.yaml", """\
+version: 1
+nodes:
+  gen: { type: generate, count: 100000000, rate: 50000/s }
+  out: { type: "null", inputs: [gen] }
+""")
+    p = subprocess.Popen([t.bin, "run", str(cfg), "--no-progress",
+                          "--report", "r.json"], cwd=t.tmp,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1)
+        expect(p.poll() is None, f"exited early ({p.returncode})")
+        sent = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        raise Fail("still running 10 s after SIGTERM")
+    took = time.monotonic() - sent
+    expect(p.returncode == EXIT_INTERRUPTED,
+           f"exit {p.returncode}, expected {EXIT_INTERRUPTED}: {tail(err)}")
+    r = load_report(t.tmp / "r.json")
+    expect(r["status"] == "interrupted", f"status {r['status']!r}")
+    check_balanced(r)
+    n = r["totals"]["source_records"]
+    expect(0 < n < 100_000_000, f"source_records {n}")
+    expect(r["totals"]["sink_records"] == n,
+           f"{n} records made, {r['totals']['sink_records']} reached the sink")
+    expect(took < 10, f"took {took:.1f}s to stop")
+
+
+def wait_with_rusage(proc, timeout):
+    """Waits for proc; returns (exit code, its own peak RSS in KiB)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return proc.returncode, usage.ru_maxrss
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise Fail(f"still running after {timeout}s")
+        time.sleep(0.02)
+
+
+@case
+def slow_sink_bounded_memory(t):
+    cfg = t.write("slow.yaml", """\
+version: 1
+nodes:
+  gen: { type: generate, count: 300000, template: "record-{i}-with-some-padding" }
+  out: { type: "null", delay: 100us, inputs: [gen] }
+""")
+    proc = subprocess.Popen([t.bin, "run", str(cfg), "--no-progress",
+                             "--report", "r.json"], cwd=t.tmp,
+                            stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    rc, peak_kib = wait_with_rusage(proc, timeout=120)
+    expect(rc == EXIT_OK, f"exit {rc}")
+    expect(peak_kib < 100 * 1024,
+           f"peak RSS {peak_kib / 1024:.0f} MiB, limit 100 MiB")
+    r = load_report(t.tmp / "r.json")
+    expect(r["totals"]["sink_records"] == 300000,
+           f"sink_records {r['totals']['sink_records']}")
+    check_balanced(r)
+
+
+# --- driver ----------------------------------------------------------------------
+
+def main(binary, source):
+    binary = str(Path(binary).resolve())
+    source = Path(source).resolve()
+    passed = failed = 0
+    for fn in CASES:
+        start = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix=f"troupe-{fn.__name__}-") as d:
+            try:
+                fn(Env(binary, source, Path(d)))
+                status, detail = "ok  ", ""
+            except Skip as e:
+                status, detail = "skip", f": {e}"
+            except Fail as e:
+                status, detail = "FAIL", f": {e}"
+            except subprocess.TimeoutExpired as e:
+                status, detail = "FAIL", f": timed out after {e.timeout}s"
+            except Exception as e:  # a broken case is a failed case
+                status, detail = "FAIL", f": {type(e).__name__}: {e}"
+        secs = time.monotonic() - start
+        print(f"{status} {fn.__name__} ({secs:.1f}s){detail}", flush=True)
+        if status == "FAIL":
+            failed += 1
+        elif status == "ok  ":
+            passed += 1
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit(__doc__.split("\n\n")[1])
+    sys.exit(main(sys.argv[1], sys.argv[2]))

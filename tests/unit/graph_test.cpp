@@ -1,0 +1,365 @@
+// Graphs on CAF's test coordinator: one thread, virtual time. Batch timeouts,
+// restart backoff and slow sinks run without a single sleep.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <map>
+#include <stdexcept>
+
+#include <caf/actor_system.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+
+#include "troupe/loader.hpp"
+#include "troupe/registry.hpp"
+#include "troupe/runtime.hpp"
+
+using namespace troupe;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A sink that keeps what it receives, for the test to inspect. Tests run on
+// one thread (the test coordinator), so a plain vector is safe here.
+struct collected {
+  std::vector<record> records;
+  std::vector<size_t> batch_sizes;
+};
+
+class collect_sink : public node_logic {
+public:
+  explicit collect_sink(collected* out) : out_(out) {
+  }
+  void consume(record_batch batch, emitter& out) override {
+    out_->batch_sizes.push_back(batch.size());
+    for (auto& r : batch.records())
+      out_->records.push_back(r);
+    out.emit(std::move(batch));
+  }
+
+private:
+  collected* out_;
+};
+
+// A source that emits `count` records, then stays idle until stopped.
+class trickle_source : public node_logic {
+public:
+  explicit trickle_source(uint64_t count) : count_(count) {
+  }
+  produce_status produce(size_t, emitter& out) override {
+    if (sent_)
+      return produce_status::idle;
+    std::vector<record> rs(count_);
+    for (uint64_t i = 0; i < count_; ++i)
+      rs[i].seq = i;
+    out.create(count_);
+    out.emit(record_batch{std::move(rs)});
+    sent_ = true;
+    return produce_status::idle;
+  }
+  duration idle_delay() const override {
+    return std::chrono::hours(1);
+  }
+
+private:
+  uint64_t count_;
+  bool sent_ = false;
+};
+
+struct harness {
+  registry reg;
+  std::map<std::string, collected> sinks;
+  int flaky_throws = 0;
+  std::unique_ptr<runtime> rt;
+  caf::scheduler::test_coordinator* sched = nullptr;
+
+  harness() {
+    register_builtins(reg);
+    actor_type collect;
+    collect.name = "collect";
+    collect.kind = actor_kind::sink;
+    collect.make_node = [this](const node_context& ctx) {
+      return std::make_unique<collect_sink>(&sinks[ctx.spec.name]);
+    };
+    reg.add(collect);
+    actor_type trickle;
+    trickle.name = "trickle";
+    trickle.kind = actor_kind::source;
+    trickle.params = {{"count", param_type::integer, false, "3", "", {}, 0}};
+    trickle.make_node = [](const node_context& ctx) {
+      return std::make_unique<trickle_source>(
+        static_cast<uint64_t>(ctx.spec.params.integer("count")));
+    };
+    reg.add(trickle);
+    // Throws once, on the first record with seq 5 it ever sees.
+    reg.add_function("flaky", "", [this] {
+      return record_fn{[this](record& r) {
+        if (r.seq == 5 && flaky_throws++ == 0)
+          throw std::runtime_error("flaky failure");
+        return fn_result::keep();
+      }};
+    });
+    // Throws every time on seq 3: a poison record.
+    reg.add_function("poison", "", [] {
+      return record_fn{[](record& r) {
+        if (r.seq == 3)
+          throw std::runtime_error("poison record");
+        return fn_result::keep();
+      }};
+    });
+    rt = std::make_unique<runtime>(reg, runtime_options{1, true});
+    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(
+      rt->system().scheduler());
+  }
+
+  ~harness() {
+    sched->run();
+  }
+
+  graph_run start(const std::string& yaml) {
+    auto res = load_graph_text(yaml, "test.yaml", reg);
+    std::string errs;
+    for (auto& d : res.errors)
+      errs += d.str() + "\n";
+    REQUIRE_MESSAGE(res.ok(), errs);
+    return rt->start(*res.graph);
+  }
+
+  // Runs all ready work, then moves virtual time in steps until the run ends
+  // or `limit` of virtual time passed.
+  bool drive(const graph_run& run, duration limit = 60s,
+             duration step = 10ms) {
+    sched->run();
+    for (duration t{0}; t < limit && !run.finished(); t += step) {
+      sched->advance_time(step);
+      sched->run();
+    }
+    return run.finished();
+  }
+};
+
+std::vector<uint64_t> seqs(const collected& c) {
+  std::vector<uint64_t> out;
+  for (auto& r : c.records)
+    out.push_back(r.seq);
+  return out;
+}
+
+void check_balanced(const run_report& rep) {
+  for (auto& n : rep.nodes)
+    CHECK_MESSAGE(n.balanced(), "node " << n.name << " is not balanced");
+}
+
+} // namespace
+
+TEST_CASE("records flow source -> stage -> sink and the report balances") {
+  harness h;
+  auto run = h.start(R"(version: 1
+nodes:
+  src: { type: generate, count: 1000, template: "raw_{i}" }
+  up:  { type: map, fn: upper, inputs: [src] }
+  out: { type: collect, inputs: [up] }
+)");
+  REQUIRE(h.drive(run));
+  auto& got = h.sinks["out"].records;
+  REQUIRE(got.size() == 1000);
+  CHECK(got[0].body == "RAW_0");
+  CHECK(got[999].body == "RAW_999");
+  auto rep = run.report();
+  CHECK(rep.status == "completed");
+  CHECK(rep.source_records == 1000);
+  CHECK(rep.sink_records == 1000);
+  check_balanced(rep);
+}
+
+TEST_CASE("a partial batch is flushed by its timeout, in virtual time") {
+  harness h;
+  auto run = h.start(R"(version: 1
+nodes:
+  src:   { type: trickle, count: 3 }
+  batch: { type: batch, size: 10, timeout: 1s, inputs: [src] }
+  out:   { type: collect, inputs: [batch] }
+)");
+  h.sched->run();
+  auto& out = h.sinks["out"];
+  CHECK(out.records.empty());
+  h.sched->advance_time(900ms);
+  h.sched->run();
+  CHECK(out.records.empty()); // younger than the timeout: still held
+  for (int i = 0; i < 4; ++i) {
+    h.sched->advance_time(100ms);
+    h.sched->run();
+  }
+  REQUIRE(out.batch_sizes.size() == 1); // flushed within 1.25 x timeout
+  CHECK(out.batch_sizes[0] == 3);
+  run.stop();
+  REQUIRE(h.drive(run));
+  CHECK(run.report().status == "interrupted");
+  CHECK(out.batch_sizes.size() == 1); // never an empty batch at the end
+}
+
+TEST_CASE("batch: full groups by size, the partial rest at the end") {
+  harness h;
+  auto run = h.start(R"(version: 1
+nodes:
+  src:   { type: generate, count: 1000 }
+  batch: { type: batch, size: 50, inputs: [src] }
+  out:   { type: collect, inputs: [batch] }
+)");
+  REQUIRE(h.drive(run));
+  auto& sizes = h.sinks["out"].batch_sizes;
+  CHECK(sizes.size() == 20);
+  CHECK(std::all_of(sizes.begin(), sizes.end(), [](size_t n) { return n == 50; }));
+  CHECK(run.report().nodes[1].batches == 20);
+}
+
+TEST_CASE("credit: a source never runs ahead of a slow sink's window") {
+  harness h;
+  auto run = h.start(R"(version: 1
+runtime: { window: 512, batch_size: 64 }
+nodes:
+  src: { type: generate, count: 100000 }
+  out: { type: null, delay: 1s, inputs: [src] }
+)");
+  h.sched->run(); // no virtual time passes: the sink takes nothing
+  auto rep = run.report();
+  CHECK(rep.nodes[0].created <= 512);
+  CHECK(rep.nodes[0].created >= 64);
+  CHECK(rep.nodes[1].out == 0);
+  h.sched->advance_time(1s);
+  h.sched->run();
+  CHECK(run.report().nodes[0].created <= 512 + 64); // one batch more
+  run.stop();
+  h.drive(run, 3600s, 1s);
+}
+
+TEST_CASE("a throwing stage is restarted and its records are redelivered") {
+  harness h;
+  auto run = h.start(R"(version: 1
+nodes:
+  src: { type: generate, count: 100 }
+  m:   { type: map, fn: flaky, inputs: [src] }
+  out: { type: collect, inputs: [m] }
+)");
+  REQUIRE(h.drive(run));
+  auto got = seqs(h.sinks["out"]);
+  std::sort(got.begin(), got.end());
+  got.erase(std::unique(got.begin(), got.end()), got.end());
+  CHECK(got.size() == 100); // every record arrived (duplicates allowed)
+  auto rep = run.report();
+  CHECK(rep.status == "completed");
+  CHECK(rep.nodes[1].restarts == 1);
+  CHECK(rep.nodes[1].retried > 0);
+  CHECK(rep.nodes[0].redelivered > 0);
+  check_balanced(rep);
+}
+
+TEST_CASE("a crashing map worker loses nothing either") {
+  harness h;
+  auto run = h.start(R"(version: 1
+nodes:
+  src: { type: generate, count: 2000 }
+  m:   { type: map, fn: flaky, workers: 4, inputs: [src] }
+  out: { type: collect, inputs: [m] }
+)");
+  REQUIRE(h.drive(run));
+  auto got = seqs(h.sinks["out"]);
+  std::sort(got.begin(), got.end());
+  got.erase(std::unique(got.begin(), got.end()), got.end());
+  CHECK(got.size() == 2000);
+  CHECK(run.report().nodes[1].restarts == 1);
+  check_balanced(run.report());
+}
+
+TEST_CASE("a poison record goes to errors with its chain; the rest flows") {
+  harness h;
+  auto run = h.start(R"(version: 1
+runtime: { max_attempts: 3 }
+nodes:
+  src:  { type: generate, count: 10 }
+  m:    { type: map, fn: poison, inputs: [src] }
+  out:  { type: collect, inputs: [m] }
+  dead: { type: collect, inputs: [m.errors] }
+)");
+  REQUIRE(h.drive(run));
+  auto got = seqs(h.sinks["out"]);
+  std::sort(got.begin(), got.end());
+  got.erase(std::unique(got.begin(), got.end()), got.end());
+  CHECK(got.size() == 9);
+  CHECK(std::find(got.begin(), got.end(), 3) == got.end());
+  auto& dead = h.sinks["dead"].records;
+  REQUIRE(dead.size() == 1);
+  CHECK(dead[0].seq == 3);
+  CHECK(*dead[0].attr("error") == "poison record");
+  CHECK(*dead[0].attr("stage") == "m");
+  CHECK(*dead[0].attr("attempt") == "3");
+  auto rep = run.report();
+  CHECK(rep.nodes[1].restarts == 1); // one crash isolates the record
+  CHECK(rep.nodes[1].dead_lettered == 1);
+  check_balanced(rep);
+}
+
+TEST_CASE("ordered workers keep the input order; fan-out and fan-in") {
+  harness h;
+  auto run = h.start(R"(version: 1
+runtime: { batch_size: 16 }
+nodes:
+  src:   { type: generate, count: 1000 }
+  left:  { type: map, fn: upper, workers: 4, inputs: [src] }
+  right: { type: map, fn: lower, inputs: [src] }
+  both:  { type: collect, inputs: [left, right] }
+  ord:   { type: collect, inputs: [left] }
+)");
+  REQUIRE(h.drive(run));
+  CHECK(h.sinks["both"].records.size() == 2000);
+  auto order = seqs(h.sinks["ord"]);
+  REQUIRE(order.size() == 1000);
+  CHECK(std::is_sorted(order.begin(), order.end()));
+  check_balanced(run.report());
+}
+
+TEST_CASE("a node that keeps crashing exhausts the restart budget") {
+  harness h;
+  h.reg.add_function("always", "", [] {
+    return record_fn{[](record&) -> fn_result {
+      throw std::runtime_error("always fails");
+    }};
+  });
+  auto run = h.start(R"(version: 1
+runtime: { max_attempts: 1 }
+supervision: { intensity: 2, period: 1h }
+nodes:
+  src: { type: generate, count: 10 }
+  m:   { type: map, fn: always, workers: 2, inputs: [src] }
+  out: { type: collect, inputs: [m] }
+)");
+  REQUIRE(h.drive(run));
+  auto rep = run.report();
+  // max_attempts 1: the redelivered records fail alone instead of crashing
+  // again, so the budget holds and every record is accounted for.
+  CHECK(rep.status == "completed");
+  CHECK(rep.nodes[1].dead_lettered == 10);
+  check_balanced(rep);
+}
+
+TEST_CASE("a node that cannot start exhausts the budget and fails the run") {
+  harness h;
+  actor_type broken;
+  broken.name = "broken";
+  broken.kind = actor_kind::sink;
+  broken.make_node = [](const node_context&) -> std::unique_ptr<node_logic> {
+    throw std::runtime_error("cannot open the device");
+  };
+  h.reg.add(broken);
+  auto run = h.start(R"(version: 1
+supervision: { intensity: 2, period: 1h }
+nodes:
+  src: { type: generate, count: 10 }
+  out: { type: broken, inputs: [src] }
+)");
+  REQUIRE(h.drive(run));
+  auto rep = run.report();
+  CHECK(rep.status == "failed");
+  CHECK(rep.message.find("restart budget exhausted") != std::string::npos);
+  CHECK(rep.message.find("cannot open the device") != std::string::npos);
+  CHECK(rep.nodes[1].restarts == 2);
+}

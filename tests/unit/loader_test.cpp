@@ -1,0 +1,160 @@
+// The YAML loader and unit parsers, without an actor system.
+#include <doctest/doctest.h>
+
+#include "troupe/loader.hpp"
+#include "troupe/registry.hpp"
+#include "troupe/units.hpp"
+
+using namespace troupe;
+
+namespace {
+
+registry& builtins() {
+  static registry reg = [] {
+    registry r;
+    register_builtins(r);
+    return r;
+  }();
+  return reg;
+}
+
+load_result load(const std::string& text, load_options opts = {}) {
+  return load_graph_text(text, "t.yaml", builtins(), opts);
+}
+
+std::string all_errors(const load_result& r) {
+  std::string s;
+  for (auto& d : r.errors)
+    s += d.str() + "\n";
+  return s;
+}
+
+} // namespace
+
+TEST_CASE("units parse durations, rates and sizes") {
+  CHECK(parse_duration("250ms") == std::chrono::milliseconds(250));
+  CHECK(parse_duration("5s") == std::chrono::seconds(5));
+  CHECK(parse_duration("10m") == std::chrono::minutes(10));
+  CHECK(!parse_duration("5"));
+  CHECK(!parse_duration("-5s"));
+  CHECK(!parse_duration("5 parsecs"));
+  CHECK(*parse_rate("2/s") == doctest::Approx(2));
+  CHECK(*parse_rate("120/m") == doctest::Approx(2));
+  CHECK(*parse_rate("1.5k/s") == doctest::Approx(1500));
+  CHECK(!parse_rate("2"));
+  CHECK(!parse_rate("0/s"));
+  CHECK(*parse_size("64KiB") == 65536);
+  CHECK(*parse_size("1MiB") == 1048576);
+  CHECK(*parse_size("512") == 512);
+  CHECK(!parse_size("12 bananas"));
+}
+
+TEST_CASE("did_you_mean finds close names only") {
+  CHECK(did_you_mean("genrate", {"generate", "map"}) == "generate");
+  CHECK(did_you_mean("zzzzzz", {"generate", "map"}).empty());
+}
+
+TEST_CASE("a valid graph loads in topological order with defaults") {
+  auto r = load(R"(version: 1
+nodes:
+  sink: { type: null, inputs: [m] }
+  m:    { type: map, fn: upper, workers: 3, ordered: false, inputs: [src] }
+  src:  { type: generate, count: 5 }
+)");
+  REQUIRE_MESSAGE(r.ok(), all_errors(r));
+  auto& g = *r.graph;
+  REQUIRE(g.nodes.size() == 3);
+  CHECK(g.nodes[0].name == "src");
+  CHECK(g.nodes[1].name == "m");
+  CHECK(g.nodes[2].name == "sink");
+  CHECK(g.nodes[1].workers == 3);
+  CHECK_FALSE(g.nodes[1].ordered);
+  CHECK(g.nodes[0].params.integer("count") == 5);
+  CHECK(g.nodes[0].params.str("template") == "{i}"); // the default
+  CHECK(g.name == "t");
+}
+
+TEST_CASE("file is a source without inputs and a sink with them") {
+  auto r = load(R"(version: 1
+nodes:
+  in:  { type: file, path: a.txt }
+  out: { type: file, path: b.txt, inputs: [in] }
+)");
+  REQUIRE_MESSAGE(r.ok(), all_errors(r));
+  CHECK(r.graph->nodes[0].is_source);
+  CHECK_FALSE(r.graph->nodes[1].is_source);
+}
+
+TEST_CASE("environment variables and --set overrides") {
+  load_options opts;
+  opts.env = [](const std::string& name) -> std::optional<std::string> {
+    if (name == "N")
+      return "7";
+    return std::nullopt;
+  };
+  opts.overrides = {"nodes.src.template=x{i}", "runtime.window=64"};
+  auto r = load(R"(version: 1
+nodes:
+  src: { type: generate, count: "${N}", template: "${T:-raw_{i}}" }
+  out: { type: null, inputs: [src] }
+)",
+                opts);
+  REQUIRE_MESSAGE(r.ok(), all_errors(r));
+  CHECK(r.graph->nodes[0].params.integer("count") == 7);
+  CHECK(r.graph->nodes[0].params.str("template") == "x{i}");
+  CHECK(r.graph->runtime.window == 64);
+}
+
+TEST_CASE("every problem is reported with its position, not only the first") {
+  auto r = load(R"(version: 1
+nodes:
+  src: { type: generate, cuont: 5 }
+  m:   { type: mapp, inputs: [src] }
+  out: { type: null, inputs: [mm] }
+)");
+  CHECK_FALSE(r.ok());
+  auto text = all_errors(r);
+  CHECK(text.find("t.yaml:3:26: error: unknown field 'cuont' for type "
+                  "'generate' (did you mean 'count'?)")
+        != std::string::npos);
+  CHECK(text.find("t.yaml:4:16: error: unknown actor type 'mapp' (did you "
+                  "mean 'map'?)")
+        != std::string::npos);
+  CHECK(text.find("t.yaml:5:31: error: 'out' reads from unknown node 'mm'")
+        != std::string::npos);
+}
+
+TEST_CASE("cycles, duplicate keys, anchors and extra documents are rejected") {
+  auto cyc = load(R"(version: 1
+nodes:
+  src: { type: generate }
+  a:   { type: map, fn: upper, inputs: [src, b] }
+  b:   { type: map, fn: upper, inputs: [a] }
+  out: { type: null, inputs: [b] }
+)");
+  CHECK(all_errors(cyc).find("cycle in the data graph") != std::string::npos);
+  auto dup = load("version: 1\nversion: 1\nnodes: {}\n");
+  CHECK(all_errors(dup).find("t.yaml:2:1: error: duplicate key 'version'")
+        != std::string::npos);
+  auto anchor = load("version: 1\nnodes: &n {}\nother: *n\n");
+  CHECK(all_errors(anchor).find("anchors") != std::string::npos);
+  CHECK(all_errors(anchor).find("aliases") != std::string::npos);
+  auto docs = load("version: 1\n---\nversion: 1\n");
+  CHECK(all_errors(docs).find("more than one YAML document")
+        != std::string::npos);
+}
+
+TEST_CASE("resource slots check the resource's protocol") {
+  auto r = load(R"(version: 1
+resources:
+  hits: { type: counter }
+nodes:
+  src: { type: generate, counter: hits }
+  out: { type: null, cache: hits, inputs: [src] }
+)");
+  auto text = all_errors(r);
+  CHECK(text.find("t.yaml:6:29: error: 'cache' needs a resource speaking "
+                  "'cache', but 'hits' is a counter")
+        != std::string::npos);
+  CHECK(r.errors.size() == 1); // the counter slot on src is fine
+}
