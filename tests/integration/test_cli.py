@@ -394,8 +394,11 @@ nodes:
                             stderr=subprocess.DEVNULL)
     rc, peak_kib = wait_with_rusage(proc, timeout=120)
     expect(rc == EXIT_OK, f"exit {rc}")
-    expect(peak_kib < 100 * 1024,
-           f"peak RSS {peak_kib / 1024:.0f} MiB, limit 100 MiB")
+    # AddressSanitizer's shadow memory and quarantine inflate RSS; the bound
+    # is about troupe's buffers, so it applies to the plain build only.
+    limit_mib = 400 if os.environ.get("TROUPE_SANITIZED") else 100
+    expect(peak_kib < limit_mib * 1024,
+           f"peak RSS {peak_kib / 1024:.0f} MiB, limit {limit_mib} MiB")
     r = load_report(t.tmp / "r.json")
     expect(r["totals"]["sink_records"] == 300000,
            f"sink_records {r['totals']['sink_records']}")
