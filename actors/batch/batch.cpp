@@ -81,7 +81,7 @@ actor_type batch_type() {
     {"bytes", param_type::size, false, "",
      "flush when the bodies reach this size (e.g. 64KiB)", {}, 0},
     {"timeout", param_type::duration, false, "",
-     "flush a partial batch after this long without growth", {}, 0},
+     "flush a partial batch this long after its first record", {}, 0},
   };
   t.make_node = [](const node_context& ctx) {
     return std::make_unique<batch_logic>(batch_config::from(ctx.spec.params));
