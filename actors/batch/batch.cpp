@@ -24,19 +24,31 @@ public:
   explicit batch_logic(batch_config cfg) : cfg_(cfg) {
   }
 
+  // A group is kept as slices of the input batches: a group that lies within
+  // one input batch leaves as that slice, without copying a record.
   void consume(record_batch batch, emitter& out) override {
-    for (auto& r : batch.take()) {
-      if (group_.empty())
+    auto rs = batch.records();
+    size_t from = 0;
+    while (from < rs.size()) {
+      if (count_ == 0)
         started_ = out.now();
-      bytes_ += r.body.size();
-      group_.push_back(std::move(r));
-      if (group_.size() >= cfg_.size || (cfg_.bytes && bytes_ >= cfg_.bytes))
+      size_t n = 0;
+      bool full = false;
+      while (from + n < rs.size() && !full) {
+        bytes_ += rs[from + n].body.size();
+        ++n;
+        full = count_ + n >= cfg_.size || (cfg_.bytes && bytes_ >= cfg_.bytes);
+      }
+      parts_.push_back(batch.slice(from, n));
+      count_ += n;
+      from += n;
+      if (full)
         flush(out);
     }
   }
 
   size_t buffered() const override {
-    return group_.size();
+    return count_;
   }
 
   // Checks four times per timeout, so a partial group leaves at most a
@@ -46,7 +58,7 @@ public:
   }
 
   void tick(emitter& out) override {
-    if (!group_.empty() && out.now() - started_ >= cfg_.timeout)
+    if (count_ > 0 && out.now() - started_ >= cfg_.timeout)
       flush(out);
   }
 
@@ -56,15 +68,26 @@ public:
 
 private:
   void flush(emitter& out) {
-    if (group_.empty())
+    if (count_ == 0)
       return;
-    out.emit(record_batch{std::move(group_)});
-    group_.clear();
+    if (parts_.size() == 1) {
+      out.emit(std::move(parts_.front()));
+    } else {
+      std::vector<record> group;
+      group.reserve(count_);
+      for (auto& p : parts_)
+        for (auto& r : p.records())
+          group.push_back(r);
+      out.emit(record_batch{std::move(group)});
+    }
+    parts_.clear();
+    count_ = 0;
     bytes_ = 0;
   }
 
   batch_config cfg_;
-  std::vector<record> group_;
+  std::vector<record_batch> parts_; // the pending group, as slices
+  size_t count_ = 0;
   uint64_t bytes_ = 0;
   std::chrono::steady_clock::time_point started_; // first record's arrival
 };

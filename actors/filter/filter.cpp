@@ -32,7 +32,7 @@ public:
 
   void consume(record_batch batch, emitter& out) override {
     size_t keep = 0, n = batch.size();
-    auto& in = batch.records();
+    auto in = batch.records();
     std::vector<bool> keeps(n);
     for (size_t i = 0; i < n; ++i) {
       auto copy_free = const_cast<record&>(in[i]); // match_ only reads

@@ -14,6 +14,7 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "troupe/ask.hpp"
 #include "troupe/errors.hpp"
 
 namespace troupe::detail {
@@ -491,9 +492,8 @@ void dispatch(node_pointer self) {
     st.waiting_batches.erase(token);
     ++st.workers[best].busy;
     auto seq = st.next_dispatch++;
-    self
-      ->request(st.workers[best].handle, st.plan->graph.runtime.request_timeout,
-                exec_atom_v, std::move(batch))
+    ask(self, st.workers[best].handle, st.plan->graph.runtime.request_timeout,
+        exec_atom_v, std::move(batch))
       .then(
         [=](stage_result& r) { on_worker_result(self, best, seq, token, r); },
         [=](caf::error& err) {

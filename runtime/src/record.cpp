@@ -1,5 +1,7 @@
 #include "troupe/record.hpp"
 
+#include <algorithm>
+
 namespace troupe {
 
 const std::string* record::attr(const std::string& name) const {
@@ -25,15 +27,32 @@ record_batch::record_batch(std::vector<record> records)
   : data_(std::make_shared<std::vector<record>>(std::move(records))) {
 }
 
+record_batch record_batch::slice(size_t from, size_t n) const {
+  record_batch result;
+  auto total = size();
+  if (from >= total || n == 0)
+    return result;
+  result.data_ = data_;
+  result.offset_ = offset_ + from;
+  result.size_ = std::min(n, total - from);
+  return result;
+}
+
 std::vector<record>& record_batch::mutable_records() {
-  if (data_.use_count() > 1)
-    data_ = std::make_shared<std::vector<record>>(*data_);
+  if (data_.use_count() > 1 || size_ != whole) {
+    auto rs = records();
+    data_ = std::make_shared<std::vector<record>>(rs.begin(), rs.end());
+    offset_ = 0;
+    size_ = whole;
+  }
   return *data_;
 }
 
 std::vector<record> record_batch::take() {
-  if (data_.use_count() > 1)
-    return *data_;
+  if (data_.use_count() > 1 || size_ != whole) {
+    auto rs = records();
+    return std::vector<record>(rs.begin(), rs.end());
+  }
   auto result = std::move(*data_);
   data_->clear();
   return result;

@@ -1,9 +1,10 @@
 // The unit of pipeline data, and the batches records travel in.
 //
 // A record is plain data: it is copied or moved between actors, never shared
-// mutably. A record_batch is copy-on-write: handing a batch to the next stage
-// or keeping it for redelivery only bumps a reference count, and the first
-// writer to a shared batch gets its own copy.
+// mutably. A record_batch is a copy-on-write view of records: handing a batch
+// to the next stage, keeping it for redelivery, or cutting it into slices
+// (slice()) only bumps a reference count; the first writer to a shared batch
+// gets its own copy of just its records.
 //
 // Example:
 //   troupe::record r;
@@ -42,27 +43,60 @@ struct record {
   void set_attr(std::string name, std::string value);
 };
 
+// Read-only view of contiguous records.
+class record_span {
+public:
+  record_span(const record* first, size_t n) : first_(first), size_(n) {
+  }
+  const record* begin() const noexcept {
+    return first_;
+  }
+  const record* end() const noexcept {
+    return first_ + size_;
+  }
+  size_t size() const noexcept {
+    return size_;
+  }
+  bool empty() const noexcept {
+    return size_ == 0;
+  }
+  const record& operator[](size_t i) const noexcept {
+    return first_[i];
+  }
+
+private:
+  const record* first_;
+  size_t size_;
+};
+
 class record_batch {
 public:
   record_batch();
   explicit record_batch(std::vector<record> records);
 
   size_t size() const noexcept {
-    return data_->size();
+    return size_ == whole ? data_->size() : size_;
   }
   bool empty() const noexcept {
-    return data_->empty();
+    return size() == 0;
   }
-  const std::vector<record>& records() const noexcept {
-    return *data_;
+  record_span records() const noexcept {
+    return {data_->data() + offset_, size()};
   }
-  // Copies the records first when another holder shares them.
+  // Records [from, from + n) sharing this batch's storage (no copy).
+  record_batch slice(size_t from, size_t n) const;
+  // Copies the records first when another holder shares them (or when this
+  // batch is a slice of a larger one).
   std::vector<record>& mutable_records();
   // Moves the records out when unshared, copies them otherwise.
   std::vector<record> take();
 
 private:
+  static constexpr size_t whole = static_cast<size_t>(-1);
+
   std::shared_ptr<std::vector<record>> data_;
+  size_t offset_ = 0;
+  size_t size_ = whole; // `whole`: all of *data_, which may grow or shrink
 };
 
 template <class Inspector>
