@@ -76,24 +76,42 @@ public:
     file_.reset(std::fopen(path_.c_str(), append ? "ab" : "wb"));
     if (!file_)
       throw io_error("cannot open", path_);
-    std::setvbuf(file_.get(), nullptr, _IOFBF, 1 << 20);
+    // Our own buffer, written in large chunks: glibc ignores setvbuf's size
+    // without a caller buffer and writes every batch larger than 4 KiB
+    // through to the kernel (26k write calls per million records).
+    std::setvbuf(file_.get(), nullptr, _IONBF, 0);
+    buf_.reserve(chunk_bytes + 64 * 1024);
   }
 
+  // The record counts as written once it is in the buffer; a crash of the
+  // process before the next chunk loses it (issue: checkpointed delivery).
   void consume(record_batch batch, emitter& out) override {
-    buf_.clear();
     for (auto& r : batch.records())
       append_record(buf_, r, format_);
-    if (std::fwrite(buf_.data(), 1, buf_.size(), file_.get()) != buf_.size())
-      throw io_error("cannot write", path_);
+    if (buf_.size() >= chunk_bytes)
+      write_out();
     out.emit(std::move(batch));
   }
 
   void finish(emitter&) override {
-    if (std::fflush(file_.get()) != 0)
-      throw io_error("cannot flush", path_);
+    write_out();
+  }
+
+  ~file_sink() override {
+    if (!buf_.empty())
+      std::fwrite(buf_.data(), 1, buf_.size(), file_.get());
   }
 
 private:
+  static constexpr size_t chunk_bytes = 1 << 20;
+
+  void write_out() {
+    if (!buf_.empty()
+        && std::fwrite(buf_.data(), 1, buf_.size(), file_.get()) != buf_.size())
+      throw io_error("cannot write", path_);
+    buf_.clear();
+  }
+
   std::string path_;
   record_format format_;
   file_ptr file_;
