@@ -8,6 +8,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "troupe/actors/builtin_types.hpp"
+#include "troupe/hygiene.hpp"
 #include "troupe/protocols.hpp"
 
 namespace troupe::actors {
@@ -23,6 +24,8 @@ counter_actor::behavior_type
 counter_fn(counter_actor::stateful_pointer<counter_state> self,
            int64_t initial) {
   self->state.value = initial;
+  install_exception_handler(self, "counter");
+  install_default_handler(self, "counter");
   return {
     [=](add_atom, int64_t n) { return self->state.value += n; },
     [=](get_atom) { return self->state.value; },

@@ -12,49 +12,67 @@ namespace {
 class filter_logic : public node_logic {
 public:
   explicit filter_logic(const node_context& ctx)
-    : invert_(ctx.spec.params.boolean("invert")) {
+    : invert_(ctx.spec.params.boolean("invert")),
+      max_attempts_(ctx.max_attempts) {
     auto& p = ctx.spec.params;
     if (p.has("contains")) {
       auto needle = p.str("contains");
-      match_ = [needle](record& r) {
+      match_ = [needle](const record& r) {
         return r.body.find(needle) != std::string::npos;
       };
     } else if (p.has("regex")) {
       auto re = std::make_shared<std::regex>(p.str("regex"));
-      match_ = [re](record& r) { return std::regex_search(r.body, *re); };
+      match_ = [re](const record& r) { return std::regex_search(r.body, *re); };
     } else {
-      auto fn = ctx.reg.find_function(p.str("fn"))->make();
-      match_ = [fn](record& r) {
-        return fn(r).what == fn_result::outcome::keep;
-      };
+      fn_ = ctx.reg.find_function(p.str("fn"))->make();
     }
   }
 
   void consume(record_batch batch, emitter& out) override {
-    size_t keep = 0, n = batch.size();
+    enum verdict : char { keep, drop, failed };
     auto in = batch.records();
-    std::vector<bool> keeps(n);
+    auto n = in.size();
+    std::vector<verdict> v(n, keep);
+    size_t kept = 0;
     for (size_t i = 0; i < n; ++i) {
-      auto copy_free = const_cast<record&>(in[i]); // match_ only reads
-      keeps[i] = match_(copy_free) != invert_;
-      keep += keeps[i];
+      bool match;
+      if (match_) {
+        match = match_(in[i]);
+      } else {
+        // The function decides on a copy: a filter never changes records.
+        auto r = in[i];
+        auto res = apply_with_retries(fn_, r, max_attempts_);
+        if (res.what == fn_result::outcome::fail) {
+          out.fail(std::move(r), res.error);
+          v[i] = failed;
+          continue;
+        }
+        match = res.what == fn_result::outcome::keep;
+      }
+      v[i] = match != invert_ ? keep : drop;
+      kept += v[i] == keep;
     }
-    if (keep == n) {
+    if (kept == n) {
       out.emit(std::move(batch)); // nothing dropped: forward untouched
       return;
     }
-    std::vector<record> kept;
-    kept.reserve(keep);
-    for (size_t i = 0; i < n; ++i)
-      if (keeps[i])
-        kept.push_back(in[i]);
-    out.drop(n - keep);
-    out.emit(record_batch{std::move(kept)});
+    std::vector<record> rs;
+    rs.reserve(kept);
+    size_t dropped = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (v[i] == keep)
+        rs.push_back(in[i]);
+      dropped += v[i] == drop;
+    }
+    out.drop(dropped);
+    out.emit(record_batch{std::move(rs)});
   }
 
 private:
   bool invert_;
-  std::function<bool(record&)> match_;
+  uint32_t max_attempts_;
+  std::function<bool(const record&)> match_; // contains / regex
+  record_fn fn_;                             // fn
 };
 
 void check(const node_spec& n, const registry& reg,

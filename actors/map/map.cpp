@@ -10,7 +10,7 @@ namespace {
 class map_logic : public node_logic {
 public:
   explicit map_logic(const node_context& ctx)
-    : fn_name_(ctx.spec.params.str("fn")) {
+    : fn_name_(ctx.spec.params.str("fn")), max_attempts_(ctx.max_attempts) {
     fn_ = ctx.reg.find_function(fn_name_)->make();
   }
 
@@ -23,7 +23,7 @@ public:
     auto& rs = batch.mutable_records();
     size_t kept = 0;
     for (auto& r : rs) {
-      auto res = fn_(r);
+      auto res = apply_with_retries(fn_, r, max_attempts_);
       if (res.what == fn_result::outcome::keep) {
         if (&rs[kept] != &r)
           rs[kept] = std::move(r);
@@ -40,6 +40,7 @@ public:
 
 private:
   std::string fn_name_;
+  uint32_t max_attempts_;
   record_fn fn_;
 };
 

@@ -16,6 +16,7 @@
 
 #include "troupe/ask.hpp"
 #include "troupe/errors.hpp"
+#include "troupe/hygiene.hpp"
 
 namespace troupe::detail {
 
@@ -102,11 +103,11 @@ worker_fn(worker_actor::stateful_pointer<worker_state> self,
           uint32_t incarnation) {
   const auto& spec = plan->graph.nodes[index];
   self->state.logic = plan->types[index]->make_node(
-    node_context{spec, *plan->reg, worker, incarnation});
-  self->set_exception_handler(
-    [](caf::scheduled_actor*, std::exception_ptr& e) -> caf::error {
-      return make_error(errc::worker_failed, describe(e));
-    });
+    node_context{spec, *plan->reg, worker, incarnation,
+                 plan->graph.runtime.max_attempts});
+  install_exception_handler(self, spec.name + " worker");
+  install_default_handler(self, spec.name + " worker",
+                          &plan->metrics->nodes[index]->unexpected);
   auto max_attempts = plan->graph.runtime.max_attempts;
   return {
     [=](exec_atom, record_batch& batch) -> stage_result {
@@ -635,13 +636,11 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
   auto* type = plan->types[index];
   st.is_source = type->kind == actor_kind::source;
   st.window = plan->graph.runtime.window;
-  self->set_exception_handler(
-    [self](caf::scheduled_actor*, std::exception_ptr& e) -> caf::error {
-      return make_error(errc::stage_failed,
-                        self->state.spec->name + ": " + describe(e));
-    });
+  install_exception_handler(self, st.spec->name);
+  install_default_handler(self, st.spec->name, &st.metrics->unexpected);
   st.logic = type->make_node(
-    node_context{*st.spec, *plan->reg, 0, wiring.incarnation});
+    node_context{*st.spec, *plan->reg, 0, wiring.incarnation,
+                 plan->graph.runtime.max_attempts});
   auto n_inputs = plan->in_edges[index].size();
   st.ended.assign(n_inputs, false);
   st.ended_by.resize(n_inputs);

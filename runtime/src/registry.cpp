@@ -125,6 +125,22 @@ const node_spec* graph_spec::find_node(const std::string& name) const {
   return nullptr;
 }
 
+fn_result apply_with_retries(const record_fn& fn, record& r,
+                             uint32_t max_attempts) {
+  for (;;) {
+    try {
+      return fn(r);
+    } catch (const std::exception& e) {
+      if (r.ctx.attempt >= max_attempts)
+        return fn_result::fail(e.what());
+    } catch (...) {
+      if (r.ctx.attempt >= max_attempts)
+        return fn_result::fail("unknown exception");
+    }
+    ++r.ctx.attempt;
+  }
+}
+
 emitter::~emitter() = default;
 
 std::chrono::steady_clock::time_point emitter::now() const {

@@ -38,6 +38,7 @@ node_report snapshot(const node_metrics& m) {
   n.restarts = get(m.restarts);
   n.batches = get(m.batches);
   n.errors = get(m.errors);
+  n.unexpected = get(m.unexpected);
   n.in_flight = m.in_flight();
   n.latency_p50_ns = m.latency_quantile(0.5);
   n.latency_p99_ns = m.latency_quantile(0.99);
@@ -71,6 +72,7 @@ std::string report_json(const run_report& r) {
       << ", \"in_flight\": " << n.in_flight << ", \"retried\": " << n.retried
       << ", \"lost\": " << n.lost << ", \"redelivered\": " << n.redelivered
       << ", \"restarts\": " << n.restarts << ", \"batches\": " << n.batches
+      << ", \"unexpected\": " << n.unexpected
       << ", \"latency_p50_us\": " << n.latency_p50_ns / 1000.0
       << ", \"latency_p99_us\": " << n.latency_p99_ns / 1000.0
       << ", \"balanced\": " << (n.balanced() ? "true" : "false") << "}";

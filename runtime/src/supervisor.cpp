@@ -15,6 +15,7 @@
 
 #include "node_actor.hpp"
 #include "troupe/errors.hpp"
+#include "troupe/hygiene.hpp"
 
 namespace troupe {
 
@@ -182,6 +183,7 @@ supervisor_fn(sup_pointer self, std::shared_ptr<const run_plan> plan,
   st.done = std::move(done);
   st.children.resize(plan->graph.nodes.size());
   self->set_down_handler([self](caf::down_msg& dm) { on_down(self, dm); });
+  install_default_handler(self, "supervisor of " + plan->graph.name);
   self->set_exception_handler(
     [self](caf::scheduled_actor*, std::exception_ptr& e) -> caf::error {
       complete(self, {run_outcome::status::failed,

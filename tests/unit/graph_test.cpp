@@ -40,6 +40,23 @@ private:
   collected* out_;
 };
 
+// A stage whose logic throws the first time it sees seq 5 (per harness): a
+// crash of the node itself, not of one record.
+class crash_once_stage : public node_logic {
+public:
+  explicit crash_once_stage(int* crashes) : crashes_(crashes) {
+  }
+  void consume(record_batch batch, emitter& out) override {
+    for (auto& r : batch.records())
+      if (r.seq == 5 && (*crashes_)++ == 0)
+        throw std::runtime_error("stage state corrupted");
+    out.emit(std::move(batch));
+  }
+
+private:
+  int* crashes_;
+};
+
 // A source that emits `count` records, then stays idle until stopped.
 class trickle_source : public node_logic {
 public:
@@ -69,6 +86,7 @@ struct harness {
   registry reg;
   std::map<std::string, collected> sinks;
   int flaky_throws = 0;
+  int stage_crashes = 0;
   std::unique_ptr<runtime> rt;
   caf::scheduler::test_coordinator* sched = nullptr;
 
@@ -90,6 +108,14 @@ struct harness {
         static_cast<uint64_t>(ctx.spec.params.integer("count")));
     };
     reg.add(trickle);
+    actor_type crash_once;
+    crash_once.name = "crash_once";
+    crash_once.kind = actor_kind::stage;
+    crash_once.parallel = true;
+    crash_once.make_node = [this](const node_context&) {
+      return std::make_unique<crash_once_stage>(&stage_crashes);
+    };
+    reg.add(crash_once);
     // Throws once, on the first record with seq 5 it ever sees.
     reg.add_function("flaky", "", [this] {
       return record_fn{[this](record& r) {
@@ -240,12 +266,29 @@ nodes:
   h.drive(run, 3600s, 1s);
 }
 
-TEST_CASE("a throwing stage is restarted and its records are redelivered") {
+TEST_CASE("a throwing record function is retried in place, not restarted") {
   harness h;
   auto run = h.start(R"(version: 1
 nodes:
   src: { type: generate, count: 100 }
   m:   { type: map, fn: flaky, inputs: [src] }
+  out: { type: collect, inputs: [m] }
+)");
+  REQUIRE(h.drive(run));
+  CHECK(unique_seqs(h.sinks["out"]).size() == 100);
+  CHECK(h.sinks["out"].records.size() == 100); // no duplicates either
+  CHECK(h.sinks["out"].records[5].ctx.attempt == 2);
+  auto rep = run.report();
+  CHECK(rep.nodes[1].restarts == 0);
+  check_balanced(rep);
+}
+
+TEST_CASE("a throwing stage is restarted and its records are redelivered") {
+  harness h;
+  auto run = h.start(R"(version: 1
+nodes:
+  src: { type: generate, count: 100 }
+  m:   { type: crash_once, inputs: [src] }
   out: { type: collect, inputs: [m] }
 )");
   REQUIRE(h.drive(run));
@@ -264,7 +307,7 @@ TEST_CASE("a crashing map worker loses nothing either") {
   auto run = h.start(R"(version: 1
 nodes:
   src: { type: generate, count: 2000 }
-  m:   { type: map, fn: flaky, workers: 4, inputs: [src] }
+  m:   { type: crash_once, workers: 4, inputs: [src] }
   out: { type: collect, inputs: [m] }
 )");
   REQUIRE(h.drive(run));
@@ -295,7 +338,7 @@ nodes:
   CHECK(*dead[0].attr("stage") == "m");
   CHECK(*dead[0].attr("attempt") == "3");
   auto rep = run.report();
-  CHECK(rep.nodes[1].restarts == 1); // one crash isolates the record
+  CHECK(rep.nodes[1].restarts == 0); // retried in place, never a restart
   CHECK(rep.nodes[1].dead_lettered == 1);
   check_balanced(rep);
 }
@@ -336,8 +379,7 @@ nodes:
 )");
   REQUIRE(h.drive(run));
   auto rep = run.report();
-  // max_attempts 1: the redelivered records fail alone instead of crashing
-  // again, so the budget holds and every record is accounted for.
+  // Record failures never restart the node: all ten go to errors.
   CHECK(rep.status == "completed");
   CHECK(rep.nodes[1].dead_lettered == 10);
   check_balanced(rep);

@@ -29,6 +29,7 @@ struct node_metrics {
   std::atomic<uint64_t> restarts{0};
   std::atomic<uint64_t> batches{0};  // batches emitted
   std::atomic<uint64_t> errors{0};   // crashes and failed records
+  std::atomic<uint64_t> unexpected{0}; // messages no handler matched
   // Processing latency per batch, log2 buckets of nanoseconds.
   std::array<std::atomic<uint64_t>, 48> latency{};
 

@@ -17,6 +17,7 @@
 //   });
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -42,5 +43,14 @@ struct fn_result {
 
 using record_fn = std::function<fn_result(record&)>;
 using record_fn_factory = std::function<record_fn()>;
+
+// Runs `fn` on `r`, treating an exception as a failure of this record only:
+// the record is tried again in place (its ctx.attempt counts the tries) until
+// it succeeds or reaches `max_attempts`, then the result is fail(reason).
+// A record failure never restarts the node, so a poison record cannot burn a
+// node's restart budget. A function that throws should leave the record as
+// it found it: the retry sees whatever it changed.
+fn_result apply_with_retries(const record_fn& fn, record& r,
+                             uint32_t max_attempts);
 
 } // namespace troupe

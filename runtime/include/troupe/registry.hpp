@@ -45,6 +45,7 @@ struct node_context {
   const registry& reg;
   size_t worker = 0;
   uint32_t incarnation = 0; // 0 at start, +1 per restart (e.g. append, not truncate)
+  uint32_t max_attempts = 3; // runtime.max_attempts: tries per record
 };
 
 using node_factory

@@ -18,7 +18,7 @@ struct node_report {
   std::string name, type;
   uint64_t in = 0, created = 0, out = 0, filtered = 0, dead_lettered = 0;
   uint64_t retried = 0, lost = 0, redelivered = 0, restarts = 0, batches = 0;
-  uint64_t errors = 0;
+  uint64_t errors = 0, unexpected = 0;
   int64_t in_flight = 0;
   uint64_t latency_p50_ns = 0, latency_p99_ns = 0;
 

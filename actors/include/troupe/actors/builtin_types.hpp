@@ -16,6 +16,8 @@ actor_type map_type();    // map/
 actor_type filter_type(); // filter/
 actor_type batch_type();  // batch/
 actor_type reduce_type(); // reduce/
+actor_type chaos_type();  // chaos/
+actor_type dedupe_type(); // dedupe/
 // sinks
 actor_type file_sink_type(); // file/
 actor_type stdout_type();    // stdout/
