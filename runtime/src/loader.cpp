@@ -119,7 +119,7 @@ public:
       return std::nullopt;
     }
     check_fields(root, {"version", "name", "runtime", "resources", "nodes",
-                        "supervision"});
+                        "supervision", "groups"});
     if (auto* v = root.find("version")) {
       auto s = scalar(*v, "version");
       if (s && *s != "1")
@@ -149,6 +149,8 @@ public:
                             + nodes->kind_name());
     } else {
       load_nodes(*nodes, g);
+      if (auto* gs = root.find("groups"))
+        load_groups(*gs, g);
     }
     if (!errors_.empty())
       return std::nullopt;
@@ -311,18 +313,30 @@ private:
     check_fields(s, {"strategy", "intensity", "period", "backoff"});
     if (auto* st = s.find("strategy")) {
       auto v = scalar(*st, "strategy");
-      if (v && *v != "one_for_one")
-        error(st->where, "strategy '" + *v + "' is not available yet; this "
-                         "version supervises one_for_one");
+      if (v && !parse_strategy(*v, sv.strategy))
+        error(st->where, "'strategy' expects one_for_one, one_for_all or "
+                         "rest_for_one, got '" + *v + "'");
     }
-    positive(s, "intensity", sv.intensity);
-    typed(s, "period", sv.period, parse_duration, "a duration such as 5s");
+    typed(s, "intensity", sv.intensity,
+          [](const std::string& x) -> std::optional<int64_t> {
+            auto v = parse_integer(x);
+            return v && *v >= 0 ? v : std::nullopt;
+          },
+          "a whole number of restarts (0: never restart)");
+    typed(s, "period", sv.period,
+          [](const std::string& x) {
+            auto d = parse_duration(x);
+            return d && d->count() > 0 ? d : std::nullopt;
+          },
+          "a positive duration such as 5s");
     if (auto* b = s.find("backoff")) {
       if (expect_map(*b, "backoff")) {
         check_fields(*b, {"min", "max", "jitter"});
-        typed(*b, "min", sv.backoff_min, parse_duration, "a duration");
-        typed(*b, "max", sv.backoff_max, parse_duration, "a duration");
-        typed(*b, "jitter", sv.backoff_jitter,
+        typed(*b, "min", sv.backoff.min, parse_duration, "a duration");
+        typed(*b, "max", sv.backoff.max, parse_duration, "a duration");
+        if (sv.backoff.max < sv.backoff.min)
+          error(b->where, "backoff 'max' is shorter than 'min'");
+        typed(*b, "jitter", sv.backoff.jitter,
               [](const std::string& x) -> std::optional<double> {
                 char* end = nullptr;
                 auto v = std::strtod(x.c_str(), &end);
@@ -479,7 +493,8 @@ private:
   void load_nodes(const yaml_node& ns, graph_spec& g) {
     std::vector<node_spec> nodes;
     std::map<std::string, const actor_type*> types;
-    std::vector<std::string> reserved{"type", "inputs", "workers", "ordered"};
+    std::vector<std::string> reserved{"type", "inputs", "workers", "ordered",
+                                      "restart"};
     for (auto& [slot, _] : reg_.slots())
       reserved.push_back(slot);
     std::set<std::string> declared;
@@ -519,6 +534,12 @@ private:
           else
             n.workers = static_cast<size_t>(*x);
         }
+      }
+      if (auto* rs = v.find("restart")) {
+        auto x = scalar(*rs, "restart");
+        if (x && !parse_restart_type(*x, n.restart))
+          error(rs->where, "'restart' expects permanent, transient or "
+                           "temporary, got '" + *x + "'");
       }
       if (auto* o = v.find("ordered")) {
         if (auto s = scalar(*o, "ordered")) {
@@ -595,6 +616,76 @@ private:
     if (!errors_.empty())
       return;
     order(nodes, g);
+  }
+
+  // groups: { NAME: { nodes: [...], supervision: {...}, parent: GROUP } }
+  void load_groups(const yaml_node& gs, graph_spec& g) {
+    if (gs.what == kind::null || !expect_map(gs, "groups"))
+      return;
+    std::map<std::string, std::string> owner; // node -> group
+    for (auto& [k, v] : gs.entries) {
+      if (!valid_name(k.value))
+        error(k.where, "bad group name '" + k.value + "'");
+      if (!expect_map(v, k.value))
+        continue;
+      check_fields(v, {"nodes", "supervision", "parent"});
+      group_spec grp;
+      grp.name = k.value;
+      grp.where = k.where;
+      grp.supervision = g.supervision;
+      if (auto* sv = v.find("supervision"))
+        load_supervision(*sv, grp.supervision);
+      if (auto* p = v.find("parent"))
+        if (auto s = scalar(*p, "parent")) {
+          grp.parent = *s;
+          if (!gs.find(*s) || *s == k.value)
+            error(p->where, "'parent' of group '" + k.value
+                              + "' must name another group, got '" + *s
+                              + "'");
+        }
+      auto* ns = v.find("nodes");
+      if (!ns || ns->what != kind::sequence || ns->items.empty()) {
+        error(ns ? ns->where : v.where,
+              "group '" + k.value + "' needs 'nodes', a list of node names");
+      } else {
+        for (auto& item : ns->items) {
+          auto s = scalar(item, "nodes");
+          if (!s)
+            continue;
+          auto n = std::find_if(g.nodes.begin(), g.nodes.end(),
+                                 [&](auto& x) { return x.name == *s; });
+          if (n == g.nodes.end()) {
+            error(item.where, "group '" + k.value + "' names unknown node '"
+                                + *s + "'");
+            continue;
+          }
+          auto [it, fresh] = owner.emplace(*s, k.value);
+          if (!fresh) {
+            error(item.where, "node '" + *s + "' is already in group '"
+                                + it->second + "'; a node has one supervisor");
+            continue;
+          }
+          n->group = k.value;
+          grp.nodes.push_back(*s);
+        }
+      }
+      g.groups.push_back(std::move(grp));
+    }
+    // Parents must form a tree.
+    for (auto& grp : g.groups) {
+      std::set<std::string> seen{grp.name};
+      auto parent = grp.parent;
+      while (!parent.empty()) {
+        if (!seen.insert(parent).second) {
+          error(grp.where, "groups '" + grp.name
+                             + "' and its parents form a cycle");
+          break;
+        }
+        auto it = std::find_if(g.groups.begin(), g.groups.end(),
+                               [&](auto& x) { return x.name == parent; });
+        parent = it == g.groups.end() ? "" : it->parent;
+      }
+    }
   }
 
   void load_inputs(const yaml_node& v, node_spec& n) {

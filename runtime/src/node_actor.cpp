@@ -148,6 +148,7 @@ struct consumer_edge {
   std::deque<uint64_t> queue;
   std::map<uint64_t, size_t> unacked; // out id -> records
   bool eof_sent = false;
+  bool dropped = false; // the consumer is gone for good
 };
 
 struct worker_slot {
@@ -257,7 +258,10 @@ void push_output(node_pointer self, uint32_t port, record_batch batch,
                        st.plan->resources.at(c->second)),
                      add_atom_v, static_cast<int64_t>(n));
   }
-  if (!st.has_consumers[port])
+  size_t consumers = 0;
+  for (auto& e : st.edges)
+    consumers += e.port == port && !e.dropped;
+  if (consumers == 0)
     return;
   auto id = st.next_out++;
   auto& entry = st.outs[id];
@@ -267,7 +271,7 @@ void push_output(node_pointer self, uint32_t port, record_batch batch,
     if (auto i = st.inputs.find(t); i != st.inputs.end())
       ++i->second.refs;
   for (auto& e : st.edges) {
-    if (e.port != port)
+    if (e.port != port || e.dropped)
       continue;
     ++entry.pending;
     e.queue.push_back(id);
@@ -616,6 +620,35 @@ void on_rewire(node_pointer self, uint32_t tag, caf::strong_actor_ptr h) {
     schedule_produce(self);
 }
 
+// Forgets an edge whose consumer will never come back.
+void on_drop(node_pointer self, uint32_t tag) {
+  auto& st = self->state;
+  if (tag >= st.edges.size())
+    return;
+  auto& e = st.edges[tag];
+  std::vector<uint64_t> ids(e.queue.begin(), e.queue.end());
+  for (auto& [id, _] : e.unacked)
+    ids.push_back(id);
+  e.queue.clear();
+  e.unacked.clear();
+  e.queued = e.in_flight = 0;
+  e.dropped = true;
+  e.eof_sent = true;
+  e.handle = nullptr;
+  for (auto id : ids) {
+    auto o = st.outs.find(id);
+    if (o != st.outs.end() && --o->second.pending == 0) {
+      auto lineage = std::move(o->second.lineage);
+      st.outs.erase(o);
+      for (auto t : lineage)
+        release(self, t);
+    }
+  }
+  flush(self);
+  if (st.is_source)
+    schedule_produce(self);
+}
+
 void arm_tick(node_pointer self) {
   auto& st = self->state;
   auto every = st.logic->tick_interval();
@@ -651,6 +684,8 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
     ce.handle = caf::actor_cast<node_actor>(wiring.consumers.at(e.tag));
     ce.in_port = e.in_port;
     ce.port = e.port;
+    ce.dropped = !ce.handle; // a removed temporary consumer
+    ce.eof_sent = ce.dropped;
     st.has_consumers[e.port] = true;
     st.edges.push_back(std::move(ce));
   }
@@ -679,6 +714,7 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
     [=](rewire_atom, uint32_t tag, caf::strong_actor_ptr& h) {
       on_rewire(self, tag, std::move(h));
     },
+    [=](drop_atom, uint32_t tag) { on_drop(self, tag); },
     [=](stop_atom) {
       self->state.stop_requested = true;
       if (self->state.is_source) {

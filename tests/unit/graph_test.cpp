@@ -57,6 +57,14 @@ private:
   int* crashes_;
 };
 
+// A stage that throws on every batch: a node that can never succeed.
+class always_crash_stage : public node_logic {
+public:
+  void consume(record_batch, emitter&) override {
+    throw std::runtime_error("broken for good");
+  }
+};
+
 // A source that emits `count` records, then stays idle until stopped.
 class trickle_source : public node_logic {
 public:
@@ -116,6 +124,13 @@ struct harness {
       return std::make_unique<crash_once_stage>(&stage_crashes);
     };
     reg.add(crash_once);
+    actor_type always_crash;
+    always_crash.name = "always_crash";
+    always_crash.kind = actor_kind::stage;
+    always_crash.make_node = [](const node_context&) {
+      return std::make_unique<always_crash_stage>();
+    };
+    reg.add(always_crash);
     // Throws once, on the first record with seq 5 it ever sees.
     reg.add_function("flaky", "", [this] {
       return record_fn{[this](record& r) {
@@ -403,7 +418,145 @@ nodes:
   REQUIRE(h.drive(run));
   auto rep = run.report();
   CHECK(rep.status == "failed");
-  CHECK(rep.message.find("restart budget exhausted") != std::string::npos);
+  CHECK(rep.message.find("restart budget is exhausted") != std::string::npos);
   CHECK(rep.message.find("cannot open the device") != std::string::npos);
   CHECK(rep.nodes[1].restarts == 2);
+}
+
+namespace {
+
+uint64_t restarts_of(const run_report& rep, const std::string& name) {
+  for (auto& n : rep.nodes)
+    if (n.name == name)
+      return n.restarts;
+  FAIL("no node " << name);
+  return 0;
+}
+
+} // namespace
+
+TEST_CASE("one_for_all: a crash in a group restarts every member, only them") {
+  harness h;
+  auto run = h.start(R"(version: 1
+groups:
+  risky:
+    nodes: [a, b, c]
+    supervision: { strategy: one_for_all, intensity: 3, period: 1m }
+nodes:
+  src: { type: generate, count: 300 }
+  a:   { type: map, fn: upper, inputs: [src] }
+  b:   { type: crash_once, inputs: [a] }
+  c:   { type: map, fn: lower, inputs: [b] }
+  out: { type: collect, inputs: [c] }
+)");
+  REQUIRE(h.drive(run));
+  auto rep = run.report();
+  CHECK(rep.status == "completed");
+  CHECK(restarts_of(rep, "a") == 1);
+  CHECK(restarts_of(rep, "b") == 1);
+  CHECK(restarts_of(rep, "c") == 1);
+  CHECK(restarts_of(rep, "src") == 0);
+  CHECK(restarts_of(rep, "out") == 0);
+  CHECK(unique_seqs(h.sinks["out"]).size() == 300);
+  check_balanced(rep);
+}
+
+TEST_CASE("rest_for_one: the failed child and those started after it") {
+  harness h;
+  auto run = h.start(R"(version: 1
+supervision: { strategy: rest_for_one }
+nodes:
+  src: { type: generate, count: 300 }
+  a:   { type: map, fn: upper, inputs: [src] }
+  b:   { type: crash_once, inputs: [a] }
+  c:   { type: map, fn: lower, inputs: [b] }
+  out: { type: collect, inputs: [c] }
+)");
+  REQUIRE(h.drive(run));
+  auto rep = run.report();
+  CHECK(restarts_of(rep, "src") == 0);
+  CHECK(restarts_of(rep, "a") == 0);
+  CHECK(restarts_of(rep, "b") == 1);
+  CHECK(restarts_of(rep, "c") == 1);
+  CHECK(restarts_of(rep, "out") == 1);
+  CHECK(unique_seqs(h.sinks["out"]).size() == 300);
+  check_balanced(rep);
+}
+
+TEST_CASE("a group without budget escalates: the root restarts it whole") {
+  harness h;
+  auto run = h.start(R"(version: 1
+supervision: { strategy: one_for_one, intensity: 5, period: 1m }
+groups:
+  fragile:
+    nodes: [b, c]
+    supervision: { strategy: one_for_one, intensity: 0, period: 1m }
+nodes:
+  src: { type: generate, count: 200 }
+  b:   { type: crash_once, inputs: [src] }
+  c:   { type: map, fn: lower, inputs: [b] }
+  out: { type: collect, inputs: [c] }
+)");
+  REQUIRE(h.drive(run));
+  auto rep = run.report();
+  CHECK(rep.status == "completed");
+  CHECK(restarts_of(rep, "b") == 1); // the group restarted as a unit
+  CHECK(restarts_of(rep, "c") == 1);
+  CHECK(restarts_of(rep, "src") == 0);
+  CHECK(unique_seqs(h.sinks["out"]).size() == 200);
+}
+
+TEST_CASE("a temporary node that fails is removed; the rest completes") {
+  harness h;
+  auto run = h.start(R"(version: 1
+nodes:
+  src:  { type: generate, count: 500 }
+  tap:  { type: always_crash, restart: temporary, inputs: [src] }
+  side: { type: collect, inputs: [tap] }
+  main: { type: map, fn: upper, inputs: [src] }
+  out:  { type: collect, inputs: [main] }
+)");
+  REQUIRE(h.drive(run));
+  auto rep = run.report();
+  CHECK(rep.status == "completed");
+  CHECK(restarts_of(rep, "tap") == 0);
+  CHECK(h.sinks["out"].records.size() == 500);
+  CHECK(h.sinks["side"].records.empty());
+  for (auto& n : rep.nodes)
+    if (n.name == "tap")
+      CHECK(n.lost > 0); // what it held is counted, not silently gone
+  check_balanced(rep);
+}
+
+TEST_CASE("a transient node is restarted after a crash like a permanent one") {
+  harness h;
+  auto run = h.start(R"(version: 1
+nodes:
+  src: { type: generate, count: 100 }
+  b:   { type: crash_once, restart: transient, inputs: [src] }
+  out: { type: collect, inputs: [b] }
+)");
+  REQUIRE(h.drive(run));
+  CHECK(restarts_of(run.report(), "b") == 1);
+  CHECK(unique_seqs(h.sinks["out"]).size() == 100);
+}
+
+TEST_CASE("restart backoff runs in virtual time: no restart before min") {
+  harness h;
+  auto run = h.start(R"(version: 1
+supervision: { backoff: { min: 2s, max: 10s, jitter: 0 } }
+nodes:
+  src: { type: generate, count: 100 }
+  b:   { type: crash_once, inputs: [src] }
+  out: { type: collect, inputs: [b] }
+)");
+  h.sched->run();
+  CHECK(restarts_of(run.report(), "b") == 0);
+  h.sched->advance_time(1900ms);
+  h.sched->run();
+  CHECK(restarts_of(run.report(), "b") == 0); // still backing off
+  h.sched->advance_time(100ms);
+  h.sched->run();
+  CHECK(restarts_of(run.report(), "b") == 1);
+  REQUIRE(h.drive(run));
 }

@@ -10,6 +10,7 @@
 
 #include "troupe/params.hpp"
 #include "troupe/source_location.hpp"
+#include "troupe/supervision.hpp"
 #include "troupe/units.hpp"
 
 namespace troupe {
@@ -27,12 +28,20 @@ struct runtime_spec {
 };
 
 struct supervision_spec {
-  std::string strategy = "one_for_one";
+  troupe::strategy strategy = strategy::one_for_one;
   uint32_t intensity = 10;      // restarts allowed ...
   duration period = std::chrono::seconds(5); // ... within this window
-  duration backoff_min = std::chrono::milliseconds(10);
-  duration backoff_max = std::chrono::seconds(1);
-  double backoff_jitter = 0.2;
+  backoff_spec backoff;
+};
+
+// A supervision group: its member nodes (and subgroups, via `parent`) are
+// supervised with their own policy, so a fragile branch fails on its own.
+struct group_spec {
+  std::string name;
+  std::string parent; // "" : the graph's root supervision
+  supervision_spec supervision;
+  std::vector<std::string> nodes;
+  source_location where;
 };
 
 // `inputs: [hash]` reads hash's data output; `[hash.errors]` its failures.
@@ -50,6 +59,8 @@ struct node_spec {
   std::vector<input_ref> inputs;
   size_t workers = 1;
   bool ordered = true;
+  restart_type restart = restart_type::permanent;
+  std::string group; // "" : supervised by the root
   // Resource slots (`cache: pages`, `rate_limit: api_limit`) by slot name.
   std::map<std::string, std::string> resources;
   source_location where;
@@ -66,7 +77,8 @@ struct graph_spec {
   std::string name;
   std::string file;
   runtime_spec runtime;
-  supervision_spec supervision;
+  supervision_spec supervision; // the root's policy
+  std::vector<group_spec> groups;
   std::vector<resource_spec> resources;
   std::vector<node_spec> nodes; // in topological order: inputs come first
 

@@ -39,6 +39,9 @@ using node_actor = caf::typed_actor<
   caf::reacts_to<close_atom, uint32_t>,
   // rewire(reply_tag, consumer): from the supervisor, a consumer restarted.
   caf::reacts_to<rewire_atom, uint32_t, caf::strong_actor_ptr>,
+  // drop(reply_tag): from the supervisor, a temporary consumer is gone for
+  // good; forget what it did not acknowledge.
+  caf::reacts_to<drop_atom, uint32_t>,
   // stop: sources stop producing; everything in flight drains.
   caf::reacts_to<stop_atom>,
   // Self-messages: timers and source pacing.
