@@ -108,10 +108,6 @@ public:
            && out.now() - pending_.front().first >= cfg_.delay)
       release(out);
   }
-  void finish(emitter& out) override {
-    while (!pending_.empty())
-      release(out);
-  }
 
 private:
   void release(emitter& out) {

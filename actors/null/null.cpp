@@ -1,5 +1,6 @@
 // null: discards records. With `delay` it is a deliberately slow consumer that
-// takes one batch per delay, for rehearsing backpressure.
+// takes one batch per delay, for rehearsing backpressure; at the end it keeps
+// that pace while it drains.
 #include <deque>
 
 #include "troupe/actors/builtin_types.hpp"
@@ -35,10 +36,6 @@ public:
     held_ -= pending_.front().size();
     out.emit(std::move(pending_.front()));
     pending_.pop_front();
-  }
-  void finish(emitter& out) override {
-    while (!pending_.empty())
-      tick(out);
   }
 
 private:

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <map>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <caf/actor_cast.hpp>
 #include <caf/event_based_actor.hpp>
@@ -137,6 +138,7 @@ struct out_entry {
   record_batch batch;
   std::vector<uint64_t> lineage; // input tokens it derives from
   size_t pending = 0;            // consumers yet to acknowledge
+  size_t unsent = 0;             // consumers it was not sent to yet
 };
 
 struct consumer_edge {
@@ -147,6 +149,7 @@ struct consumer_edge {
   size_t queued = 0;    // records waiting for credit
   std::deque<uint64_t> queue;
   std::map<uint64_t, size_t> unacked; // out id -> records
+  std::unordered_set<uint64_t> resent; // queued again after a rewire
   bool eof_sent = false;
   bool dropped = false; // the consumer is gone for good
 };
@@ -191,6 +194,7 @@ struct node_state {
   size_t outstanding = 0;                   // dispatched, not applied
 
   bool producing_scheduled = false;
+  bool finishing = false;  // finish() ran; ticks drain what the logic holds
   bool input_done = false;
   bool stop_requested = false;
   bool tick_armed = false;
@@ -241,6 +245,7 @@ void acknowledge(node_pointer self, uint64_t token) {
 }
 
 void flush(node_pointer self);
+void arm_tick(node_pointer self);
 
 // Creates an output entry on `port` and queues it for every consumer.
 void push_output(node_pointer self, uint32_t port, record_batch batch,
@@ -277,6 +282,14 @@ void push_output(node_pointer self, uint32_t port, record_batch batch,
     e.queue.push_back(id);
     e.queued += n;
   }
+  entry.unsent = entry.pending;
+  st.metrics->add(st.metrics->unsent, n);
+}
+
+// The entry went out on one more edge (or that edge is gone).
+void mark_sent(node_state& st, out_entry& entry) {
+  if (entry.unsent > 0 && --entry.unsent == 0)
+    st.metrics->unsent.fetch_sub(entry.batch.size(), std::memory_order_relaxed);
 }
 
 void dead_letter(node_pointer self, record r, const std::string& reason,
@@ -347,16 +360,26 @@ void maybe_quit(node_pointer self) {
   self->quit();
 }
 
+// All inputs ended: let the logic flush, then keep ticking until it holds
+// nothing (a slow sink or a delay stage drains at its own pace, bounded by
+// the supervisor's shutdown_timeout).
 void maybe_finish(node_pointer self) {
   auto& st = self->state;
   if (st.input_done || st.is_source || !all_inputs_ended(st)
       || st.outstanding > 0 || !st.waiting.empty())
     return;
-  auto out = inline_emitter(self);
-  st.logic->finish(out);
-  release_open(self);
-  // Whatever the logic still claims to hold is released now: it had its
-  // chance to flush.
+  if (!st.finishing) {
+    st.finishing = true;
+    auto out = inline_emitter(self);
+    st.logic->finish(out);
+    release_open(self);
+  }
+  if (st.logic->buffered() > 0 && st.logic->tick_interval().count() > 0) {
+    arm_tick(self);
+    flush(self);
+    return;
+  }
+  // Nothing will tick any more: what the logic still claims is released.
   while (!st.open.empty()) {
     auto t = st.open.front();
     st.open.pop_front();
@@ -379,6 +402,8 @@ void flush(node_pointer self) {
       e.queued -= n;
       e.in_flight += n;
       e.unacked.emplace(id, n);
+      if (e.resent.erase(id) == 0)
+        mark_sent(st, i->second);
       if (e.handle)
         self->send(e.handle, batch_atom_v, e.in_port, static_cast<uint32_t>(&e - st.edges.data()), id,
                    i->second.batch);
@@ -531,6 +556,12 @@ void on_batch(node_pointer self, uint32_t in_port, uint32_t tag, uint64_t id,
   in.from = from;
   in.refs = 1;
   in.received = clock_type::now();
+  if (st.plan->graph.runtime.delivery == delivery_mode::at_most_once) {
+    // At most once: acknowledge on receipt, so a crash never brings these
+    // records back; what this incarnation held is counted lost instead.
+    self->send(from, ack_atom_v, tag, id);
+    in.from = nullptr;
+  }
   if (!st.workers.empty()) {
     ++st.outstanding;
     st.waiting.push_back(token);
@@ -563,6 +594,8 @@ void on_ack(node_pointer self, uint32_t tag, uint64_t id) {
   e.unacked.erase(u);
   auto o = st.outs.find(id);
   if (o != st.outs.end() && --o->second.pending == 0) {
+    if (st.is_source)
+      st.logic->acknowledged(o->second.batch);
     auto lineage = std::move(o->second.lineage);
     st.outs.erase(o);
     for (auto t : lineage)
@@ -592,26 +625,14 @@ void on_rewire(node_pointer self, uint32_t tag, caf::strong_actor_ptr h) {
   e.eof_sent = false;
   auto unacked = std::move(e.unacked);
   e.unacked.clear();
-  bool at_most_once
-    = st.plan->graph.runtime.delivery == delivery_mode::at_most_once;
   for (auto i = unacked.rbegin(); i != unacked.rend(); ++i) {
     auto o = st.outs.find(i->first);
     if (o == st.outs.end())
       continue;
-    if (at_most_once) {
-      // The replacement never sees these; the supervisor counted what the
-      // crashed consumer held as lost.
-      if (--o->second.pending == 0) {
-        auto lineage = std::move(o->second.lineage);
-        st.outs.erase(o);
-        for (auto t : lineage)
-          release(self, t);
-      }
-      continue;
-    }
     for (auto& r : o->second.batch.mutable_records())
       ++r.ctx.attempt;
     st.metrics->add(st.metrics->redelivered, i->second);
+    e.resent.insert(i->first);
     e.queue.push_front(i->first);
     e.queued += i->second;
   }
@@ -626,9 +647,13 @@ void on_drop(node_pointer self, uint32_t tag) {
   if (tag >= st.edges.size())
     return;
   auto& e = st.edges[tag];
+  for (auto id : e.queue)
+    if (auto o = st.outs.find(id); o != st.outs.end() && !e.resent.count(id))
+      mark_sent(st, o->second);
   std::vector<uint64_t> ids(e.queue.begin(), e.queue.end());
   for (auto& [id, _] : e.unacked)
     ids.push_back(id);
+  e.resent.clear();
   e.queue.clear();
   e.unacked.clear();
   e.queued = e.in_flight = 0;
@@ -651,6 +676,7 @@ void on_drop(node_pointer self, uint32_t tag) {
 
 void arm_tick(node_pointer self) {
   auto& st = self->state;
+
   auto every = st.logic->tick_interval();
   if (every.count() <= 0 || st.tick_armed || st.input_done)
     return;

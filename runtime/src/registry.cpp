@@ -151,6 +151,8 @@ node_logic::~node_logic() = default;
 produce_status node_logic::produce(size_t, emitter&) {
   return produce_status::done;
 }
+void node_logic::acknowledged(const record_batch&) {
+}
 duration node_logic::idle_delay() const {
   return std::chrono::milliseconds(10);
 }

@@ -181,12 +181,18 @@ void start_child(sup_pointer self, size_t i) {
 // (at_least_once) or given up (at_most_once, or a removed temporary node).
 void account_held(supervisor_state& st, size_t i, bool gone_for_good) {
   auto* m = st.plan->metrics->nodes[i].get();
-  auto held = m->in_flight();
-  if (held <= 0)
-    return;
   bool lost = gone_for_good
               || st.plan->graph.runtime.delivery == delivery_mode::at_most_once;
-  m->add(lost ? m->lost : m->retried, static_cast<uint64_t>(held));
+  // Emitted but never handed over: under at_least_once the replacement emits
+  // them again (counted again in `out`); otherwise they are lost, not out.
+  auto unsent = m->unsent.exchange(0, std::memory_order_relaxed);
+  if (lost && unsent > 0) {
+    m->out.fetch_sub(unsent, std::memory_order_relaxed);
+    m->add(m->lost, unsent);
+  }
+  auto held = m->in_flight();
+  if (held > 0)
+    m->add(lost ? m->lost : m->retried, static_cast<uint64_t>(held));
 }
 
 // A temporary node that failed is not restarted: its producers drop the edge

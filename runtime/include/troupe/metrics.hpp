@@ -30,6 +30,9 @@ struct node_metrics {
   std::atomic<uint64_t> batches{0};  // batches emitted
   std::atomic<uint64_t> errors{0};   // crashes and failed records
   std::atomic<uint64_t> unexpected{0}; // messages no handler matched
+  // Emitted (counted in `out`) but not yet handed to every consumer: what a
+  // crash of this incarnation would take with it.
+  std::atomic<uint64_t> unsent{0};
   // Processing latency per batch, log2 buckets of nanoseconds.
   std::array<std::atomic<uint64_t>, 48> latency{};
 

@@ -71,6 +71,9 @@ public:
   // Makes up to `max` records and emits them.
   virtual produce_status produce(size_t max, emitter& out);
   virtual duration idle_delay() const;
+  // A batch this source emitted is acknowledged by every consumer: all that
+  // derives from it was written by the sinks. Where to advance a checkpoint.
+  virtual void acknowledged(const record_batch& batch);
 
   // -- stages and sinks ------------------------------------------------------
 
