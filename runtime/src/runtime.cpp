@@ -12,7 +12,7 @@
 #include <caf/send.hpp>
 
 #include "run_plan.hpp"
-#include "supervisor.hpp"
+#include "graph_supervisor.hpp"
 #include "troupe/errors.hpp"
 #include "troupe/registry.hpp"
 #include "troupe/type_ids.hpp"
@@ -27,7 +27,7 @@ struct runtime::impl {
 
 struct graph_run::state {
   std::shared_ptr<const detail::run_plan> plan;
-  supervisor_actor supervisor;
+  graph_supervisor_actor supervisor;
   std::map<std::string, caf::actor> resources;
   std::promise<run_outcome> promise;
   std::shared_future<run_outcome> outcome;
@@ -93,7 +93,7 @@ graph_run runtime::start(const graph_spec& graph) {
   st->plan = plan;
   st->started = std::chrono::steady_clock::now();
   std::weak_ptr<graph_run::state> weak = st;
-  st->supervisor = detail::spawn_supervisor(
+  st->supervisor = detail::spawn_graph_supervisor(
     *impl_->sys, plan, [weak](run_outcome outcome) {
       if (auto s = weak.lock()) {
         s->ended = std::chrono::steady_clock::now();

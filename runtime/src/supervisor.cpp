@@ -1,9 +1,7 @@
-#include "supervisor.hpp"
+#include "troupe/supervisor.hpp"
 
-#include <algorithm>
-#include <chrono>
+#include <deque>
 #include <iostream>
-#include <map>
 #include <random>
 
 #include <caf/actor_cast.hpp>
@@ -13,402 +11,198 @@
 #include <caf/system_messages.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
-#include "node_actor.hpp"
 #include "troupe/errors.hpp"
 #include "troupe/hygiene.hpp"
-#include "troupe/supervision.hpp"
 
 namespace troupe {
 
-const char* to_string(run_outcome::status x) {
-  switch (x) {
-    case run_outcome::status::completed:
-      return "completed";
-    case run_outcome::status::failed:
-      return "failed";
-    case run_outcome::status::interrupted:
-      return "interrupted";
-    default:
-      return "timed_out";
-  }
-}
-
-} // namespace troupe
-
-namespace troupe::detail {
-
 namespace {
 
-using clock_type = std::chrono::steady_clock;
-
-struct child {
-  node_actor handle;
+struct slot {
+  child_spec spec;
+  caf::actor handle;
   bool alive = false;
-  bool finished = false;      // exited normally: all its output acknowledged
-  bool removed = false;       // a temporary node that failed: gone for good
-  bool expected_down = false; // stopped by us, to be restarted with siblings
-  uint32_t incarnations = 0;
+  bool removed = false; // temporary (or finished transient): not restarted
 };
 
-// A child of a supervision scope: a node, or a nested group.
-struct unit {
-  bool is_group = false;
-  size_t index = 0; // node index or scope index
-};
-
-// The root (scope 0) and one scope per YAML group, each with its own policy.
-struct scope {
-  std::string name;
-  int parent = -1;
-  supervision_spec policy;
-  restart_budget budget;
-  std::vector<unit> units; // in start order
-};
-
-// Nodes being stopped together, restarted together after a backoff.
-struct restart_batch {
-  std::vector<size_t> nodes;
-  size_t pending_down = 0;
-  duration delay{0};
-};
-
-struct supervisor_state {
+struct sup_state {
   static inline const char* name = "troupe.supervisor";
-  std::shared_ptr<const run_plan> plan;
-  done_callback done;
-  std::vector<child> children;
-  std::vector<scope> scopes;
-  std::vector<int> node_scope;
-  std::map<uint32_t, restart_batch> batches;
-  uint32_t next_batch = 0;
-  std::minstd_rand rng{42}; // jitter; a fixed seed keeps tests repeatable
-  bool stopping = false;
-  bool completed = false;
+  supervisor_config cfg;
+  std::vector<slot> slots;
+  restart_budget budget{0, duration{1}};
+  std::minstd_rand rng{7};
+  // Children being stopped one at a time, last started first.
+  std::deque<size_t> stop_queue;
+  size_t stopping = SIZE_MAX; // the child we wait for
+  uint32_t stop_epoch = 0;    // tells a stale stop timeout from a live one
+  // What happens once the stop queue is empty.
+  std::vector<size_t> restart_after_stop;
+  caf::error quit_after_stop;
+  bool quitting = false;
+  bool restarts_pending = false;
 };
 
-using sup_pointer = supervisor_actor::stateful_pointer<supervisor_state>;
+using pointer = supervisor_actor::stateful_pointer<sup_state>;
 
-void build_scopes(supervisor_state& st) {
-  auto& g = st.plan->graph;
-  st.scopes.push_back(
-    {"root", -1, g.supervision,
-     restart_budget{g.supervision.intensity, g.supervision.period}, {}});
-  std::map<std::string, int> by_name;
-  for (auto& grp : g.groups) {
-    by_name[grp.name] = static_cast<int>(st.scopes.size());
-    st.scopes.push_back({grp.name, 0, grp.supervision,
-                         restart_budget{grp.supervision.intensity,
-                                        grp.supervision.period},
-                         {}});
-  }
-  for (size_t k = 0; k < g.groups.size(); ++k)
-    if (!g.groups[k].parent.empty())
-      st.scopes[k + 1].parent = by_name.at(g.groups[k].parent);
-  // Start order is the graph's topological order (sources first); a group
-  // starts where its first node starts.
-  std::vector<bool> placed(st.scopes.size(), false);
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    int s = g.nodes[i].group.empty() ? 0 : by_name.at(g.nodes[i].group);
-    st.node_scope.push_back(s);
-    st.scopes[s].units.push_back({false, i});
-    for (int t = s; t > 0 && !placed[t]; t = st.scopes[t].parent) {
-      placed[t] = true;
-      st.scopes[st.scopes[t].parent].units.push_back(
-        {true, static_cast<size_t>(t)});
-    }
-  }
+void start_slot(pointer self, size_t i) {
+  auto& s = self->state.slots[i];
+  s.handle = s.spec.start(*self);
+  s.alive = static_cast<bool>(s.handle);
+  if (s.alive)
+    self->monitor(s.handle);
 }
 
-bool within(const supervisor_state& st, size_t node, int scope_index) {
-  for (int s = st.node_scope[node]; s >= 0; s = st.scopes[s].parent)
-    if (s == scope_index)
-      return true;
-  return false;
-}
+void stop_next(pointer self);
 
-void complete(sup_pointer self, run_outcome outcome) {
+void after_stops(pointer self) {
   auto& st = self->state;
-  if (st.completed)
+  if (st.quitting) {
+    self->quit(st.quit_after_stop);
     return;
-  st.completed = true;
-  // Stop what still runs in reverse start order: consumers go first.
-  for (size_t i = st.children.size(); i > 0; --i) {
-    auto& c = st.children[i - 1];
-    if (c.alive) {
-      outcome.unfinished.insert(outcome.unfinished.begin(),
-                                st.plan->graph.nodes[i - 1].name);
-      self->send_exit(c.handle, caf::exit_reason::kill);
-    }
   }
-  if (st.done)
-    st.done(std::move(outcome));
-  self->quit();
-}
-
-void check_completion(sup_pointer self) {
-  auto& st = self->state;
-  for (auto& c : st.children)
-    if (!c.finished && !c.removed)
-      return;
-  complete(self, {st.stopping ? run_outcome::status::interrupted
-                              : run_outcome::status::completed,
-                  st.stopping ? "stopped by signal; drained" : "", {}});
-}
-
-void start_child(sup_pointer self, size_t i) {
-  auto& st = self->state;
-  node_wiring w;
-  for (auto& e : st.plan->out_edges[i]) {
-    auto& consumer = st.children[e.consumer];
-    w.consumers.push_back(consumer.removed ? caf::strong_actor_ptr{}
-                                           : caf::actor_cast<caf::strong_actor_ptr>(
-                                             consumer.handle));
+  if (!st.restart_after_stop.empty()) {
+    std::uniform_real_distribution<double> u(-1, 1);
+    auto delay = backoff_delay(st.cfg.policy.backoff, st.budget.recent(),
+                               u(st.rng));
+    st.restarts_pending = true;
+    self->delayed_send(self, delay, restart_atom_v, uint32_t{0});
   }
-  for (auto& e : st.plan->in_edges[i]) {
-    auto& producer = st.children[e.producer];
-    w.closed_inputs.push_back(producer.finished || producer.removed);
-  }
-  w.incarnation = st.children[i].incarnations++;
-  auto h = spawn_node(self, st.plan, i, std::move(w));
-  self->monitor(h);
-  auto& c = st.children[i];
-  c.handle = h;
-  c.alive = true;
-  c.expected_down = false;
 }
 
-// Counts what a dead incarnation held: redelivered by its upstream
-// (at_least_once) or given up (at_most_once, or a removed temporary node).
-void account_held(supervisor_state& st, size_t i, bool gone_for_good) {
-  auto* m = st.plan->metrics->nodes[i].get();
-  bool lost = gone_for_good
-              || st.plan->graph.runtime.delivery == delivery_mode::at_most_once;
-  // Emitted but never handed over: under at_least_once the replacement emits
-  // them again (counted again in `out`); otherwise they are lost, not out.
-  auto unsent = m->unsent.exchange(0, std::memory_order_relaxed);
-  if (lost && unsent > 0) {
-    m->out.fetch_sub(unsent, std::memory_order_relaxed);
-    m->add(m->lost, unsent);
-  }
-  auto held = m->in_flight();
-  if (held > 0)
-    m->add(lost ? m->lost : m->retried, static_cast<uint64_t>(held));
-}
-
-// A temporary node that failed is not restarted: its producers drop the edge
-// to it and its consumers see their input closed.
-void remove_child(sup_pointer self, size_t i) {
+void stop_next(pointer self) {
   auto& st = self->state;
-  st.children[i].removed = true;
-  account_held(st, i, true);
-  for (auto& e : st.plan->in_edges[i])
-    if (st.children[e.producer].alive)
-      self->send(st.children[e.producer].handle, drop_atom_v, e.tag);
-  for (auto& e : st.plan->out_edges[i])
-    if (st.children[e.consumer].alive)
-      self->send(st.children[e.consumer].handle, close_atom_v, e.in_port);
-}
-
-void restart_child(sup_pointer self, size_t i) {
-  auto& st = self->state;
-  start_child(self, i);
-  auto* m = st.plan->metrics->nodes[i].get();
-  m->add(m->restarts, 1);
-  auto ptr = caf::actor_cast<caf::strong_actor_ptr>(st.children[i].handle);
-  for (auto& e : st.plan->in_edges[i]) {
-    auto& producer = st.children[e.producer];
-    if (producer.alive && !producer.expected_down)
-      self->send(producer.handle, rewire_atom_v, e.tag, ptr);
-  }
-  if (st.stopping && st.plan->types[i]->kind == actor_kind::source)
-    self->send(st.children[i].handle, stop_atom_v);
-}
-
-void run_batch(sup_pointer self, uint32_t id) {
-  auto& st = self->state;
-  auto it = st.batches.find(id);
-  if (it == st.batches.end() || st.completed)
-    return;
-  auto nodes = std::move(it->second.nodes);
-  st.batches.erase(it);
-  // Consumers first, so each restarted producer starts with their handles.
-  std::sort(nodes.rbegin(), nodes.rend());
-  for (auto i : nodes) {
-    auto& c = st.children[i];
-    if (c.alive || c.finished || c.removed)
+  while (!st.stop_queue.empty()) {
+    auto i = st.stop_queue.front();
+    st.stop_queue.pop_front();
+    if (!st.slots[i].alive)
       continue;
-    if (st.plan->graph.nodes[i].restart == restart_type::temporary)
-      remove_child(self, i);
-    else
-      restart_child(self, i);
-  }
-  check_completion(self);
-}
-
-void maybe_schedule(sup_pointer self, uint32_t id) {
-  auto& st = self->state;
-  auto& b = st.batches.at(id);
-  if (b.pending_down > 0)
+    st.stopping = i;
+    ++st.stop_epoch;
+    self->send_exit(st.slots[i].handle, caf::exit_reason::user_shutdown);
+    self->delayed_send(self, st.cfg.shutdown_timeout, timeout_atom_v,
+                       st.stop_epoch);
     return;
-  self->delayed_send(self, b.delay, restart_atom_v, id);
+  }
+  st.stopping = SIZE_MAX;
+  after_stops(self);
 }
 
-// Applies the scope's strategy to a failed unit; escalates up the scopes
-// while budgets are exhausted. Returns false when the root gave up.
-bool handle_failure(sup_pointer self, size_t failed_node,
-                    const std::string& reason) {
+// Stops `which` (start-order indexes) in reverse start order, one by one.
+void stop_children(pointer self, std::vector<size_t> which) {
   auto& st = self->state;
-  auto now = self->clock().now();
-  int s = st.node_scope[failed_node];
-  unit failed{false, failed_node};
-  while (!st.scopes[s].budget.admit(now)) {
-    auto& sc = st.scopes[s];
-    if (s == 0) {
-      complete(self, {run_outcome::status::failed,
-                      "node '" + st.plan->graph.nodes[failed_node].name
-                        + "' failed and the restart budget is exhausted ("
-                        + std::to_string(sc.policy.intensity) + " in "
-                        + format_duration(sc.policy.period)
-                        + "); last reason: " + reason,
-                      {}});
-      return false;
-    }
-    std::cerr << "troupe: group '" << sc.name
-              << "' exhausted its restart budget; escalating to '"
-              << st.scopes[sc.parent].name << "'\n";
-    sc.budget.reset();
-    failed = {true, static_cast<size_t>(s)};
-    s = sc.parent;
-  }
-  auto& sc = st.scopes[s];
-  size_t pos = 0;
-  for (; pos < sc.units.size(); ++pos)
-    if (sc.units[pos].is_group == failed.is_group
-        && sc.units[pos].index == failed.index)
-      break;
-  restart_batch batch;
-  for (auto k : restart_set(sc.policy.strategy, pos, sc.units.size())) {
-    auto& u = sc.units[k];
-    for (size_t i = 0; i < st.children.size(); ++i)
-      if (u.is_group ? within(st, i, static_cast<int>(u.index)) : i == u.index)
-        batch.nodes.push_back(i);
-  }
-  std::uniform_real_distribution<double> jitter(-1.0, 1.0);
-  batch.delay = backoff_delay(sc.policy.backoff, sc.budget.recent(),
-                              jitter(st.rng));
-  auto id = st.next_batch++;
-  // Stop the others in reverse start order; restart all once they are down.
-  for (auto k = batch.nodes.rbegin(); k != batch.nodes.rend(); ++k) {
-    auto& c = st.children[*k];
-    if (c.alive && !c.expected_down) {
-      c.expected_down = true;
-      ++batch.pending_down;
-      self->send_exit(c.handle, caf::exit_reason::kill);
-    }
-  }
-  st.batches.emplace(id, std::move(batch));
-  maybe_schedule(self, id);
-  return true;
+  std::sort(which.rbegin(), which.rend());
+  for (auto i : which)
+    st.stop_queue.push_back(i);
+  if (st.stopping == SIZE_MAX)
+    stop_next(self);
 }
 
-void on_down(sup_pointer self, caf::down_msg& dm) {
+void shut_down(pointer self, caf::error reason) {
+  auto& st = self->state;
+  st.quitting = true;
+  st.quit_after_stop = std::move(reason);
+  std::vector<size_t> all;
+  for (size_t i = 0; i < st.slots.size(); ++i)
+    all.push_back(i);
+  stop_children(self, all);
+}
+
+void on_failure(pointer self, size_t i, const std::string& reason) {
+  auto& st = self->state;
+  if (!st.budget.admit(self->clock().now())) {
+    std::cerr << "troupe: " << st.cfg.name << ": child '" << st.slots[i].spec.name
+              << "' failed beyond the restart budget; stopping all children\n";
+    shut_down(self, make_error(errc::restart_budget,
+                               st.cfg.name + ": child '" + st.slots[i].spec.name
+                                 + "' failed: " + reason));
+    return;
+  }
+  std::vector<size_t> set;
+  for (auto k : restart_set(st.cfg.policy.strategy, i, st.slots.size()))
+    if (!st.slots[k].removed)
+      set.push_back(k);
+  for (auto k : set)
+    st.restart_after_stop.push_back(k);
+  stop_children(self, set); // i is down already: skipped
+}
+
+void on_down(pointer self, caf::down_msg& dm) {
   auto& st = self->state;
   size_t i = 0;
-  for (; i < st.children.size(); ++i)
-    if (st.children[i].alive && st.children[i].handle.address() == dm.source)
+  for (; i < st.slots.size(); ++i)
+    if (st.slots[i].alive && st.slots[i].handle.address() == dm.source)
       break;
-  if (i == st.children.size() || st.completed)
+  if (i == st.slots.size())
     return;
-  auto& c = st.children[i];
-  c.alive = false;
-  auto& spec = st.plan->graph.nodes[i];
-  if (!dm.reason) {
-    // Finished: everything it sent is acknowledged.
-    c.finished = true;
-    for (auto& e : st.plan->out_edges[i]) {
-      auto& consumer = st.children[e.consumer];
-      if (consumer.alive)
-        self->send(consumer.handle, close_atom_v, e.in_port);
-    }
-    for (auto& [id, b] : st.batches)
-      if (c.expected_down && b.pending_down > 0
-          && std::find(b.nodes.begin(), b.nodes.end(), i) != b.nodes.end()) {
-        --b.pending_down;
-        maybe_schedule(self, id);
-        break;
-      }
-    c.expected_down = false;
-    check_completion(self);
+  auto& s = st.slots[i];
+  s.alive = false;
+  if (i == st.stopping) {
+    stop_next(self);
     return;
   }
-  if (c.expected_down) {
-    // Stopped by us as part of a group restart.
-    account_held(st, i, false);
-    for (auto& [id, b] : st.batches)
-      if (std::find(b.nodes.begin(), b.nodes.end(), i) != b.nodes.end()
-          && b.pending_down > 0) {
-        --b.pending_down;
-        maybe_schedule(self, id);
-        break;
-      }
+  if (st.quitting)
+    return;
+  bool normal = !dm.reason;
+  if (s.spec.restart == restart_type::temporary
+      || (normal && s.spec.restart == restart_type::transient)) {
+    s.removed = true;
     return;
   }
-  auto* m = st.plan->metrics->nodes[i].get();
-  m->add(m->errors, 1);
-  auto reason = render(dm.reason);
-  if (spec.restart == restart_type::temporary) {
-    std::cerr << "troupe: temporary node '" << spec.name << "' failed ("
-              << reason << "); removed\n";
-    remove_child(self, i);
-    check_completion(self);
-    return;
-  }
-  account_held(st, i, false);
-  std::cerr << "troupe: node '" << spec.name << "' crashed (" << reason
-            << "); restarting\n";
-  handle_failure(self, i, reason);
+  on_failure(self, i, normal ? "exited" : render(dm.reason));
 }
 
-supervisor_actor::behavior_type
-supervisor_fn(sup_pointer self, std::shared_ptr<const run_plan> plan,
-              done_callback done) {
+supervisor_actor::behavior_type supervisor_fn(pointer self,
+                                              supervisor_config cfg) {
   auto& st = self->state;
-  st.plan = plan;
-  st.done = std::move(done);
-  st.children.resize(plan->graph.nodes.size());
-  build_scopes(st);
+  st.budget = restart_budget{cfg.policy.intensity, cfg.policy.period};
+  st.cfg = std::move(cfg);
+  for (auto& c : st.cfg.children)
+    st.slots.push_back({c, {}, false, false});
+  install_default_handler(self, st.cfg.name);
+  install_exception_handler(self, st.cfg.name);
   self->set_down_handler([self](caf::down_msg& dm) { on_down(self, dm); });
-  install_default_handler(self, "supervisor of " + plan->graph.name);
-  self->set_exception_handler(
-    [self](caf::scheduled_actor*, std::exception_ptr& e) -> caf::error {
-      complete(self, {run_outcome::status::failed,
-                      "supervisor failed: " + describe(e), {}});
-      return make_error(errc::stage_failed, "supervisor: " + describe(e));
-    });
-  // Consumers first, so every producer starts with its consumers' handles.
-  for (size_t k = plan->graph.nodes.size(); k > 0; --k)
-    start_child(self, k - 1);
+  // An exit from a linked parent or a kill: stop the children first.
+  self->set_exit_handler([self](caf::exit_msg& em) {
+    if (!self->state.quitting)
+      shut_down(self, em.reason);
+  });
+  for (size_t i = 0; i < st.slots.size(); ++i)
+    start_slot(self, i);
   return {
-    [=](stop_atom) {
-      auto& st = self->state;
-      if (st.stopping || st.completed)
-        return;
-      st.stopping = true;
-      for (size_t i = 0; i < st.children.size(); ++i)
-        if (st.children[i].alive
-            && st.plan->types[i]->kind == actor_kind::source)
-          self->send(st.children[i].handle, stop_atom_v);
-      self->delayed_send(self, st.plan->graph.runtime.shutdown_timeout,
-                         timeout_atom_v);
+    [=](get_atom, const std::string& name) -> caf::actor {
+      for (auto& s : self->state.slots)
+        if (s.spec.name == name && s.alive)
+          return s.handle;
+      return {};
     },
-    [=](restart_atom, uint32_t id) { run_batch(self, id); },
-    [=](timeout_atom) {
-      complete(self, {run_outcome::status::timed_out,
-                      "shutdown_timeout "
-                        + format_duration(
-                          self->state.plan->graph.runtime.shutdown_timeout)
-                        + " expired before the graph drained",
-                      {}});
+    [=](stop_atom) {
+      if (!self->state.quitting)
+        shut_down(self, caf::error{});
+    },
+    [=](restart_atom, uint32_t) {
+      auto& st = self->state;
+      if (st.quitting || !st.restarts_pending)
+        return;
+      st.restarts_pending = false;
+      auto set = std::move(st.restart_after_stop);
+      st.restart_after_stop.clear();
+      std::sort(set.begin(), set.end());
+      set.erase(std::unique(set.begin(), set.end()), set.end());
+      for (auto k : set) {
+        auto& s = st.slots[k];
+        if (s.alive || s.removed)
+          continue;
+        if (s.spec.restart == restart_type::temporary)
+          s.removed = true;
+        else
+          start_slot(self, k);
+      }
+    },
+    [=](timeout_atom, uint32_t epoch) {
+      auto& st = self->state;
+      if (epoch == st.stop_epoch && st.stopping != SIZE_MAX
+          && st.slots[st.stopping].alive)
+        self->send_exit(st.slots[st.stopping].handle, caf::exit_reason::kill);
     },
   };
 }
@@ -416,9 +210,16 @@ supervisor_fn(sup_pointer self, std::shared_ptr<const run_plan> plan,
 } // namespace
 
 supervisor_actor spawn_supervisor(caf::actor_system& sys,
-                                  std::shared_ptr<const run_plan> plan,
-                                  done_callback done) {
-  return sys.spawn(supervisor_fn, std::move(plan), std::move(done));
+                                  supervisor_config cfg) {
+  return sys.spawn(supervisor_fn, std::move(cfg));
 }
 
-} // namespace troupe::detail
+child_spec supervisor_child(std::string name, supervisor_config cfg,
+                            restart_type restart) {
+  cfg.name = name;
+  return {name, restart, [cfg](caf::local_actor& parent) {
+            return caf::actor_cast<caf::actor>(parent.spawn(supervisor_fn, cfg));
+          }};
+}
+
+} // namespace troupe

@@ -7,8 +7,10 @@
 #include <stdexcept>
 
 #include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 
+#include "troupe/errors.hpp"
 #include "troupe/loader.hpp"
 #include "troupe/registry.hpp"
 #include "troupe/runtime.hpp"
@@ -559,4 +561,26 @@ nodes:
   h.sched->run();
   CHECK(restarts_of(run.report(), "b") == 1);
   REQUIRE(h.drive(run));
+}
+
+TEST_CASE("an unexpected message gets an error reply, never silence") {
+  harness h;
+  auto run = h.start(R"(version: 1
+resources:
+  hits: { type: counter }
+nodes:
+  src: { type: generate, count: 10, counter: hits }
+  out: { type: collect, inputs: [src] }
+)");
+  auto counter = run.resource("hits"); // alive until the run ends
+  REQUIRE(counter);
+  std::string reply = "none";
+  auto* out = &reply;
+  auto asker = h.rt->system().spawn([out, counter](caf::event_based_actor* self) {
+    self->request(counter, std::chrono::seconds(1), std::string{"hello?"})
+      .then([out](int64_t) { *out = "a value"; },
+            [out](caf::error& e) { *out = render(e); });
+  });
+  REQUIRE(h.drive(run));
+  CHECK(reply == "caf.unexpected_message");
 }

@@ -7,9 +7,11 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
+#include <caf/actor.hpp>
 #include <caf/actor_control_block.hpp>
 
 #include "troupe/record.hpp"
@@ -57,9 +59,19 @@ using counter_actor
                      caf::replies_to<get_atom>::with<int64_t>>;
 
 // The graph supervisor: spawns, watches and restarts the nodes of one run.
-using supervisor_actor
+// (Internal; embedders use supervisor_actor below.)
+using graph_supervisor_actor
   = caf::typed_actor<caf::reacts_to<stop_atom>,
                      caf::reacts_to<restart_atom, uint32_t>,
                      caf::reacts_to<timeout_atom>>;
+
+// A supervisor for any actors (supervisor.hpp): get(name) answers the
+// child's current incarnation (an invalid handle while it is down or gone);
+// stop stops the children in reverse start order, then the supervisor.
+using supervisor_actor
+  = caf::typed_actor<caf::replies_to<get_atom, std::string>::with<caf::actor>,
+                     caf::reacts_to<stop_atom>,
+                     caf::reacts_to<restart_atom, uint32_t>,
+                     caf::reacts_to<timeout_atom, uint32_t>>;
 
 } // namespace troupe

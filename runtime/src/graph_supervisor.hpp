@@ -30,7 +30,7 @@ namespace troupe::detail {
 
 using done_callback = std::function<void(run_outcome)>;
 
-supervisor_actor spawn_supervisor(caf::actor_system& sys,
+graph_supervisor_actor spawn_graph_supervisor(caf::actor_system& sys,
                                   std::shared_ptr<const run_plan> plan,
                                   done_callback done);
 
