@@ -250,7 +250,10 @@ void maybe_schedule(sup_pointer self, uint32_t id) {
   auto& b = st.batches.at(id);
   if (b.pending_down > 0)
     return;
-  self->delayed_send(self, b.delay, restart_atom_v, id);
+  if (b.delay.count() > 0)
+    self->delayed_send(self, b.delay, restart_atom_v, id);
+  else
+    self->send(self, restart_atom_v, id);
 }
 
 // Applies the scope's strategy to a failed unit; escalates up the scopes

@@ -60,12 +60,49 @@ struct collecting_emitter : emitter {
   }
 };
 
+// Passes emits through, but joins the one-record batches that per-record
+// consumption produces into one batch, so a redelivery does not shred the
+// downstream flow into single-record messages. Larger batches (a batch
+// stage's groups) keep their boundaries.
+struct coalescing_emitter : emitter {
+  emitter& out;
+  std::vector<record> singles;
+  explicit coalescing_emitter(emitter& o) : out(o) {
+  }
+  void emit(record_batch b) override {
+    if (b.size() == 1) {
+      singles.push_back(b.records()[0]);
+      return;
+    }
+    flush();
+    out.emit(std::move(b));
+  }
+  void fail(record r, std::string reason) override {
+    out.fail(std::move(r), std::move(reason));
+  }
+  void drop(size_t n) override {
+    out.drop(n);
+  }
+  void create(size_t n) override {
+    out.create(n);
+  }
+  std::chrono::steady_clock::time_point now() const override {
+    return out.now();
+  }
+  void flush() {
+    if (!singles.empty())
+      out.emit(record_batch{std::move(singles)});
+    singles.clear();
+  }
+};
+
 // Runs `logic` on a redelivered batch one record at a time, so a record that
-// keeps throwing fails alone (to `errors`) instead of crashing the node again.
+// crashed the node fails alone (to `errors`) instead of crashing it again.
 // Retries a throwing record in place until its attempt count reaches
 // `max_attempts`.
-void consume_carefully(node_logic& logic, record_batch batch, emitter& out,
+void consume_carefully(node_logic& logic, record_batch batch, emitter& sink,
                        uint32_t max_attempts, const std::string& stage) {
+  coalescing_emitter out{sink};
   for (auto& r : batch.take()) {
     for (;;) {
       try {
@@ -82,13 +119,7 @@ void consume_carefully(node_logic& logic, record_batch batch, emitter& out,
       }
     }
   }
-}
-
-bool redelivered(const record_batch& b) {
-  for (auto& r : b.records())
-    if (r.ctx.attempt > 1)
-      return true;
-  return false;
+  out.flush();
 }
 
 // -- workers ------------------------------------------------------------------
@@ -111,9 +142,9 @@ worker_fn(worker_actor::stateful_pointer<worker_state> self,
                           &plan->metrics->nodes[index]->unexpected);
   auto max_attempts = plan->graph.runtime.max_attempts;
   return {
-    [=](exec_atom, record_batch& batch) -> stage_result {
+    [=](exec_atom, bool redelivery, record_batch& batch) -> stage_result {
       collecting_emitter out;
-      if (redelivered(batch))
+      if (redelivery)
         consume_carefully(*self->state.logic, std::move(batch), out,
                           max_attempts, spec.name);
       else
@@ -187,7 +218,8 @@ struct node_state {
   // Parallel workers (map/filter with workers > 1).
   std::vector<worker_slot> workers;
   std::deque<uint64_t> waiting;             // tokens not dispatched yet
-  std::unordered_map<uint64_t, record_batch> waiting_batches;
+  std::unordered_map<uint64_t, std::pair<bool, record_batch>>
+    waiting_batches; // token -> (redelivery, records)
   uint64_t next_dispatch = 0;               // order of dispatch
   uint64_t next_apply = 0;                  // ordered: next to apply
   std::map<uint64_t, std::pair<uint64_t, stage_result>> done; // ordered
@@ -402,10 +434,12 @@ void flush(node_pointer self) {
       e.queued -= n;
       e.in_flight += n;
       e.unacked.emplace(id, n);
-      if (e.resent.erase(id) == 0)
+      bool redelivery = e.resent.erase(id) > 0;
+      if (!redelivery)
         mark_sent(st, i->second);
       if (e.handle)
-        self->send(e.handle, batch_atom_v, e.in_port, static_cast<uint32_t>(&e - st.edges.data()), id,
+        self->send(e.handle, batch_atom_v, e.in_port,
+                   static_cast<uint32_t>(&e - st.edges.data()), id, redelivery,
                    i->second.batch);
     }
     if (st.input_done && e.queue.empty() && !e.eof_sent) {
@@ -518,12 +552,12 @@ void dispatch(node_pointer self) {
       return;
     auto token = st.waiting.front();
     st.waiting.pop_front();
-    auto batch = std::move(st.waiting_batches[token]);
+    auto [redelivery, batch] = std::move(st.waiting_batches[token]);
     st.waiting_batches.erase(token);
     ++st.workers[best].busy;
     auto seq = st.next_dispatch++;
     ask(self, st.workers[best].handle, st.plan->graph.runtime.request_timeout,
-        exec_atom_v, std::move(batch))
+        exec_atom_v, redelivery, std::move(batch))
       .then(
         [=](stage_result& r) { on_worker_result(self, best, seq, token, r); },
         [=](caf::error& err) {
@@ -537,7 +571,7 @@ void dispatch(node_pointer self) {
 }
 
 void on_batch(node_pointer self, uint32_t in_port, uint32_t tag, uint64_t id,
-              record_batch& batch) {
+              bool redelivery, record_batch& batch) {
   auto& st = self->state;
   auto from = caf::actor_cast<node_actor>(self->current_sender());
   if (in_port >= st.ended.size())
@@ -565,7 +599,7 @@ void on_batch(node_pointer self, uint32_t in_port, uint32_t tag, uint64_t id,
   if (!st.workers.empty()) {
     ++st.outstanding;
     st.waiting.push_back(token);
-    st.waiting_batches.emplace(token, std::move(batch));
+    st.waiting_batches.emplace(token, std::make_pair(redelivery, std::move(batch)));
     dispatch(self);
     return;
   }
@@ -573,7 +607,7 @@ void on_batch(node_pointer self, uint32_t in_port, uint32_t tag, uint64_t id,
   in.end = st.consumed;
   st.open.push_back(token);
   auto out = inline_emitter(self);
-  if (redelivered(batch))
+  if (redelivery)
     consume_carefully(*st.logic, std::move(batch), out,
                       st.plan->graph.runtime.max_attempts, st.spec->name);
   else
@@ -728,7 +762,9 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
     self->send(self, tick_atom_v); // arms the timer and checks closed inputs
   return {
     [=](batch_atom, uint32_t in_port, uint32_t tag, uint64_t id,
-        record_batch& batch) { on_batch(self, in_port, tag, id, batch); },
+        bool redelivery, record_batch& batch) {
+      on_batch(self, in_port, tag, id, redelivery, batch);
+    },
     [=](ack_atom, uint32_t tag, uint64_t id) { on_ack(self, tag, id); },
     [=](eof_atom, uint32_t in_port) { on_input_end(self, in_port); },
     [=](close_atom, uint32_t in_port) {

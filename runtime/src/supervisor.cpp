@@ -65,7 +65,10 @@ void after_stops(pointer self) {
     auto delay = backoff_delay(st.cfg.policy.backoff, st.budget.recent(),
                                u(st.rng));
     st.restarts_pending = true;
-    self->delayed_send(self, delay, restart_atom_v, uint32_t{0});
+    if (delay.count() > 0)
+      self->delayed_send(self, delay, restart_atom_v, uint32_t{0});
+    else
+      self->send(self, restart_atom_v, uint32_t{0});
   }
 }
 

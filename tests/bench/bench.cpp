@@ -14,7 +14,7 @@
 //
 //   troupe-bench [--runs N] [--quick] [--etl-count N] [--chain-count N]
 //                [--flood-count N] [--troupe PATH] [--python PATH]
-//                [--raw-window CHUNKS] [--only etl|chain|flood]
+//                [--raw-window CHUNKS] [--only etl|chain|flood|faults|supervision]
 //
 // `caf/all.hpp` is allowed in this one file for simplicity.
 #include <fcntl.h>
@@ -48,6 +48,7 @@
 #include "troupe/registry.hpp"
 #include "troupe/report.hpp"
 #include "troupe/runtime.hpp"
+#include "troupe/supervisor.hpp"
 #include "troupe/type_ids.hpp"
 
 extern char** environ;
@@ -68,7 +69,7 @@ struct options {
   std::string troupe;  // default: <bench dir>/../troupe
   std::string python = "python3";
   uint64_t raw_window = 4; // raw CAF chain: chunks in flight, 0: send all
-  std::string only;        // "", "etl", "chain" or "flood"
+  std::string only;        // "", or one of etl chain flood faults supervision
   std::string source_dir = TROUPE_SOURCE_DIR;
 };
 
@@ -78,7 +79,7 @@ struct options {
                "                    [--chain-count N] [--flood-count N]\n"
                "                    [--troupe PATH] [--python PATH]\n"
                "                    [--raw-window CHUNKS (0: send all)]\n"
-               "                    [--only etl|chain|flood]\n";
+               "                    [--only etl|chain|flood|faults|supervision]\n";
   std::exit(2);
 }
 
@@ -127,8 +128,9 @@ options parse_options(int argc, char** argv) {
       o.python = value();
     } else if (a == "--only") {
       o.only = value();
-      if (o.only != "etl" && o.only != "chain" && o.only != "flood")
-        usage("--only wants etl, chain or flood");
+      if (o.only != "etl" && o.only != "chain" && o.only != "flood"
+          && o.only != "faults" && o.only != "supervision")
+        usage("--only wants etl, chain, flood, faults or supervision");
     } else if (a == "--raw-window") {
       auto& v = value();
       o.raw_window = v == "0" ? 0 : parse_count(a, v);
@@ -432,6 +434,169 @@ void bench_etl(const options& o, std::vector<row>& rows) {
                   lp / tr >= 1.3});
 }
 
+// -- 4. the ETL shape under injected faults vs without ------------------------
+
+// etl.yaml with a chaos stage after the source: `p` of record attempts fail
+// (retried in place) and `kill` of batches kill the chaos actor (restart and
+// redelivery).
+std::string faults_yaml(uint64_t n, double p, double kill) {
+  char buf[1024];
+  std::snprintf(buf, sizeof(buf), R"(version: 1
+runtime: { max_attempts: 6 }
+supervision: { intensity: 1000, period: 10s, backoff: { min: 1ms, max: 10ms } }
+nodes:
+  extract: { type: generate, count: %llu, template: "raw_{i}" }
+  chaos:   { type: chaos, seed: 1, p: %g, kill: %g, inputs: [extract] }
+  hash:    { type: map, fn: sha256, workers: 8, inputs: [chaos] }
+  batch:   { type: batch, size: 50, timeout: 1s, inputs: [hash] }
+  load:    { type: file, path: out/etl.jsonl, inputs: [batch] }
+)",
+                static_cast<unsigned long long>(n), p, kill);
+  return buf;
+}
+
+void bench_faults(const options& o, std::vector<row>& rows) {
+  auto n = o.etl_count;
+  std::printf("ETL with faults, %s records, %zu run(s): 0%% faults | 1%% of "
+              "records fail + 0.1%% of batches kill the actor\n",
+              human_count(n).c_str(), o.runs);
+  std::vector<double> clean, faulty;
+  for (size_t run = 0; run < o.runs; ++run) {
+    double t[2] = {0, 0};
+    for (int k = 0; k < 2; ++k) {
+      temp_dir dir{"faults"};
+      auto cfg = dir / "faults.yaml";
+      std::ofstream(cfg) << (k == 0 ? faults_yaml(n, 0, 0)
+                                    : faults_yaml(n, 0.01, 0.001));
+      auto r = time_child({o.troupe, "run", cfg, "--no-progress"}, {},
+                          dir.path().string());
+      if (!check_child("troupe run (faults)", r)) {
+        rows.push_back({"ETL, 1% faults vs none", "-", "-", "-", ">= 0.8",
+                        false, true});
+        return;
+      }
+      t[k] = r.seconds;
+    }
+    clean.push_back(t[0]);
+    faulty.push_back(t[1]);
+    std::printf("  run %zu: clean %.3f s | faulty %.3f s\n", run + 1, t[0],
+                t[1]);
+    std::fflush(stdout);
+  }
+  auto c = median(clean), f = median(faulty);
+  rows.push_back({"ETL " + human_count(n) + ", 1% faults vs none (thr.)",
+                  fmt("%.3f s", c), fmt("%.3f s", f), fmt("%.2f", c / f),
+                  ">= 0.8", c / f >= 0.8});
+}
+
+// -- 5. supervision: restart latency, supervised vs raw spawn + terminate ----
+
+struct cycle_state {
+  uint64_t left = 0;
+  clock_type::time_point t0;
+  std::promise<double>* done = nullptr;
+};
+
+caf::behavior plain_child(caf::event_based_actor*) {
+  return {[](int) {}};
+}
+
+// Raw CAF: spawn an actor, monitor it, kill it, wait for the down message.
+caf::behavior raw_cycler(caf::stateful_actor<cycle_state>* self, uint64_t n,
+                         std::promise<double>* done) {
+  self->state.left = n;
+  self->state.done = done;
+  self->state.t0 = clock_type::now();
+  auto cycle = [self] {
+    auto c = self->spawn(plain_child);
+    self->monitor(c);
+    self->send_exit(c, caf::exit_reason::kill);
+  };
+  self->set_down_handler([self, cycle, n](caf::down_msg&) {
+    if (--self->state.left == 0) {
+      self->state.done->set_value(seconds_since(self->state.t0) / n);
+      self->quit();
+    } else {
+      cycle();
+    }
+  });
+  cycle();
+  return {[](int) {}};
+}
+
+// Under a troupe supervisor: every incarnation reports itself; the driver
+// kills it and the supervisor starts the next. One cycle = crash to
+// replacement ready.
+caf::behavior supervised_cycler(caf::stateful_actor<cycle_state>* self,
+                                uint64_t n, std::promise<double>* done) {
+  self->state.left = n + 1; // the first report is the initial start
+  self->state.done = done;
+  return {[self, n](caf::actor& child) {
+    auto& st = self->state;
+    if (st.left == n + 1)
+      st.t0 = clock_type::now();
+    if (--st.left == 0) {
+      st.done->set_value(seconds_since(st.t0) / n);
+      self->quit();
+      return;
+    }
+    self->send_exit(child, caf::exit_reason::kill);
+  }};
+}
+
+double supervised_cycles(uint64_t n) {
+  caf::actor_system_config cfg;
+  cfg.add_message_types<caf::id_block::troupe>();
+  caf::actor_system sys{cfg};
+  std::promise<double> done;
+  auto result = done.get_future();
+  auto driver = sys.spawn(supervised_cycler, n, &done);
+  troupe::supervisor_config sc;
+  sc.policy.intensity = static_cast<uint32_t>(n + 10);
+  sc.policy.period = std::chrono::hours(1);
+  sc.policy.backoff = {troupe::duration{0}, troupe::duration{0}, 0};
+  sc.children.push_back(
+    {"child", troupe::restart_type::permanent, [driver](caf::local_actor& p) {
+       auto h = caf::actor_cast<caf::actor>(p.spawn(plain_child));
+       caf::anon_send(driver, h);
+       return h;
+     }});
+  auto sup = troupe::spawn_supervisor(sys, sc);
+  auto per_cycle = result.get();
+  caf::anon_send(sup, troupe::stop_atom_v);
+  return per_cycle;
+}
+
+double raw_cycles(uint64_t n) {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  std::promise<double> done;
+  auto result = done.get_future();
+  sys.spawn(raw_cycler, n, &done);
+  return result.get();
+}
+
+void bench_supervision(const options& o, std::vector<row>& rows) {
+  uint64_t n = o.etl_count >= 1'000'000 ? 20'000 : 2'000;
+  std::printf("Supervision, %s spawn+terminate cycles, %zu run(s): raw CAF | "
+              "troupe supervisor restart\n",
+              human_count(n).c_str(), o.runs);
+  std::vector<double> raw, sup;
+  for (size_t run = 0; run < o.runs; ++run) {
+    raw.push_back(raw_cycles(n));
+    sup.push_back(supervised_cycles(n));
+    std::printf("  run %zu: raw %.2f us | supervised %.2f us per cycle\n",
+                run + 1, raw.back() * 1e6, sup.back() * 1e6);
+    std::fflush(stdout);
+  }
+  auto r = median(raw), s = median(sup);
+  rows.push_back({"restart latency (crash to ready), median", "-",
+                  fmt("%.2f us", s * 1e6), "-", "-", true});
+  rows.push_back({"supervised vs raw spawn+terminate", fmt("%.2f us", r * 1e6),
+                  fmt("%.2f us", s * 1e6), fmt("%.2fx", s / r), "<= 2x",
+                  s / r <= 2});
+}
+
 // -- 2. 4-stage identity chain: troupe embedded vs raw CAF relays ------------
 
 std::string chain_yaml(uint64_t n) {
@@ -667,6 +832,10 @@ int main(int argc, char** argv) {
       bench_chain(o, rows);
     if (o.only.empty() || o.only == "flood")
       bench_flood(o, rows);
+    if (o.only.empty() || o.only == "faults")
+      bench_faults(o, rows);
+    if (o.only.empty() || o.only == "supervision")
+      bench_supervision(o, rows);
   } catch (const std::exception& e) {
     std::cerr << "troupe-bench: " << e.what() << '\n';
     print_table(rows);

@@ -31,9 +31,11 @@ namespace troupe {
 // producer the replacement (`rewire`) and the producer sends every
 // unacknowledged batch again.
 using node_actor = caf::typed_actor<
-  // batch(in_port, reply_tag, batch_id, records): data from an upstream node;
-  // acknowledge with ack(reply_tag, batch_id) to the sender.
-  caf::reacts_to<batch_atom, uint32_t, uint32_t, uint64_t, record_batch>,
+  // batch(in_port, reply_tag, batch_id, redelivery, records): data from an
+  // upstream node; acknowledge with ack(reply_tag, batch_id) to the sender.
+  // `redelivery` marks a batch sent again after a crash: the consumer then
+  // runs it record by record, so a record that crashes a node fails alone.
+  caf::reacts_to<batch_atom, uint32_t, uint32_t, uint64_t, bool, record_batch>,
   caf::reacts_to<ack_atom, uint32_t, uint64_t>,
   // eof(in_port): the sender has sent everything on this input.
   caf::reacts_to<eof_atom, uint32_t>,
@@ -49,9 +51,11 @@ using node_actor = caf::typed_actor<
   // Self-messages: timers and source pacing.
   caf::reacts_to<tick_atom>, caf::reacts_to<produce_atom>>;
 
-// A map/filter worker: runs a node's logic on one batch, off the node actor.
+// A map/filter worker: runs a node's logic on one batch, off the node actor
+// (exec(redelivery, records), see batch above).
 using worker_actor
-  = caf::typed_actor<caf::replies_to<exec_atom, record_batch>::with<stage_result>>;
+  = caf::typed_actor<
+    caf::replies_to<exec_atom, bool, record_batch>::with<stage_result>>;
 
 // The `counter` service (the seed's SafeCounter): an actor is the lock.
 using counter_actor
