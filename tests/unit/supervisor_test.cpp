@@ -20,6 +20,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// Function actors here take an unused int: CAF 0.17 dereferences a null
+// argument tuple when a function actor takes no arguments (UBSan reports it).
+constexpr int no_args = 0;
+
 struct fixture {
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
@@ -43,14 +47,14 @@ struct fixture {
                    restart_type restart = restart_type::permanent) {
     return {name, restart, [this, name](caf::local_actor& parent) {
               ++starts[name];
-              return parent.spawn([this, name](caf::event_based_actor* self) {
+              return parent.spawn([this, name](caf::event_based_actor* self, int) {
                 install_exception_handler(self, name);
                 self->attach_functor([this, name] { stopped.push_back(name); });
                 return caf::behavior{[](const std::string& cmd) {
                   if (cmd == "crash")
                     throw std::runtime_error("asked to crash");
                 }};
-              });
+              }, no_args);
             }};
   }
 
@@ -68,10 +72,10 @@ struct fixture {
   caf::actor get(const supervisor_actor& sup, const std::string& name) {
     caf::actor result;
     auto* out = &result; // the init closure is gone when the reply comes
-    sys->spawn([out, sup, name](caf::event_based_actor* self) {
+    sys->spawn([out, sup, name](caf::event_based_actor* self, int) {
       self->request(sup, std::chrono::seconds(1), get_atom_v, name)
         .then([out](const caf::actor& h) { *out = h; });
-    });
+    }, no_args);
     sched->run();
     return result;
   }
@@ -144,14 +148,14 @@ TEST_CASE("beyond the budget the supervisor stops all and exits") {
   auto* downp = &down;
   auto* reasonp = &exit_reason;
   // Keep the handle: an actor nobody references ends as unreachable.
-  auto observer = f.sys->spawn([downp, reasonp, sup](caf::event_based_actor* self) {
+  auto observer = f.sys->spawn([downp, reasonp, sup](caf::event_based_actor* self, int) {
     self->monitor(sup);
     self->set_down_handler([downp, reasonp](caf::down_msg& dm) {
       *downp = true;
       *reasonp = dm.reason;
     });
     return caf::behavior{[](int) {}};
-  });
+  }, no_args);
   f.sched->run();
   for (int i = 0; i < 3; ++i) {
     caf::anon_send(f.get(sup, "b"), std::string{"crash"});
