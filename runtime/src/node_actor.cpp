@@ -616,6 +616,21 @@ void on_batch(node_pointer self, uint32_t in_port, uint32_t tag, uint64_t id,
   flush(self);
 }
 
+// One consumer is done with output entry `id` (acknowledged, or gone for
+// good). When none is left, the inputs it derives from are released.
+void settle(node_pointer self, uint64_t id) {
+  auto& st = self->state;
+  auto o = st.outs.find(id);
+  if (o == st.outs.end() || --o->second.pending > 0)
+    return;
+  if (st.is_source)
+    st.logic->acknowledged(o->second.batch);
+  auto lineage = std::move(o->second.lineage);
+  st.outs.erase(o);
+  for (auto t : lineage)
+    release(self, t);
+}
+
 void on_ack(node_pointer self, uint32_t tag, uint64_t id) {
   auto& st = self->state;
   if (tag >= st.edges.size())
@@ -626,15 +641,7 @@ void on_ack(node_pointer self, uint32_t tag, uint64_t id) {
     return; // acknowledgement from a consumer incarnation we moved past
   e.in_flight -= u->second;
   e.unacked.erase(u);
-  auto o = st.outs.find(id);
-  if (o != st.outs.end() && --o->second.pending == 0) {
-    if (st.is_source)
-      st.logic->acknowledged(o->second.batch);
-    auto lineage = std::move(o->second.lineage);
-    st.outs.erase(o);
-    for (auto t : lineage)
-      release(self, t);
-  }
+  settle(self, id);
   flush(self);
   if (st.is_source)
     schedule_produce(self);
@@ -694,15 +701,8 @@ void on_drop(node_pointer self, uint32_t tag) {
   e.dropped = true;
   e.eof_sent = true;
   e.handle = nullptr;
-  for (auto id : ids) {
-    auto o = st.outs.find(id);
-    if (o != st.outs.end() && --o->second.pending == 0) {
-      auto lineage = std::move(o->second.lineage);
-      st.outs.erase(o);
-      for (auto t : lineage)
-        release(self, t);
-    }
-  }
+  for (auto id : ids)
+    settle(self, id);
   flush(self);
   if (st.is_source)
     schedule_produce(self);
