@@ -588,3 +588,99 @@ nodes:
   REQUIRE(h.drive(run));
   CHECK(reply == "caf.unexpected_message");
 }
+
+TEST_CASE("chaos: poison keys go to errors, every-n faults are retried") {
+  harness h;
+  auto run = h.start(R"(version: 1
+runtime: { max_attempts: 3 }
+nodes:
+  src:   { type: generate, count: 100, key: "k{i}" }
+  chaos: { type: chaos, keys: [k7, k42], every: 10, inputs: [src] }
+  out:   { type: collect, inputs: [chaos] }
+  dead:  { type: collect, inputs: [chaos.errors] }
+)");
+  REQUIRE(h.drive(run));
+  auto got = unique_seqs(h.sinks["out"]);
+  CHECK(got.size() == 98);
+  auto& dead = h.sinks["dead"].records;
+  REQUIRE(dead.size() == 2);
+  CHECK(dead[0].key == "k7");
+  CHECK(*dead[0].attr("attempt") == "3");
+  CHECK(dead[0].attr("error")->find("poison key") != std::string::npos);
+  // seq 9, 19, ... failed once and passed on their second attempt.
+  for (auto& r : h.sinks["out"].records)
+    CHECK(r.ctx.attempt == (r.seq % 10 == 9 ? 2u : 1u));
+  CHECK(run.report().nodes[1].restarts == 0);
+  check_balanced(run.report());
+}
+
+TEST_CASE("chaos: delay holds each batch in virtual time") {
+  harness h;
+  auto run = h.start(R"(version: 1
+nodes:
+  src:   { type: generate, count: 10 }
+  chaos: { type: chaos, delay: 2s, inputs: [src] }
+  out:   { type: collect, inputs: [chaos] }
+)");
+  h.sched->run();
+  h.sched->advance_time(1500ms);
+  h.sched->run();
+  CHECK(h.sinks["out"].records.empty());
+  REQUIRE(h.drive(run));
+  CHECK(h.sinks["out"].records.size() == 10);
+}
+
+TEST_CASE("a crashing sink gets its records again") {
+  harness h;
+  actor_type crashing_sink;
+  crashing_sink.name = "crashing_sink";
+  crashing_sink.kind = actor_kind::sink;
+  crashing_sink.make_node = [&h](const node_context&) {
+    struct logic : node_logic {
+      harness* h;
+      explicit logic(harness* x) : h(x) {
+      }
+      void consume(record_batch batch, emitter& out) override {
+        for (auto& r : batch.records())
+          if (r.seq == 700 && h->stage_crashes++ == 0)
+            throw std::runtime_error("disk full");
+        for (auto& r : batch.records())
+          h->sinks["sink"].records.push_back(r);
+        out.emit(std::move(batch));
+      }
+    };
+    return std::make_unique<logic>(&h);
+  };
+  h.reg.add(crashing_sink);
+  auto run = h.start(R"(version: 1
+runtime: { batch_size: 100 }
+nodes:
+  src:   { type: generate, count: 1000 }
+  batch: { type: batch, size: 64, inputs: [src] }
+  sink:  { type: crashing_sink, inputs: [batch] }
+)");
+  REQUIRE(h.drive(run));
+  CHECK(unique_seqs(h.sinks["sink"]).size() == 1000);
+  CHECK(run.report().nodes[2].restarts == 1);
+  check_balanced(run.report());
+}
+
+TEST_CASE("a batch stage stopped with its group loses none of its partial group") {
+  harness h;
+  auto run = h.start(R"(version: 1
+groups:
+  g:
+    nodes: [batch, b]
+    supervision: { strategy: one_for_all }
+nodes:
+  src:   { type: generate, count: 1000 }
+  batch: { type: batch, size: 300, inputs: [src] }
+  b:     { type: crash_once, inputs: [batch] }
+  out:   { type: collect, inputs: [b] }
+)");
+  REQUIRE(h.drive(run));
+  auto rep = run.report();
+  CHECK(restarts_of(rep, "batch") == 1);
+  CHECK(unique_seqs(h.sinks["out"]).size() == 1000);
+  check_balanced(rep);
+}
