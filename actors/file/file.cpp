@@ -191,7 +191,7 @@ public:
   }
 
 private:
-  // Well below the default credit window (4096 records), so upstream never
+  // Well below the default credit window (16384 records), so upstream never
   // waits for the 20 ms tick in steady flow.
   static constexpr size_t chunk_bytes = 256 * 1024;
   static constexpr size_t chunk_records = 1024;

@@ -1,5 +1,7 @@
 #include "troupe/actors/record_format.hpp"
 
+#include <charconv>
+
 #include "troupe/json.hpp"
 
 namespace troupe::actors {
@@ -14,8 +16,10 @@ void append_record(std::string& out, const record& r, record_format fmt) {
     out += '\n';
     return;
   }
+  char seq[24];
+  auto seq_end = std::to_chars(seq, seq + sizeof(seq), r.seq).ptr;
   out += "{\"seq\":";
-  out += std::to_string(r.seq);
+  out.append(seq, seq_end);
   out += ",\"key\":";
   append_json_string(out, r.key);
   out += ",\"body\":";

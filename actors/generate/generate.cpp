@@ -1,5 +1,6 @@
 // generate: a source of `count` records whose body (and key) come from a
 // template where {i} is the record's index. Optional `rate` paces it.
+#include <charconv>
 #include <chrono>
 
 #include "troupe/actors/builtin_types.hpp"
@@ -23,24 +24,45 @@ struct generate_config {
   }
 };
 
-// Expands {i} in `tmpl` into `out` (reused to avoid allocations).
-void expand(const std::string& tmpl, uint64_t i, std::string& out) {
-  out.clear();
-  size_t pos = 0;
-  for (;;) {
-    auto hit = tmpl.find("{i}", pos);
-    out.append(tmpl, pos, hit == std::string::npos ? std::string::npos
-                                                   : hit - pos);
-    if (hit == std::string::npos)
-      return;
-    out += std::to_string(i);
-    pos = hit + 3;
+// A template split once at its {i} placeholders, so making a record is a
+// few appends and one integer formatting.
+class index_template {
+public:
+  explicit index_template(const std::string& text) {
+    size_t pos = 0;
+    for (;;) {
+      auto hit = text.find("{i}", pos);
+      parts_.push_back(text.substr(pos, hit == std::string::npos
+                                          ? std::string::npos
+                                          : hit - pos));
+      if (hit == std::string::npos)
+        return;
+      pos = hit + 3;
+    }
   }
-}
+
+  bool empty() const {
+    return parts_.size() == 1 && parts_[0].empty();
+  }
+
+  void expand(uint64_t i, std::string& out) const {
+    char digits[24];
+    auto end = std::to_chars(digits, digits + sizeof(digits), i).ptr;
+    out.assign(parts_[0]);
+    for (size_t k = 1; k < parts_.size(); ++k) {
+      out.append(digits, end);
+      out.append(parts_[k]);
+    }
+  }
+
+private:
+  std::vector<std::string> parts_; // literal text around each {i}
+};
 
 class generate_logic : public node_logic {
 public:
-  explicit generate_logic(generate_config cfg) : cfg_(std::move(cfg)) {
+  explicit generate_logic(generate_config cfg)
+    : cfg_(std::move(cfg)), body_(cfg_.body), key_(cfg_.key) {
   }
 
   produce_status produce(size_t max, emitter& out) override {
@@ -62,9 +84,9 @@ public:
     for (auto& r : rs) {
       auto i = cfg_.start + next_++;
       r.seq = i;
-      expand(cfg_.body, i, r.body);
-      if (!cfg_.key.empty())
-        expand(cfg_.key, i, r.key);
+      body_.expand(i, r.body);
+      if (!key_.empty())
+        key_.expand(i, r.key);
     }
     if (n > 0) {
       out.create(n);
@@ -82,6 +104,8 @@ public:
 
 private:
   generate_config cfg_;
+  index_template body_;
+  index_template key_;
   uint64_t next_ = 0;
   std::chrono::steady_clock::time_point began_;
 };

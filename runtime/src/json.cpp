@@ -2,22 +2,34 @@
 
 namespace troupe {
 
+namespace {
+
+// true for bytes JSON strings must escape: control characters, '"', '\\'.
+struct escape_table {
+  bool needs[256] = {};
+  constexpr escape_table() {
+    for (int c = 0; c < 0x20; ++c)
+      needs[c] = true;
+    needs[static_cast<unsigned char>('"')] = true;
+    needs[static_cast<unsigned char>('\\')] = true;
+  }
+};
+constexpr escape_table escapes;
+
+} // namespace
+
 void append_json_string(std::string& out, const std::string& s) {
   static constexpr char hex[] = "0123456789abcdef";
   out += '"';
-  // Fast path: most bodies (hashes, words) need no escaping at all.
-  bool plain = true;
-  for (unsigned char c : s)
-    if (c < 0x20 || c == '"' || c == '\\') {
-      plain = false;
-      break;
-    }
-  if (plain) {
-    out += s;
-    out += '"';
-    return;
-  }
-  for (unsigned char c : s) {
+  // Copy runs of plain bytes in one go; most bodies have no escapes at all.
+  const char* run = s.data();
+  const char* end = s.data() + s.size();
+  for (const char* p = run; p != end; ++p) {
+    auto c = static_cast<unsigned char>(*p);
+    if (!escapes.needs[c])
+      continue;
+    out.append(run, static_cast<size_t>(p - run));
+    run = p + 1;
     switch (c) {
       case '"':
         out += "\\\"";
@@ -35,15 +47,12 @@ void append_json_string(std::string& out, const std::string& s) {
         out += "\\t";
         break;
       default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += hex[c >> 4];
-          out += hex[c & 0xF];
-        } else {
-          out += static_cast<char>(c);
-        }
+        out += "\\u00";
+        out += hex[c >> 4];
+        out += hex[c & 0xF];
     }
   }
+  out.append(run, static_cast<size_t>(end - run));
   out += '"';
 }
 

@@ -461,6 +461,7 @@ def checkpoint_survives_kill_9(t):
     inp = t.write("in.txt", "".join(f"line-{i}\n" for i in range(200_000)))
     cfg = t.write("ck.yaml", """\
 version: 1
+runtime: { window: 2048 }
 nodes:
   lines: { type: file, path: in.txt, checkpoint: in.ckpt }
   slow:  { type: chaos, delay: 50ms, inputs: [lines] }
@@ -484,7 +485,7 @@ nodes:
     dups = len(lines) - len(set(lines))
     # Bounded by what was in flight: one credit window per edge plus the
     # checkpoint's save interval (16 batches of 256).
-    expect(dups <= 4 * 4096 + 16 * 256, f"{dups} duplicates")
+    expect(dups <= 4 * 2048 + 16 * 256, f"{dups} duplicates")
 
 
 @case

@@ -22,7 +22,7 @@ struct runtime_spec {
   delivery_mode delivery = delivery_mode::at_least_once;
   duration shutdown_timeout = std::chrono::seconds(20);
   size_t batch_size = 256;      // records per batch a source emits
-  size_t window = 4096;         // unacknowledged records per edge (credit)
+  size_t window = 16384;        // unacknowledged records per edge (credit)
   uint32_t max_attempts = 3;    // deliveries of one record before it fails
   duration request_timeout = std::chrono::seconds(30); // every ask()
 };
