@@ -92,6 +92,19 @@ private:
   std::chrono::steady_clock::time_point started_; // first record's arrival
 };
 
+// A group larger than the credit window could never fill: upstream stops at
+// `window` unacknowledged records, all of them waiting in the group.
+void check(const node_spec& n, const graph_spec& g, const registry&,
+           std::vector<diagnostic>& errors) {
+  auto& size = n.params.get("size");
+  if (static_cast<uint64_t>(size.integer) > g.runtime.window)
+    errors.push_back({size.where.line > 0 ? size.where : n.where,
+                      "'size' " + size.text + " exceeds runtime.window "
+                        + std::to_string(g.runtime.window)
+                        + ": upstream would stop before a batch fills; raise "
+                          "the window or lower the size"});
+}
+
 } // namespace
 
 actor_type batch_type() {
@@ -109,6 +122,7 @@ actor_type batch_type() {
   t.make_node = [](const node_context& ctx) {
     return std::make_unique<batch_logic>(batch_config::from(ctx.spec.params));
   };
+  t.validate = check;
   return t;
 }
 

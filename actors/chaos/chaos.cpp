@@ -72,6 +72,8 @@ public:
   }
 
   void consume(record_batch batch, emitter& out) override {
+    auto start = seen_;
+    seen_ += batch.size();
     auto in = batch.records();
     if (!in.empty() && in[0].ctx.attempt == 1 && cfg_.kill > 0
         && draw(cfg_.seed, in[0], 2) < cfg_.kill)
@@ -93,38 +95,43 @@ public:
       out.emit(std::move(batch));
       return;
     }
-    held_ += batch.size();
-    pending_.emplace_back(out.now(), std::move(batch));
+    pending_.push_back({out.now(), start, std::move(batch)});
   }
 
+  // From the oldest held batch to the newest record consumed (see
+  // node_logic::buffered): later failures must not release what we hold.
   size_t buffered() const override {
-    return held_;
+    return pending_.empty() ? 0 : seen_ - pending_.front().start;
   }
   duration tick_interval() const override {
     return cfg_.delay / 4;
   }
   void tick(emitter& out) override {
     while (!pending_.empty()
-           && out.now() - pending_.front().first >= cfg_.delay)
+           && out.now() - pending_.front().arrived >= cfg_.delay)
       release(out);
   }
 
 private:
   void release(emitter& out) {
-    held_ -= pending_.front().second.size();
-    out.emit(std::move(pending_.front().second));
+    out.emit(std::move(pending_.front().batch));
     pending_.pop_front();
   }
+
+  struct held_batch {
+    std::chrono::steady_clock::time_point arrived;
+    uint64_t start; // position of its first record among all consumed
+    record_batch batch;
+  };
 
   chaos_config cfg_;
   uint32_t max_attempts_;
   record_fn fault_;
-  std::deque<std::pair<std::chrono::steady_clock::time_point, record_batch>>
-    pending_;
-  size_t held_ = 0;
+  std::deque<held_batch> pending_;
+  uint64_t seen_ = 0; // records consumed so far
 };
 
-void check(const node_spec& n, const registry&, std::vector<diagnostic>& errors) {
+void check(const node_spec& n, const graph_spec&, const registry&, std::vector<diagnostic>& errors) {
   for (auto name : {"p", "kill"}) {
     auto& v = n.params.get(name);
     if (v.number < 0 || v.number > 1)

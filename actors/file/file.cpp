@@ -43,8 +43,13 @@ public:
   }
 
   ~file_source() override {
-    if (!checkpoint_.empty() && dirty_)
+    if (checkpoint_.empty() || !dirty_)
+      return;
+    try {
       save();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "troupe: %s\n", e.what()); // a destructor must not throw
+    }
   }
 
   produce_status produce(size_t max, emitter& out) override {
@@ -211,6 +216,25 @@ private:
   size_t unwritten_ = 0; // records in buf_
 };
 
+// A rerun after a crash continues a checkpointed source where it stopped; a
+// sink that truncates its file would throw away what the first run wrote.
+void check_sink(const node_spec& n, const graph_spec& g, const registry&,
+                std::vector<diagnostic>& errors) {
+  if (n.params.boolean("append"))
+    return;
+  for (auto& other : g.nodes)
+    if (other.is_source && other.type == "file"
+        && other.params.has("checkpoint")) {
+      errors.push_back({n.where, "file sink '" + n.name
+                                   + "' truncates its file, but source '"
+                                   + other.name
+                                   + "' resumes from a checkpoint: set "
+                                     "`append: true` so a rerun keeps what "
+                                     "the first run wrote"});
+      return;
+    }
+}
+
 } // namespace
 
 actor_type file_source_type() {
@@ -245,6 +269,7 @@ actor_type file_sink_type() {
   t.make_node = [](const node_context& ctx) {
     return std::make_unique<file_sink>(ctx.spec.params, ctx.incarnation > 0);
   };
+  t.validate = check_sink;
   return t;
 }
 

@@ -75,7 +75,7 @@ private:
   record_fn fn_;                             // fn
 };
 
-void check(const node_spec& n, const registry& reg,
+void check(const node_spec& n, const graph_spec&, const registry& reg,
            std::vector<diagnostic>& errors) {
   int given = n.params.has("contains") + n.params.has("regex")
               + n.params.has("fn");

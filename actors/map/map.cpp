@@ -44,7 +44,7 @@ private:
   record_fn fn_;
 };
 
-void check_function(const node_spec& n, const registry& reg,
+void check_function(const node_spec& n, const graph_spec&, const registry& reg,
                     std::vector<diagnostic>& errors) {
   if (!n.params.has("fn"))
     return;

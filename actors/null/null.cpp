@@ -24,6 +24,7 @@ public:
     pending_.push_back(std::move(batch));
   }
 
+  // Held batches are always the newest consumed records: a count suffices.
   size_t buffered() const override {
     return held_;
   }

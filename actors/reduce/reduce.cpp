@@ -3,8 +3,9 @@
 //
 // Delivery note: reduce acknowledges its inputs as it folds them (holding
 // them would need unbounded upstream buffers), so its aggregate lives only in
-// this actor; it never throws on good input, and a non-numeric body for `sum`
-// goes to `errors` instead of crashing.
+// this actor. It is not restartable: if it crashes, or is stopped by a group
+// restart, the run fails loudly instead of writing a wrong total. It never
+// throws on good input; a non-numeric body for `sum` goes to `errors`.
 #include <cmath>
 #include <map>
 
@@ -84,6 +85,7 @@ actor_type reduce_type() {
   t.make_node = [](const node_context& ctx) {
     return std::make_unique<reduce_logic>(ctx.spec.params);
   };
+  t.restartable = false;
   return t;
 }
 

@@ -47,6 +47,7 @@ struct child {
   bool finished = false;      // exited normally: all its output acknowledged
   bool removed = false;       // a temporary node that failed: gone for good
   bool expected_down = false; // stopped by us, to be restarted with siblings
+  uint32_t stop_batch = 0;     // the restart batch that stopped it
   uint32_t incarnations = 0;
 };
 
@@ -211,6 +212,17 @@ void remove_child(sup_pointer self, size_t i) {
 
 void restart_child(sup_pointer self, size_t i) {
   auto& st = self->state;
+  auto* type = st.plan->types[i];
+  if (!type->restartable
+      && st.plan->metrics->nodes[i]->in.load(std::memory_order_relaxed) > 0) {
+    complete(self, {run_outcome::status::failed,
+                    "node '" + st.plan->graph.nodes[i].name + "' (" + type->name
+                      + ") went down holding state that redelivery cannot "
+                        "rebuild; failing the run instead of restarting it "
+                        "into a wrong result",
+                    {}});
+    return;
+  }
   start_child(self, i);
   auto* m = st.plan->metrics->nodes[i].get();
   m->add(m->restarts, 1);
@@ -234,6 +246,8 @@ void run_batch(sup_pointer self, uint32_t id) {
   // Consumers first, so each restarted producer starts with their handles.
   std::sort(nodes.rbegin(), nodes.rend());
   for (auto i : nodes) {
+    if (st.completed)
+      return;
     auto& c = st.children[i];
     if (c.alive || c.finished || c.removed)
       continue;
@@ -254,6 +268,14 @@ void maybe_schedule(sup_pointer self, uint32_t id) {
     self->delayed_send(self, b.delay, restart_atom_v, id);
   else
     self->send(self, restart_atom_v, id);
+}
+
+void stopped_for_batch(sup_pointer self, uint32_t id) {
+  auto it = self->state.batches.find(id);
+  if (it == self->state.batches.end() || it->second.pending_down == 0)
+    return;
+  --it->second.pending_down;
+  maybe_schedule(self, id);
 }
 
 // Applies the scope's strategy to a failed unit; escalates up the scopes
@@ -305,6 +327,7 @@ bool handle_failure(sup_pointer self, size_t failed_node,
     auto& c = st.children[*k];
     if (c.alive && !c.expected_down) {
       c.expected_down = true;
+      c.stop_batch = id;
       ++batch.pending_down;
       self->send_exit(c.handle, caf::exit_reason::kill);
     }
@@ -333,27 +356,17 @@ void on_down(sup_pointer self, caf::down_msg& dm) {
       if (consumer.alive)
         self->send(consumer.handle, close_atom_v, e.in_port);
     }
-    for (auto& [id, b] : st.batches)
-      if (c.expected_down && b.pending_down > 0
-          && std::find(b.nodes.begin(), b.nodes.end(), i) != b.nodes.end()) {
-        --b.pending_down;
-        maybe_schedule(self, id);
-        break;
-      }
+    if (c.expected_down)
+      stopped_for_batch(self, c.stop_batch);
     c.expected_down = false;
     check_completion(self);
     return;
   }
   if (c.expected_down) {
-    // Stopped by us as part of a group restart.
-    account_held(st, i, false);
-    for (auto& [id, b] : st.batches)
-      if (std::find(b.nodes.begin(), b.nodes.end(), i) != b.nodes.end()
-          && b.pending_down > 0) {
-        --b.pending_down;
-        maybe_schedule(self, id);
-        break;
-      }
+    // Stopped by us as part of a group restart. A temporary node stays
+    // down: what it held is lost, not redelivered.
+    account_held(st, i, spec.restart == restart_type::temporary);
+    stopped_for_batch(self, c.stop_batch);
     return;
   }
   auto* m = st.plan->metrics->nodes[i].get();
@@ -381,6 +394,12 @@ supervisor_fn(sup_pointer self, std::shared_ptr<const run_plan> plan,
   st.children.resize(plan->graph.nodes.size());
   build_scopes(st);
   self->set_down_handler([self](caf::down_msg& dm) { on_down(self, dm); });
+  // Asked to exit (the runtime shutting down, a linked parent): take the
+  // nodes down first, or they would outlive us and block the actor system.
+  self->set_exit_handler([self](caf::exit_msg& em) {
+    complete(self, {run_outcome::status::failed,
+                    "supervisor stopped: " + render(em.reason), {}});
+  });
   install_default_handler(self, "supervisor of " + plan->graph.name);
   self->set_exception_handler(
     [self](caf::scheduled_actor*, std::exception_ptr& e) -> caf::error {

@@ -610,12 +610,12 @@ private:
           error(in.where, "'" + in.node + "' is a sink and has no data output "
                           "(only '" + in.node + ".errors')");
         }
-    for (auto& n : nodes)
-      if (auto* t = types[n.name]; t->validate)
-        t->validate(n, reg_, errors_);
     if (!errors_.empty())
       return;
     order(nodes, g);
+    for (auto& n : g.nodes)
+      if (auto* t = types[n.name]; t->validate)
+        t->validate(n, g, reg_, errors_);
   }
 
   // groups: { NAME: { nodes: [...], supervision: {...}, parent: GROUP } }

@@ -180,7 +180,8 @@ struct consumer_edge {
   size_t queued = 0;    // records waiting for credit
   std::deque<uint64_t> queue;
   std::map<uint64_t, size_t> unacked; // out id -> records
-  std::unordered_set<uint64_t> resent; // queued again after a rewire
+  std::unordered_set<uint64_t> resent;   // queued again after a rewire
+  std::unordered_set<uint64_t> received; // at_most_once: never resend these
   bool eof_sent = false;
   bool dropped = false; // the consumer is gone for good
 };
@@ -203,7 +204,6 @@ struct node_state {
 
   // Inputs.
   std::vector<bool> ended;               // per in_port
-  std::vector<node_actor> ended_by;      // who sent eof (reopen on others)
   std::unordered_map<uint64_t, input_entry> inputs; // by token
   std::deque<uint64_t> open;             // tokens the inline logic may hold
   uint64_t consumed = 0;
@@ -286,6 +286,14 @@ void push_output(node_pointer self, uint32_t port, record_batch batch,
   auto n = batch.size();
   if (n == 0)
     return;
+  size_t consumers = 0;
+  for (auto& e : st.edges)
+    consumers += e.port == port && !e.dropped;
+  if (port == data_port && st.has_consumers[port] && consumers == 0) {
+    // Every consumer of this output was a temporary node that is gone.
+    st.metrics->add(st.metrics->lost, n);
+    return;
+  }
   if (port == data_port) {
     st.metrics->add(st.metrics->out, n);
     st.metrics->add(st.metrics->batches, 1);
@@ -295,9 +303,6 @@ void push_output(node_pointer self, uint32_t port, record_batch batch,
                        st.plan->resources.at(c->second)),
                      add_atom_v, static_cast<int64_t>(n));
   }
-  size_t consumers = 0;
-  for (auto& e : st.edges)
-    consumers += e.port == port && !e.dropped;
   if (consumers == 0)
     return;
   auto id = st.next_out++;
@@ -576,10 +581,16 @@ void on_batch(node_pointer self, uint32_t in_port, uint32_t tag, uint64_t id,
   auto from = caf::actor_cast<node_actor>(self->current_sender());
   if (in_port >= st.ended.size())
     return;
-  if (st.ended[in_port]) {
-    if (st.ended_by[in_port] == from)
-      return; // stray duplicate after eof
-    st.ended[in_port] = false; // a restarted producer sends again
+  // More data after an end: a restarted producer replays what was not
+  // acknowledged. Reopen the input, and if this node had finished, resume:
+  // its consumers get another eof once this is through.
+  st.ended[in_port] = false;
+  if (st.input_done || st.finishing) {
+    st.input_done = false;
+    st.finishing = false;
+    for (auto& e : st.edges)
+      if (!e.dropped)
+        e.eof_sent = false;
   }
   auto n = batch.size();
   st.metrics->add(st.metrics->in, n);
@@ -591,10 +602,10 @@ void on_batch(node_pointer self, uint32_t in_port, uint32_t tag, uint64_t id,
   in.refs = 1;
   in.received = clock_type::now();
   if (st.plan->graph.runtime.delivery == delivery_mode::at_most_once) {
-    // At most once: acknowledge on receipt, so a crash never brings these
-    // records back; what this incarnation held is counted lost instead.
-    self->send(from, ack_atom_v, tag, id);
-    in.from = nullptr;
+    // At most once: tell the producer we have it, so a crash of ours never
+    // brings it back (what we held is counted lost); the ack, and with it
+    // the credit, still waits until the records are released.
+    self->send(from, received_atom_v, tag, id);
   }
   if (!st.workers.empty()) {
     ++st.outstanding;
@@ -641,6 +652,7 @@ void on_ack(node_pointer self, uint32_t tag, uint64_t id) {
     return; // acknowledgement from a consumer incarnation we moved past
   e.in_flight -= u->second;
   e.unacked.erase(u);
+  e.received.erase(id);
   settle(self, id);
   flush(self);
   if (st.is_source)
@@ -652,7 +664,6 @@ void on_input_end(node_pointer self, uint32_t in_port) {
   if (in_port >= st.ended.size())
     return;
   st.ended[in_port] = true;
-  st.ended_by[in_port] = caf::actor_cast<node_actor>(self->current_sender());
   maybe_finish(self);
 }
 
@@ -666,7 +677,15 @@ void on_rewire(node_pointer self, uint32_t tag, caf::strong_actor_ptr h) {
   e.eof_sent = false;
   auto unacked = std::move(e.unacked);
   e.unacked.clear();
+  auto received = std::move(e.received);
+  e.received.clear();
   for (auto i = unacked.rbegin(); i != unacked.rend(); ++i) {
+    if (received.count(i->first)) {
+      // at_most_once: the dead consumer had it; its supervisor counted what
+      // it held as lost. Forget it here.
+      settle(self, i->first);
+      continue;
+    }
     auto o = st.outs.find(i->first);
     if (o == st.outs.end())
       continue;
@@ -736,7 +755,6 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
                  plan->graph.runtime.max_attempts});
   auto n_inputs = plan->in_edges[index].size();
   st.ended.assign(n_inputs, false);
-  st.ended_by.resize(n_inputs);
   for (size_t k = 0; k < wiring.closed_inputs.size() && k < n_inputs; ++k)
     st.ended[k] = wiring.closed_inputs[k];
   for (auto& e : plan->out_edges[index]) {
@@ -766,6 +784,11 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
       on_batch(self, in_port, tag, id, redelivery, batch);
     },
     [=](ack_atom, uint32_t tag, uint64_t id) { on_ack(self, tag, id); },
+    [=](received_atom, uint32_t tag, uint64_t id) {
+      auto& st = self->state;
+      if (tag < st.edges.size() && st.edges[tag].unacked.count(id))
+        st.edges[tag].received.insert(id);
+    },
     [=](eof_atom, uint32_t in_port) { on_input_end(self, in_port); },
     [=](close_atom, uint32_t in_port) {
       if (in_port < self->state.ended.size()) {

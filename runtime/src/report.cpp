@@ -91,7 +91,7 @@ std::string report_summary(const run_report& r) {
   if (r.redelivered)
     o << ", " << r.redelivered << " redelivered";
   if (r.lost)
-    o << ", " << r.lost << " lost (at_most_once)";
+    o << ", " << r.lost << " lost";
   if (r.in_flight)
     o << ", " << r.in_flight << " in flight";
   o << '\n';

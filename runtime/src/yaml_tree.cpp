@@ -1,5 +1,6 @@
 #include "yaml_tree.hpp"
 
+#include <cctype>
 #include <map>
 #include <sstream>
 
@@ -36,8 +37,23 @@ const char* yaml_node::kind_name() const {
 
 namespace {
 
-source_location at(const std::string& file, const YAML::Mark& m) {
-  return {file, m.line + 1, m.column + 1};
+// yaml-cpp counts columns in bytes; editors count characters. Recount the
+// UTF-8 characters between the line start and the mark when the text is at
+// hand (it always is, except for the text-less fallback).
+source_location at(const std::string& file, const YAML::Mark& m,
+                   const std::string* text = nullptr) {
+  int column = m.column + 1;
+  if (text && m.pos >= 0 && static_cast<size_t>(m.pos) <= text->size()) {
+    auto pos = static_cast<size_t>(m.pos);
+    auto line_start = text->rfind('\n', pos == 0 ? 0 : pos - 1);
+    line_start = line_start == std::string::npos ? 0 : line_start + 1;
+    if (pos < line_start) // the mark sits on a newline itself
+      line_start = pos;
+    column = 1;
+    for (auto k = line_start; k < pos; ++k)
+      column += (static_cast<unsigned char>((*text)[k]) >> 6) != 0x2;
+  }
+  return {file, m.line + 1, column};
 }
 
 // Returns the position of the first byte that is not valid UTF-8.
@@ -121,22 +137,27 @@ public:
 
   void OnNull(const YAML::Mark& m, YAML::anchor_t a) override {
     yaml_node n;
-    n.where = at(file_, m);
+    n.where = at(file_, m, &text_);
     // A plain `null` is a word to us (the null sink): keep it as a scalar.
     // `~` and an empty value stay null.
-    if (m.pos >= 0 && text_.compare(static_cast<size_t>(m.pos), 4, "null") == 0) {
+    if (is_word_at(m, "null")) {
       n.what = yaml_node::kind::scalar;
       n.value = "null";
+    } else if (!is_word_at(m, "~") && !stack_.empty()
+               && stack_.back().pending_key) {
+      // An empty value: yaml-cpp marks the next token, possibly lines
+      // later. The key it belongs to is where the reader should look.
+      n.where = stack_.back().pending_key->where;
     }
     check_anchor(a, m);
     add(std::move(n));
   }
 
   void OnAlias(const YAML::Mark& m, YAML::anchor_t) override {
-    error(at(file_, m), "aliases (*name) are not supported; write the value "
+    error(at(file_, m, &text_), "aliases (*name) are not supported; write the value "
                         "out, or use a resource and reference it by name");
     yaml_node n;
-    n.where = at(file_, m);
+    n.where = at(file_, m, &text_);
     add(std::move(n));
   }
 
@@ -147,7 +168,7 @@ public:
     n.what = yaml_node::kind::scalar;
     n.value = value;
     n.quoted = tag == "!";
-    n.where = at(file_, m);
+    n.where = at(file_, m, &text_);
     add(std::move(n));
   }
 
@@ -170,13 +191,28 @@ public:
   }
 
   void OnAnchor(const YAML::Mark& m, const std::string& name) override {
-    error(at(file_, m), "anchors (&" + name
+    error(at(file_, m, &text_), "anchors (&" + name
                           + ") are not supported; write the value out, or use "
                             "a resource and reference it by name");
     anchor_reported_ = true;
   }
 
 private:
+  // `word` stands at the mark and is not the start of a longer word.
+  bool is_word_at(const YAML::Mark& m, const char* word) const {
+    if (m.pos < 0)
+      return false;
+    auto pos = static_cast<size_t>(m.pos);
+    std::string w{word};
+    if (text_.compare(pos, w.size(), w) != 0)
+      return false;
+    auto next = pos + w.size();
+    if (next >= text_.size())
+      return true;
+    auto c = static_cast<unsigned char>(text_[next]);
+    return !(std::isalnum(c) || c == '_' || c == '-' || c >= 0x80);
+  }
+
   struct frame {
     yaml_node node;
     std::optional<yaml_node> pending_key;
@@ -185,19 +221,19 @@ private:
 
   void check_anchor(YAML::anchor_t a, const YAML::Mark& m) {
     if (a != YAML::NullAnchor && !anchor_reported_)
-      error(at(file_, m), "anchors are not supported");
+      error(at(file_, m, &text_), "anchors are not supported");
     anchor_reported_ = false;
   }
 
   void open(yaml_node::kind k, const YAML::Mark& m) {
     if (stack_.size() >= max_config_depth && !too_deep) {
       too_deep = true;
-      error(at(file_, m), "nesting deeper than "
+      error(at(file_, m, &text_), "nesting deeper than "
                             + std::to_string(max_config_depth) + " levels");
     }
     frame f;
     f.node.what = k;
-    f.node.where = at(file_, m);
+    f.node.where = at(file_, m, &text_);
     stack_.push_back(std::move(f));
   }
 
@@ -279,7 +315,7 @@ std::optional<yaml_node> parse_yaml(const std::string& text,
                                "exactly one graph per file"});
     }
   } catch (const YAML::Exception& e) {
-    errors.push_back({at(file, e.mark), "malformed YAML: " + e.msg});
+    errors.push_back({at(file, e.mark, &text), "malformed YAML: " + e.msg});
     return std::nullopt;
   }
   if (builder.too_deep || errors.size() > errors_before)

@@ -684,3 +684,107 @@ nodes:
   CHECK(unique_seqs(h.sinks["out"]).size() == 1000);
   check_balanced(rep);
 }
+
+// Regressions from review: each of these once lost records silently or hung.
+
+TEST_CASE("records held by a delaying stage survive a group restart even when "
+          "later records failed") {
+  harness h;
+  auto run = h.start(R"(version: 1
+runtime: { max_attempts: 1, batch_size: 5 }
+groups:
+  g:
+    nodes: [ch, b]
+    supervision: { strategy: one_for_all }
+nodes:
+  src:  { type: generate, count: 20, key: "k{i}" }
+  ch:   { type: chaos, delay: 2s, keys: [k5, k6, k7, k8, k9], inputs: [src] }
+  out:  { type: collect, inputs: [ch] }
+  src2: { type: generate, count: 10 }
+  dly:  { type: chaos, delay: 1s, inputs: [src2] }
+  b:    { type: crash_once, inputs: [dly] }
+  out2: { type: collect, inputs: [b] }
+)");
+  // After 1 s, b crashes on seq 5 while ch still holds seq 0..4 (a 2 s
+  // delay) and has already failed the poison batch 5..9 after them: the
+  // group restart must bring 0..4 back, not lose them.
+  REQUIRE(h.drive(run));
+  CHECK(restarts_of(run.report(), "ch") == 1);
+  auto got = unique_seqs(h.sinks["out"]);
+  CHECK(got.size() == 15); // all but the five poison keys
+  check_balanced(run.report());
+}
+
+TEST_CASE("a finished node accepts a replay after its upstream restarted") {
+  harness h;
+  auto run = h.start(R"(version: 1
+runtime: { batch_size: 10 }
+groups:
+  g:
+    nodes: [p, b]
+    supervision: { strategy: one_for_all }
+nodes:
+  src:  { type: generate, count: 10 }
+  p:    { type: map, fn: identity, inputs: [src] }
+  c:    { type: map, fn: identity, inputs: [p] }
+  d:    { type: chaos, delay: 3s, inputs: [c] }
+  out:  { type: collect, inputs: [d] }
+  src2: { type: generate, count: 10 }
+  dly:  { type: chaos, delay: 1s, inputs: [src2] }
+  b:    { type: crash_once, inputs: [dly] }
+  out2: { type: collect, inputs: [b] }
+)");
+  REQUIRE(h.drive(run, 120s));
+  CHECK(run.report().status == "completed");
+  CHECK(unique_seqs(h.sinks["out"]).size() == 10);
+  CHECK(restarts_of(run.report(), "p") == 1);
+  check_balanced(run.report());
+}
+
+TEST_CASE("a reduce that goes down with state fails the run loudly") {
+  harness h;
+  auto run = h.start(R"(version: 1
+runtime: { batch_size: 10 }
+groups:
+  g:
+    nodes: [red, b]
+    supervision: { strategy: one_for_all }
+nodes:
+  src:  { type: trickle, count: 30 }
+  red:  { type: reduce, op: count, by: all, inputs: [src] }
+  out:  { type: collect, inputs: [red] }
+  src2: { type: generate, count: 10 }
+  dly:  { type: chaos, delay: 1s, inputs: [src2] }
+  b:    { type: crash_once, inputs: [dly] }
+  out2: { type: collect, inputs: [b] }
+)");
+  REQUIRE(h.drive(run));
+  auto rep = run.report();
+  CHECK(rep.status == "failed");
+  CHECK(rep.message.find("'red' (reduce)") != std::string::npos);
+  CHECK(h.sinks["out"].records.empty()); // no wrong total was written
+}
+
+TEST_CASE("a temporary node stopped by its group counts what it held as lost") {
+  harness h;
+  auto run = h.start(R"(version: 1
+groups:
+  g:
+    nodes: [t, b]
+    supervision: { strategy: one_for_all }
+nodes:
+  src:  { type: generate, count: 10 }
+  t:    { type: chaos, delay: 2s, restart: temporary, inputs: [src] }
+  out:  { type: collect, inputs: [t] }
+  src2: { type: generate, count: 10 }
+  dly:  { type: chaos, delay: 1s, inputs: [src2] }
+  b:    { type: crash_once, inputs: [dly] }
+  out2: { type: collect, inputs: [b] }
+)");
+  REQUIRE(h.drive(run));
+  auto rep = run.report();
+  CHECK(rep.status == "completed");
+  CHECK(rep.lost == 10);
+  CHECK(h.sinks["out"].records.empty());
+  check_balanced(rep);
+}

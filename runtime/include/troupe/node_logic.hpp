@@ -79,7 +79,10 @@ public:
 
   // Handles one input batch.
   virtual void consume(record_batch batch, emitter& out);
-  // Records consumed but neither emitted, dropped nor failed yet.
+  // How many of the most recently consumed records may still be held: count
+  // from the oldest record the logic still holds to the newest consumed, so
+  // records consumed after it (even failed or dropped ones) are included.
+  // Inputs older than that are acknowledged upstream.
   virtual size_t buffered() const;
   // When non-zero, tick() runs this often (e.g. a batch timeout).
   virtual duration tick_interval() const;

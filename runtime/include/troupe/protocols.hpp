@@ -37,6 +37,10 @@ using node_actor = caf::typed_actor<
   // runs it record by record, so a record that crashes a node fails alone.
   caf::reacts_to<batch_atom, uint32_t, uint32_t, uint64_t, bool, record_batch>,
   caf::reacts_to<ack_atom, uint32_t, uint64_t>,
+  // received(reply_tag, batch_id): at_most_once only, the consumer has the
+  // batch; after a crash of it, the producer does not send it again. Credit
+  // still returns only with ack, so backpressure holds.
+  caf::reacts_to<received_atom, uint32_t, uint64_t>,
   // eof(in_port): the sender has sent everything on this input.
   caf::reacts_to<eof_atom, uint32_t>,
   // close(in_port): from the supervisor, the upstream has finished and left.

@@ -62,11 +62,16 @@ struct actor_type {
   bool parallel = false; // a stage that accepts `workers: N` and `ordered`
   node_factory make_node;     // sources, stages, sinks
   service_factory make_service; // services
-  // Optional checks beyond the schema (a function name, a regex), run by the
-  // loader; append located diagnostics.
-  std::function<void(const node_spec&, const registry&,
+  // Optional checks beyond the schema (a function name, a regex, a limit
+  // against the runtime settings or the rest of the graph), run by the loader
+  // once all nodes are known; append located diagnostics.
+  std::function<void(const node_spec&, const graph_spec&, const registry&,
                      std::vector<diagnostic>&)>
     validate;
+  // False for a node whose state cannot be rebuilt by redelivery (reduce
+  // acknowledges what it folds): a crash of it fails the run loudly instead
+  // of restarting it into a wrong result.
+  bool restartable = true;
 };
 
 struct function_entry {

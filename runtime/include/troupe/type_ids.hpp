@@ -18,6 +18,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(troupe, caf::first_custom_type_id)
 
   CAF_ADD_ATOM(troupe, troupe, batch_atom, "batch")
   CAF_ADD_ATOM(troupe, troupe, ack_atom, "ack")
+  CAF_ADD_ATOM(troupe, troupe, received_atom, "received")
   CAF_ADD_ATOM(troupe, troupe, eof_atom, "eof")
   CAF_ADD_ATOM(troupe, troupe, close_atom, "close")
   CAF_ADD_ATOM(troupe, troupe, rewire_atom, "rewire")
