@@ -78,24 +78,11 @@ public:
     if (!in.empty() && in[0].ctx.attempt == 1 && cfg_.kill > 0
         && draw(cfg_.seed, in[0], 2) < cfg_.kill)
       throw std::runtime_error("chaos: actor killed by fault injection");
-    auto& rs = batch.mutable_records();
-    size_t kept = 0;
-    for (auto& r : rs) {
-      auto res = apply_with_retries(fault_, r, max_attempts_);
-      if (res.what == fn_result::outcome::fail) {
-        out.fail(std::move(r), res.error);
-        continue;
-      }
-      if (&rs[kept] != &r)
-        rs[kept] = std::move(r);
-      ++kept;
-    }
-    rs.resize(kept);
-    if (cfg_.delay.count() == 0) {
-      out.emit(std::move(batch));
-      return;
-    }
-    pending_.push_back({out.now(), start, std::move(batch)});
+    auto kept = apply_to_batch(fault_, std::move(batch), max_attempts_, out);
+    if (cfg_.delay.count() == 0)
+      out.emit(std::move(kept));
+    else
+      pending_.push_back({out.now(), start, std::move(kept)});
   }
 
   // From the oldest held batch to the newest record consumed (see

@@ -34,17 +34,8 @@ public:
       fresh[i] = true;
       ++kept;
     }
-    if (kept == in.size()) {
-      out.emit(std::move(batch));
-      return;
-    }
-    std::vector<record> rs;
-    rs.reserve(kept);
-    for (size_t i = 0; i < in.size(); ++i)
-      if (fresh[i])
-        rs.push_back(in[i]);
     out.drop(in.size() - kept);
-    out.emit(record_batch{std::move(rs)});
+    out.emit(batch.select(fresh)); // unchanged batch without duplicates
   }
 
 private:

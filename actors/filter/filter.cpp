@@ -3,7 +3,6 @@
 #include <regex>
 
 #include "troupe/actors/builtin_types.hpp"
-#include "troupe/loader.hpp"
 
 namespace troupe::actors {
 
@@ -29,12 +28,10 @@ public:
   }
 
   void consume(record_batch batch, emitter& out) override {
-    enum verdict : char { keep, drop, failed };
     auto in = batch.records();
-    auto n = in.size();
-    std::vector<verdict> v(n, keep);
-    size_t kept = 0;
-    for (size_t i = 0; i < n; ++i) {
+    std::vector<bool> keep(in.size(), false);
+    size_t dropped = 0;
+    for (size_t i = 0; i < in.size(); ++i) {
       bool match;
       if (match_) {
         match = match_(in[i]);
@@ -44,28 +41,15 @@ public:
         auto res = apply_with_retries(fn_, r, max_attempts_);
         if (res.what == fn_result::outcome::fail) {
           out.fail(std::move(r), res.error);
-          v[i] = failed;
           continue;
         }
         match = res.what == fn_result::outcome::keep;
       }
-      v[i] = match != invert_ ? keep : drop;
-      kept += v[i] == keep;
-    }
-    if (kept == n) {
-      out.emit(std::move(batch)); // nothing dropped: forward untouched
-      return;
-    }
-    std::vector<record> rs;
-    rs.reserve(kept);
-    size_t dropped = 0;
-    for (size_t i = 0; i < n; ++i) {
-      if (v[i] == keep)
-        rs.push_back(in[i]);
-      dropped += v[i] == drop;
+      keep[i] = match != invert_;
+      dropped += !keep[i];
     }
     out.drop(dropped);
-    out.emit(record_batch{std::move(rs)});
+    out.emit(batch.select(keep)); // unchanged batch when nothing went
   }
 
 private:
@@ -93,16 +77,8 @@ void check(const node_spec& n, const graph_spec&, const registry& reg,
       errors.push_back({v.where, "invalid regex '" + v.text + "': " + e.what()});
     }
   }
-  if (n.params.has("fn")) {
-    auto& v = n.params.get("fn");
-    if (!reg.find_function(v.text)) {
-      auto msg = "unknown function '" + v.text + "'";
-      auto guess = did_you_mean(v.text, reg.function_names());
-      if (!guess.empty())
-        msg += " (did you mean '" + guess + "'?)";
-      errors.push_back({v.where, msg});
-    }
-  }
+  if (n.params.has("fn"))
+    check_function_name(n.params.get("fn"), reg, errors);
 }
 
 } // namespace

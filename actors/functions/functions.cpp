@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "troupe/actors/builtin_types.hpp"
+#include "troupe/loader.hpp"
 
 namespace troupe::actors {
 
@@ -56,6 +57,17 @@ record_fn_factory stateless(F f) {
 }
 
 } // namespace
+
+void check_function_name(const param_value& fn, const registry& reg,
+                         std::vector<diagnostic>& errors) {
+  if (reg.find_function(fn.text))
+    return;
+  auto msg = "unknown function '" + fn.text + "'";
+  auto guess = did_you_mean(fn.text, reg.function_names());
+  if (!guess.empty())
+    msg += " (did you mean '" + guess + "'?)";
+  errors.push_back({fn.where, msg + "; `troupe types map` lists them"});
+}
 
 void register_functions(registry& reg) {
   reg.add_function("sha256", "body := lowercase hex SHA-256 of the body", [] {

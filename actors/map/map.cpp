@@ -1,7 +1,6 @@
 // map: applies a registered record function to every record. With
 // `workers: N` the node runs N copies of this logic on worker actors.
 #include "troupe/actors/builtin_types.hpp"
-#include "troupe/loader.hpp"
 
 namespace troupe::actors {
 
@@ -20,22 +19,7 @@ public:
       out.emit(std::move(batch));
       return;
     }
-    auto& rs = batch.mutable_records();
-    size_t kept = 0;
-    for (auto& r : rs) {
-      auto res = apply_with_retries(fn_, r, max_attempts_);
-      if (res.what == fn_result::outcome::keep) {
-        if (&rs[kept] != &r)
-          rs[kept] = std::move(r);
-        ++kept;
-      } else if (res.what == fn_result::outcome::drop) {
-        out.drop(1);
-      } else {
-        out.fail(std::move(r), res.error);
-      }
-    }
-    rs.resize(kept);
-    out.emit(std::move(batch));
+    out.emit(apply_to_batch(fn_, std::move(batch), max_attempts_, out));
   }
 
 private:
@@ -44,18 +28,10 @@ private:
   record_fn fn_;
 };
 
-void check_function(const node_spec& n, const graph_spec&, const registry& reg,
-                    std::vector<diagnostic>& errors) {
-  if (!n.params.has("fn"))
-    return;
-  auto& v = n.params.get("fn");
-  if (!reg.find_function(v.text)) {
-    auto msg = "unknown function '" + v.text + "'";
-    auto guess = did_you_mean(v.text, reg.function_names());
-    if (!guess.empty())
-      msg += " (did you mean '" + guess + "'?)";
-    errors.push_back({v.where, msg + "; `troupe types map` lists them"});
-  }
+void check(const node_spec& n, const graph_spec&, const registry& reg,
+           std::vector<diagnostic>& errors) {
+  if (n.params.has("fn"))
+    check_function_name(n.params.get("fn"), reg, errors);
 }
 
 } // namespace
@@ -74,7 +50,7 @@ actor_type map_type() {
   t.make_node = [](const node_context& ctx) {
     return std::make_unique<map_logic>(ctx);
   };
-  t.validate = check_function;
+  t.validate = check;
   return t;
 }
 

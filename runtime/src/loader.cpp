@@ -57,6 +57,11 @@ bool valid_name(const std::string& s) {
   return true;
 }
 
+std::optional<duration> positive_duration(const std::string& text) {
+  auto d = parse_duration(text);
+  return d && d->count() > 0 ? d : std::nullopt;
+}
+
 class graph_loader {
 public:
   graph_loader(const registry& reg, const load_options& opts,
@@ -293,10 +298,6 @@ private:
         error(d->where, "'delivery' expects at_least_once or at_most_once, "
                         "got '" + *s + "'");
     }
-    auto positive_duration = [](const std::string& s) {
-      auto d = parse_duration(s);
-      return d && d->count() > 0 ? d : std::nullopt;
-    };
     // Zero would mean "wait forever" to some readers: troupe never does.
     typed(r, "shutdown_timeout", rt.shutdown_timeout, positive_duration,
           "a positive duration such as 20s");
@@ -323,11 +324,7 @@ private:
             return v && *v >= 0 ? v : std::nullopt;
           },
           "a whole number of restarts (0: never restart)");
-    typed(s, "period", sv.period,
-          [](const std::string& x) {
-            auto d = parse_duration(x);
-            return d && d->count() > 0 ? d : std::nullopt;
-          },
+    typed(s, "period", sv.period, positive_duration,
           "a positive duration such as 5s");
     if (auto* b = s.find("backoff")) {
       if (expect_map(*b, "backoff")) {

@@ -195,7 +195,6 @@ struct node_state {
   static inline const char* name = "troupe.node";
 
   std::shared_ptr<const run_plan> plan;
-  size_t index = 0;
   const node_spec* spec = nullptr;
   node_metrics* metrics = nullptr;
   std::unique_ptr<node_logic> logic;
@@ -742,7 +741,6 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
         node_wiring wiring) {
   auto& st = self->state;
   st.plan = plan;
-  st.index = index;
   st.spec = &plan->graph.nodes[index];
   st.metrics = plan->metrics->nodes[index].get();
   auto* type = plan->types[index];

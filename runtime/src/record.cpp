@@ -38,6 +38,17 @@ record_batch record_batch::slice(size_t from, size_t n) const {
   return result;
 }
 
+record_batch record_batch::select(const std::vector<bool>& keep) const {
+  auto rs = records();
+  std::vector<record> kept;
+  for (size_t i = 0; i < rs.size(); ++i)
+    if (i < keep.size() && keep[i])
+      kept.push_back(rs[i]);
+  if (kept.size() == rs.size())
+    return *this;
+  return record_batch{std::move(kept)};
+}
+
 std::vector<record>& record_batch::mutable_records() {
   if (data_.use_count() > 1 || size_ != whole) {
     auto rs = records();

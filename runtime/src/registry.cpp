@@ -141,6 +141,26 @@ fn_result apply_with_retries(const record_fn& fn, record& r,
   }
 }
 
+record_batch apply_to_batch(const record_fn& fn, record_batch batch,
+                            uint32_t max_attempts, emitter& out) {
+  auto& rs = batch.mutable_records();
+  size_t kept = 0;
+  for (auto& r : rs) {
+    auto res = apply_with_retries(fn, r, max_attempts);
+    if (res.what == fn_result::outcome::keep) {
+      if (&rs[kept] != &r)
+        rs[kept] = std::move(r);
+      ++kept;
+    } else if (res.what == fn_result::outcome::drop) {
+      out.drop(1);
+    } else {
+      out.fail(std::move(r), res.error);
+    }
+  }
+  rs.resize(kept);
+  return batch;
+}
+
 emitter::~emitter() = default;
 
 std::chrono::steady_clock::time_point emitter::now() const {

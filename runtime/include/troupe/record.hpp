@@ -85,6 +85,9 @@ public:
   }
   // Records [from, from + n) sharing this batch's storage (no copy).
   record_batch slice(size_t from, size_t n) const;
+  // The records whose `keep` flag is set: this very batch (no copy) when all
+  // are, a new batch with copies otherwise.
+  record_batch select(const std::vector<bool>& keep) const;
   // Copies the records first when another holder shares them (or when this
   // batch is a slice of a larger one).
   std::vector<record>& mutable_records();

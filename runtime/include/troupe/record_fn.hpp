@@ -53,4 +53,11 @@ using record_fn_factory = std::function<record_fn()>;
 fn_result apply_with_retries(const record_fn& fn, record& r,
                              uint32_t max_attempts);
 
+// Applies `fn` (with retries) to every record of `batch` in place and returns
+// the kept ones; dropped ones are counted on `out`, failed ones go to its
+// errors output. What a map-like stage does with a batch before emitting it.
+class emitter;
+record_batch apply_to_batch(const record_fn& fn, record_batch batch,
+                            uint32_t max_attempts, emitter& out);
+
 } // namespace troupe

@@ -26,5 +26,8 @@ actor_type null_type();      // null/
 actor_type counter_type(); // counter/
 // record functions for map and filter: sha256, identity, upper, ...
 void register_functions(registry& reg); // functions/
+// Reports a `fn:` naming no registered function (with a "did you mean").
+void check_function_name(const param_value& fn, const registry& reg,
+                         std::vector<diagnostic>& errors); // functions/
 
 } // namespace troupe::actors
