@@ -25,6 +25,8 @@ const char* to_string(errc x) {
       return "config_invalid";
     case errc::stopped:
       return "stopped";
+    case errc::unrecoverable:
+      return "unrecoverable";
   }
   return "unknown";
 }

@@ -49,6 +49,9 @@ struct child {
   bool expected_down = false; // stopped by us, to be restarted with siblings
   uint32_t stop_batch = 0;     // the restart batch that stopped it
   uint32_t incarnations = 0;
+  // What the node keeps across incarnations (node_context::memory).
+  std::shared_ptr<std::unique_ptr<node_memory>> memory
+    = std::make_shared<std::unique_ptr<node_memory>>();
 };
 
 // A child of a supervision scope: a node, or a nested group.
@@ -170,6 +173,7 @@ void start_child(sup_pointer self, size_t i) {
     w.closed_inputs.push_back(producer.finished || producer.removed);
   }
   w.incarnation = st.children[i].incarnations++;
+  w.memory = st.children[i].memory;
   auto h = spawn_node(self, st.plan, i, std::move(w));
   self->monitor(h);
   auto& c = st.children[i];
@@ -372,6 +376,16 @@ void on_down(sup_pointer self, caf::down_msg& dm) {
   auto* m = st.plan->metrics->nodes[i].get();
   m->add(m->errors, 1);
   auto reason = render(dm.reason);
+  if (dm.reason.category() == caf::atom("troupe")
+      && dm.reason.code() == static_cast<uint8_t>(errc::unrecoverable)) {
+    // A restart cannot fix it (disk full, a closed pipe): fail now, loudly.
+    account_held(st, i, false);
+    complete(self, {run_outcome::status::failed,
+                    "node '" + spec.name + "' failed and a restart cannot fix "
+                      "it: " + reason,
+                    {}});
+    return;
+  }
   if (spec.restart == restart_type::temporary) {
     std::cerr << "troupe: temporary node '" << spec.name << "' failed ("
               << reason << "); removed\n";

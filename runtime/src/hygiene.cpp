@@ -10,6 +10,7 @@
 
 #include "node_actor.hpp"
 #include "troupe/errors.hpp"
+#include "troupe/node_logic.hpp"
 
 namespace troupe {
 
@@ -32,6 +33,12 @@ void install_default_handler(caf::scheduled_actor* self, std::string who,
 void install_exception_handler(caf::scheduled_actor* self, std::string who) {
   self->set_exception_handler(
     [who](caf::scheduled_actor*, std::exception_ptr& e) -> caf::error {
+      try {
+        std::rethrow_exception(e);
+      } catch (const unrecoverable_error& x) {
+        return make_error(errc::unrecoverable, who + ": " + x.what());
+      } catch (...) {
+      }
       return make_error(errc::stage_failed, who + ": " + detail::describe(e));
     });
 }

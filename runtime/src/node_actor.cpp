@@ -198,6 +198,7 @@ struct node_state {
   const node_spec* spec = nullptr;
   node_metrics* metrics = nullptr;
   std::unique_ptr<node_logic> logic;
+  std::shared_ptr<std::unique_ptr<node_memory>> memory; // across restarts
   bool is_source = false;
   size_t window = 0;
 
@@ -748,9 +749,11 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
   st.window = plan->graph.runtime.window;
   install_exception_handler(self, st.spec->name);
   install_default_handler(self, st.spec->name, &st.metrics->unexpected);
+  st.memory = std::move(wiring.memory);
   st.logic = type->make_node(
     node_context{*st.spec, *plan->reg, 0, wiring.incarnation,
-                 plan->graph.runtime.max_attempts});
+                 plan->graph.runtime.max_attempts,
+                 st.memory ? st.memory.get() : nullptr});
   auto n_inputs = plan->in_edges[index].size();
   st.ended.assign(n_inputs, false);
   for (size_t k = 0; k < wiring.closed_inputs.size() && k < n_inputs; ++k)

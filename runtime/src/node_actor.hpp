@@ -17,6 +17,8 @@ struct node_wiring {
   std::vector<caf::strong_actor_ptr> consumers; // by reply tag
   std::vector<bool> closed_inputs;              // by in_port: upstream gone
   uint32_t incarnation = 0;                     // restarts so far
+  // Kept by the supervisor across incarnations (node_context::memory).
+  std::shared_ptr<std::unique_ptr<node_memory>> memory;
 };
 
 // Spawns an incarnation of node `index` as a child of `parent`.

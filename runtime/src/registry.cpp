@@ -168,6 +168,8 @@ std::chrono::steady_clock::time_point emitter::now() const {
 }
 node_logic::~node_logic() = default;
 
+node_memory::~node_memory() = default;
+
 produce_status node_logic::produce(size_t, emitter&) {
   return produce_status::done;
 }

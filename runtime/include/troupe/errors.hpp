@@ -18,6 +18,7 @@ enum class errc : uint8_t {
   shutdown_timeout, // drain did not finish within runtime.shutdown_timeout
   config_invalid,   // a graph spec failed validation
   stopped,          // the run was stopped by the user
+  unrecoverable,    // a failure a restart cannot fix: the run fails at once
 };
 
 const char* to_string(errc x);

@@ -29,6 +29,8 @@
 
 #include <chrono>
 #include <cstddef>
+#include <memory>
+#include <stdexcept>
 #include <string>
 
 #include "troupe/record.hpp"
@@ -54,6 +56,23 @@ public:
   // The node's clock: virtual time under CAF's test coordinator, so timeouts
   // are testable without sleeping.
   virtual std::chrono::steady_clock::time_point now() const;
+};
+
+// Thrown by a logic for a failure that a restart cannot fix (disk full, an
+// output path that is a directory, a closed pipe): the supervisor fails the
+// run at once with this reason instead of burning its restart budget.
+class unrecoverable_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+// What a node keeps across its incarnations: the supervisor holds it while
+// a crashed node is restarted and hands the same object to the replacement
+// (e.g. a source's acknowledged position, or input it read but that was not
+// acknowledged yet). Incarnations never overlap, so no lock is needed.
+class node_memory {
+public:
+  virtual ~node_memory();
 };
 
 enum class produce_status {

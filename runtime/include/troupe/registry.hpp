@@ -46,6 +46,10 @@ struct node_context {
   size_t worker = 0;
   uint32_t incarnation = 0; // 0 at start, +1 per restart (e.g. append, not truncate)
   uint32_t max_attempts = 3; // runtime.max_attempts: tries per record
+  // Survives restarts of this node (see node_memory); empty at the first
+  // start. A logic that needs it creates it: `if (!memory) memory = ...;`.
+  // Null for parallel workers, which keep nothing across restarts.
+  std::unique_ptr<node_memory>* memory = nullptr;
 };
 
 using node_factory
