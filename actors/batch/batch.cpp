@@ -1,6 +1,7 @@
 // batch: regroups records into batches of `size` records (or `bytes` of
 // bodies), flushing a partial batch after `timeout` and at the end — never an
 // empty one. Downstream sees each group as one batch.
+#include <algorithm>
 #include "troupe/actors/builtin_types.hpp"
 
 namespace troupe::actors {
@@ -54,7 +55,10 @@ public:
   // Checks four times per timeout, so a partial group leaves at most a
   // quarter timeout after it turned `timeout` old.
   duration tick_interval() const override {
-    return cfg_.timeout / 4;
+    if (cfg_.timeout.count() <= 0)
+      return duration{0};
+    // Never zero for a tiny timeout: zero means "never ticks".
+    return std::max<duration>(cfg_.timeout / 4, std::chrono::microseconds(1));
   }
 
   void tick(emitter& out) override {
@@ -63,6 +67,12 @@ public:
   }
 
   void finish(emitter& out) override {
+    flush(out);
+  }
+
+  // Upstream is out of credit while the group fills (its records are held
+  // unacknowledged until the group leaves): send the partial group now.
+  void starved(emitter& out) override {
     flush(out);
   }
 

@@ -9,6 +9,7 @@
 //   delay  each batch is held this long (without blocking a thread).
 // Every decision is a hash of (seed, record, attempt), so a run is
 // reproducible and a retried record gets a fresh draw.
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <set>
@@ -79,10 +80,12 @@ public:
         && draw(cfg_.seed, in[0], 2) < cfg_.kill)
       throw std::runtime_error("chaos: actor killed by fault injection");
     auto kept = apply_to_batch(fault_, std::move(batch), max_attempts_, out);
-    if (cfg_.delay.count() == 0)
+    if (cfg_.delay.count() == 0) {
       out.emit(std::move(kept));
-    else
+    } else {
+      held_ += kept.size();
       pending_.push_back({out.now(), start, std::move(kept)});
+    }
   }
 
   // From the oldest held batch to the newest record consumed (see
@@ -90,8 +93,14 @@ public:
   size_t buffered() const override {
     return pending_.empty() ? 0 : seen_ - pending_.front().start;
   }
+  // Failed records between held batches are not held: count exactly.
+  size_t held() const override {
+    return held_;
+  }
+  // A quarter of the delay, but never zero: a delay of a few nanoseconds
+  // must still be released (a zero interval would mean "never ticks").
   duration tick_interval() const override {
-    return cfg_.delay / 4;
+    return std::max<duration>(cfg_.delay / 4, std::chrono::microseconds(1));
   }
   void tick(emitter& out) override {
     while (!pending_.empty()
@@ -101,6 +110,7 @@ public:
 
 private:
   void release(emitter& out) {
+    held_ -= pending_.front().batch.size();
     out.emit(std::move(pending_.front().batch));
     pending_.pop_front();
   }
@@ -116,6 +126,7 @@ private:
   record_fn fault_;
   std::deque<held_batch> pending_;
   uint64_t seen_ = 0; // records consumed so far
+  size_t held_ = 0;   // records in pending_
 };
 
 void check(const node_spec& n, const graph_spec&, const registry&, std::vector<diagnostic>& errors) {

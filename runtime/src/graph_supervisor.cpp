@@ -16,6 +16,7 @@
 #include "node_actor.hpp"
 #include "troupe/errors.hpp"
 #include "troupe/hygiene.hpp"
+#include "troupe/report.hpp"
 #include "troupe/supervision.hpp"
 
 namespace troupe {
@@ -149,11 +150,28 @@ void complete(sup_pointer self, run_outcome outcome) {
   self->quit();
 }
 
+// Every node ended: the run is over. It completed only if every node's
+// counters balance against what it measurably holds, and nothing is held.
 void check_completion(sup_pointer self) {
   auto& st = self->state;
   for (auto& c : st.children)
     if (!c.finished && !c.removed)
       return;
+  for (auto& m : st.plan->metrics->nodes) {
+    auto n = snapshot(*m);
+    if (n.in_flight != 0 || !n.balanced()) {
+      complete(self,
+               {run_outcome::status::failed,
+                "node '" + n.name + "' ended with its records unaccounted for: "
+                  + std::to_string(n.in + n.created) + " in and created, "
+                  + std::to_string(n.out + n.filtered + n.dead_lettered
+                                   + n.retried + n.lost)
+                  + " out, filtered, dead-lettered, retried or lost, "
+                  + std::to_string(n.in_flight) + " still held",
+                {}});
+      return;
+    }
+  }
   complete(self, {st.stopping ? run_outcome::status::interrupted
                               : run_outcome::status::completed,
                   st.stopping ? "stopped by signal; drained" : "", {}});
@@ -167,6 +185,7 @@ void start_child(sup_pointer self, size_t i) {
     w.consumers.push_back(consumer.removed ? caf::strong_actor_ptr{}
                                            : caf::actor_cast<caf::strong_actor_ptr>(
                                              consumer.handle));
+    w.finished_consumers.push_back(consumer.finished);
   }
   for (auto& e : st.plan->in_edges[i]) {
     auto& producer = st.children[e.producer];
@@ -174,6 +193,10 @@ void start_child(sup_pointer self, size_t i) {
   }
   w.incarnation = st.children[i].incarnations++;
   w.memory = st.children[i].memory;
+  // A new incarnation has received nothing yet (account_held took what the
+  // last one held).
+  for (auto& u : st.plan->metrics->nodes[i]->unacked_in)
+    u.store(0, std::memory_order_relaxed);
   auto h = spawn_node(self, st.plan, i, std::move(w));
   self->monitor(h);
   auto& c = st.children[i];
@@ -195,9 +218,11 @@ void account_held(supervisor_state& st, size_t i, bool gone_for_good) {
     m->out.fetch_sub(unsent, std::memory_order_relaxed);
     m->add(m->lost, unsent);
   }
-  auto held = m->in_flight();
+  // What it held, as it last published it, and the batch it was handling.
+  auto held = m->held.exchange(0, std::memory_order_relaxed)
+              + m->processing.exchange(0, std::memory_order_relaxed);
   if (held > 0)
-    m->add(lost ? m->lost : m->retried, static_cast<uint64_t>(held));
+    m->add(lost ? m->lost : m->retried, held);
 }
 
 // A temporary node that failed is not restarted: its producers drop the edge
@@ -208,7 +233,7 @@ void remove_child(sup_pointer self, size_t i) {
   account_held(st, i, true);
   for (auto& e : st.plan->in_edges[i])
     if (st.children[e.producer].alive)
-      self->send(st.children[e.producer].handle, drop_atom_v, e.tag);
+      self->send(st.children[e.producer].handle, drop_atom_v, e.tag, false);
   for (auto& e : st.plan->out_edges[i])
     if (st.children[e.consumer].alive)
       self->send(st.children[e.consumer].handle, close_atom_v, e.in_port);
@@ -359,6 +384,13 @@ void on_down(sup_pointer self, caf::down_msg& dm) {
       auto& consumer = st.children[e.consumer];
       if (consumer.alive)
         self->send(consumer.handle, close_atom_v, e.in_port);
+    }
+    // Its producers must not send it anything more (a restarted producer's
+    // replay): it would never be acknowledged.
+    for (auto& e : st.plan->in_edges[i]) {
+      auto& producer = st.children[e.producer];
+      if (producer.alive)
+        self->send(producer.handle, drop_atom_v, e.tag, true);
     }
     if (c.expected_down)
       stopped_for_batch(self, c.stop_batch);

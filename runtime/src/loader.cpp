@@ -277,7 +277,8 @@ private:
     if (!expect_map(r, "runtime"))
       return;
     check_fields(r, {"threads", "delivery", "shutdown_timeout", "batch_size",
-                     "window", "max_attempts", "request_timeout"});
+                     "window", "window_bytes", "max_attempts",
+                     "request_timeout"});
     if (auto* t = r.find("threads")) {
       auto s = scalar(*t, "threads");
       if (s && *s != "auto") {
@@ -305,6 +306,12 @@ private:
           "a positive duration such as 30s");
     positive(r, "batch_size", rt.batch_size);
     positive(r, "window", rt.window);
+    typed(r, "window_bytes", rt.window_bytes,
+          [](const std::string& x) -> std::optional<uint64_t> {
+            auto v = parse_size(x);
+            return v && *v > 0 ? v : std::nullopt;
+          },
+          "a positive size such as 32MiB");
     positive(r, "max_attempts", rt.max_attempts);
   }
 

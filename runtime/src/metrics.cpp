@@ -28,11 +28,8 @@ uint64_t node_metrics::latency_quantile(double q) const {
 }
 
 int64_t node_metrics::in_flight() const {
-  auto get = [](const std::atomic<uint64_t>& c) {
-    return static_cast<int64_t>(c.load(std::memory_order_relaxed));
-  };
-  return get(in) + get(created) - get(out) - get(filtered)
-         - get(dead_lettered) - get(retried) - get(lost);
+  return static_cast<int64_t>(held.load(std::memory_order_relaxed)
+                              + processing.load(std::memory_order_relaxed));
 }
 
 node_metrics* run_metrics::find(const std::string& name) {

@@ -158,10 +158,13 @@ worker_fn(worker_actor::stateful_pointer<worker_state> self,
 
 struct input_entry {
   uint32_t tag = 0;        // the producer's reply tag for our edge
+  uint32_t in_port = 0;
   uint64_t batch_id = 0;
   node_actor from;         // producer incarnation to acknowledge
   size_t refs = 0;         // output entries and logic holding it
   uint64_t end = 0;        // cumulative consumed count after this batch
+  size_t size = 0;         // records
+  size_t bytes = 0;        // payload bytes
   clock_type::time_point received;
 };
 
@@ -170,6 +173,17 @@ struct out_entry {
   std::vector<uint64_t> lineage; // input tokens it derives from
   size_t pending = 0;            // consumers yet to acknowledge
   size_t unsent = 0;             // consumers it was not sent to yet
+  size_t bytes = 0;              // payload bytes
+};
+
+// Counter changes made while handling one message, published when the
+// handler returns. A handler that throws publishes none of them: what it
+// emitted never left the node, and the supervisor accounts for what the
+// incarnation held (the `held` and `processing` gauges) instead.
+struct tally {
+  uint64_t out = 0, filtered = 0, dead_lettered = 0, errors = 0, created = 0;
+  uint64_t batches = 0;
+  int64_t unsent = 0;
 };
 
 struct consumer_edge {
@@ -177,13 +191,16 @@ struct consumer_edge {
   uint32_t in_port = 0;
   uint32_t port = data_port;
   size_t in_flight = 0; // records sent, unacknowledged
+  size_t in_flight_bytes = 0;
   size_t queued = 0;    // records waiting for credit
   std::deque<uint64_t> queue;
   std::map<uint64_t, size_t> unacked; // out id -> records
   std::unordered_set<uint64_t> resent;   // queued again after a rewire
   std::unordered_set<uint64_t> received; // at_most_once: never resend these
   bool eof_sent = false;
-  bool dropped = false; // the consumer is gone for good
+  bool dropped = false;  // the consumer is gone for good
+  bool finished = false; // ... because it finished: it had everything we
+                         // emitted before; what we emit now are duplicates
 };
 
 struct worker_slot {
@@ -199,11 +216,17 @@ struct node_state {
   node_metrics* metrics = nullptr;
   std::unique_ptr<node_logic> logic;
   std::shared_ptr<std::unique_ptr<node_memory>> memory; // across restarts
+  size_t index = 0;    // in the graph
+  uint32_t origin = 0; // index + 1: stamped on a source's records
   bool is_source = false;
   size_t window = 0;
+  size_t window_bytes = 0;
+  tally counts; // unpublished counter changes of the current message
 
   // Inputs.
   std::vector<bool> ended;               // per in_port
+  std::vector<size_t> unacked_records;   // per in_port: received, not acked
+  std::vector<size_t> unacked_bytes;
   std::unordered_map<uint64_t, input_entry> inputs; // by token
   std::deque<uint64_t> open;             // tokens the inline logic may hold
   uint64_t consumed = 0;
@@ -224,6 +247,7 @@ struct node_state {
   uint64_t next_apply = 0;                  // ordered: next to apply
   std::map<uint64_t, std::pair<uint64_t, stage_result>> done; // ordered
   size_t outstanding = 0;                   // dispatched, not applied
+  size_t worker_records = 0; // records waiting for or at workers
 
   bool producing_scheduled = false;
   bool finishing = false;  // finish() ran; ticks drain what the logic holds
@@ -244,15 +268,41 @@ struct node_emitter : emitter {
   void emit(record_batch b) override;
   void fail(record r, std::string reason) override;
   void drop(size_t n) override {
-    self->state.metrics->add(self->state.metrics->filtered, n);
+    self->state.counts.filtered += n;
   }
   void create(size_t n) override {
-    self->state.metrics->add(self->state.metrics->created, n);
+    self->state.counts.created += n;
   }
   std::chrono::steady_clock::time_point now() const override {
     return self->clock().now();
   }
 };
+
+// Publishes the current message's counter changes and what the node holds.
+void commit(node_pointer self) {
+  auto& st = self->state;
+  auto& m = *st.metrics;
+  auto& c = st.counts;
+  if (c.out)
+    m.add(m.out, c.out);
+  if (c.filtered)
+    m.add(m.filtered, c.filtered);
+  if (c.dead_lettered)
+    m.add(m.dead_lettered, c.dead_lettered);
+  if (c.errors)
+    m.add(m.errors, c.errors);
+  if (c.created)
+    m.add(m.created, c.created);
+  if (c.batches)
+    m.add(m.batches, c.batches);
+  if (c.unsent)
+    m.unsent.fetch_add(static_cast<uint64_t>(c.unsent),
+                       std::memory_order_relaxed); // wraps for negatives
+  c = tally{};
+  auto held = (st.logic ? st.logic->held() : 0) + st.worker_records;
+  m.held.store(held, std::memory_order_relaxed);
+  m.processing.store(0, std::memory_order_relaxed);
+}
 
 void acknowledge(node_pointer self, uint64_t token);
 
@@ -273,6 +323,10 @@ void acknowledge(node_pointer self, uint64_t token) {
   auto& in = i->second;
   if (in.from)
     self->send(in.from, ack_atom_v, in.tag, in.batch_id);
+  st.unacked_records[in.in_port] -= in.size;
+  st.unacked_bytes[in.in_port] -= in.bytes;
+  st.metrics->unacked_in[in.in_port].fetch_sub(in.size,
+                                               std::memory_order_relaxed);
   st.inputs.erase(i);
 }
 
@@ -287,16 +341,25 @@ void push_output(node_pointer self, uint32_t port, record_batch batch,
   if (n == 0)
     return;
   size_t consumers = 0;
-  for (auto& e : st.edges)
-    consumers += e.port == port && !e.dropped;
-  if (port == data_port && st.has_consumers[port] && consumers == 0) {
+  bool removed = false, finished = false;
+  for (auto& e : st.edges) {
+    if (e.port != port)
+      continue;
+    consumers += !e.dropped;
+    removed |= e.dropped && !e.finished;
+    finished |= e.finished;
+  }
+  if (port == data_port && consumers == 0 && removed && !finished) {
     // Every consumer of this output was a temporary node that is gone.
     st.metrics->add(st.metrics->lost, n);
     return;
   }
+  if (st.is_source && port == data_port)
+    for (auto& r : batch.mutable_records())
+      r.ctx.origin = st.origin;
   if (port == data_port) {
-    st.metrics->add(st.metrics->out, n);
-    st.metrics->add(st.metrics->batches, 1);
+    st.counts.out += n;
+    st.counts.batches += 1;
     if (auto c = st.spec->resources.find("counter");
         c != st.spec->resources.end())
       caf::anon_send(caf::actor_cast<counter_actor>(
@@ -304,9 +367,10 @@ void push_output(node_pointer self, uint32_t port, record_batch batch,
                      add_atom_v, static_cast<int64_t>(n));
   }
   if (consumers == 0)
-    return;
+    return; // only finished consumers: they had all of this already
   auto id = st.next_out++;
   auto& entry = st.outs[id];
+  entry.bytes = batch.payload_bytes();
   entry.batch = std::move(batch);
   entry.lineage = lineage;
   for (auto t : lineage)
@@ -320,23 +384,24 @@ void push_output(node_pointer self, uint32_t port, record_batch batch,
     e.queued += n;
   }
   entry.unsent = entry.pending;
-  st.metrics->add(st.metrics->unsent, n);
+  st.counts.unsent += static_cast<int64_t>(n);
 }
 
 // The entry went out on one more edge (or that edge is gone).
 void mark_sent(node_state& st, out_entry& entry) {
   if (entry.unsent > 0 && --entry.unsent == 0)
-    st.metrics->unsent.fetch_sub(entry.batch.size(), std::memory_order_relaxed);
+    st.counts.unsent -= static_cast<int64_t>(entry.batch.size());
 }
 
 void dead_letter(node_pointer self, record r, const std::string& reason,
                  const std::vector<uint64_t>& lineage) {
   auto& st = self->state;
-  st.metrics->add(st.metrics->dead_lettered, 1);
-  st.metrics->add(st.metrics->errors, 1);
+  st.counts.dead_lettered += 1;
+  st.counts.errors += 1;
   if (!st.has_consumers[errors_port]) {
     // Nobody reads `NODE.errors`: the log and the report are the record.
-    auto n = st.metrics->dead_lettered.load(std::memory_order_relaxed);
+    auto n = st.metrics->dead_lettered.load(std::memory_order_relaxed)
+             + st.counts.dead_lettered;
     if (n <= 10)
       std::cerr << "troupe: " << st.spec->name << ": record seq=" << r.seq
                 << " failed: " << reason
@@ -408,14 +473,29 @@ void maybe_finish(node_pointer self) {
   if (!st.finishing) {
     st.finishing = true;
     auto out = inline_emitter(self);
-    st.logic->finish(out);
+    try {
+      st.logic->finish(out);
+    } catch (const unrecoverable_error&) {
+      throw;
+    } catch (...) {
+      // Deterministic by then (no input will change it): a restart would
+      // replay all the node's input only to fail here again.
+      throw unrecoverable_error("finish() failed: "
+                                + describe(std::current_exception()));
+    }
     release_open(self);
   }
-  if (st.logic->buffered() > 0 && st.logic->tick_interval().count() > 0) {
+  bool holds = st.logic->buffered() > 0 || st.logic->held() > 0;
+  if (holds && st.logic->tick_interval().count() > 0) {
     arm_tick(self);
     flush(self);
     return;
   }
+  if (auto n = st.logic->held(); n > 0)
+    // Ending now would acknowledge records nobody emitted: never silently.
+    throw unrecoverable_error(
+      std::to_string(n) + " records still held after all inputs ended, and "
+      "the logic has no tick to release them");
   // Nothing will tick any more: what the logic still claims is released.
   while (!st.open.empty()) {
     auto t = st.open.front();
@@ -429,7 +509,8 @@ void maybe_finish(node_pointer self) {
 void flush(node_pointer self) {
   auto& st = self->state;
   for (auto& e : st.edges) {
-    while (!e.queue.empty() && e.in_flight < st.window) {
+    while (!e.queue.empty() && e.in_flight < st.window
+           && e.in_flight_bytes < st.window_bytes) {
       auto id = e.queue.front();
       e.queue.pop_front();
       auto i = st.outs.find(id);
@@ -438,6 +519,7 @@ void flush(node_pointer self) {
       auto n = i->second.batch.size();
       e.queued -= n;
       e.in_flight += n;
+      e.in_flight_bytes += i->second.bytes;
       e.unacked.emplace(id, n);
       bool redelivery = e.resent.erase(id) > 0;
       if (!redelivery)
@@ -464,6 +546,8 @@ size_t source_room(const node_state& st) {
       continue;
     auto used = e.in_flight + e.queued;
     room = std::min(room, used >= st.window ? 0 : st.window - used);
+    if (e.in_flight_bytes >= st.window_bytes)
+      room = 0;
   }
   return room;
 }
@@ -513,14 +597,16 @@ void apply_result(node_pointer self, uint64_t token, stage_result& r) {
   auto& st = self->state;
   node_emitter out{self};
   out.lineage = {token};
-  st.metrics->add(st.metrics->filtered, r.dropped);
-  st.metrics->add(st.metrics->created, r.created);
+  st.counts.filtered += r.dropped;
+  st.counts.created += r.created;
   for (auto& b : r.emitted)
     out.emit(std::move(b));
   for (size_t k = 0; k < r.failed.size(); ++k)
     out.fail(std::move(r.failed[k]), k < r.reasons.size() ? r.reasons[k] : "");
-  if (auto i = st.inputs.find(token); i != st.inputs.end())
+  if (auto i = st.inputs.find(token); i != st.inputs.end()) {
     st.metrics->record_latency(elapsed_ns(i->second.received));
+    st.worker_records -= i->second.size;
+  }
   release(self, token);
   --st.outstanding;
 }
@@ -544,6 +630,7 @@ void on_worker_result(node_pointer self, size_t w, uint64_t seq,
   dispatch(self);
   flush(self);
   maybe_finish(self);
+  commit(self); // a reply, not a message of the behaviour: publish here too
 }
 
 void dispatch(node_pointer self) {
@@ -594,13 +681,19 @@ void on_batch(node_pointer self, uint32_t in_port, uint32_t tag, uint64_t id,
   }
   auto n = batch.size();
   st.metrics->add(st.metrics->in, n);
+  st.metrics->unacked_in[in_port].fetch_add(n, std::memory_order_relaxed);
   auto token = st.next_token++;
   auto& in = st.inputs[token];
   in.tag = tag;
+  in.in_port = in_port;
   in.batch_id = id;
   in.from = from;
   in.refs = 1;
+  in.size = n;
+  in.bytes = batch.payload_bytes();
   in.received = clock_type::now();
+  st.unacked_records[in_port] += n;
+  st.unacked_bytes[in_port] += in.bytes;
   if (st.plan->graph.runtime.delivery == delivery_mode::at_most_once) {
     // At most once: tell the producer we have it, so a crash of ours never
     // brings it back (what we held is counted lost); the ack, and with it
@@ -609,6 +702,7 @@ void on_batch(node_pointer self, uint32_t in_port, uint32_t tag, uint64_t id,
   }
   if (!st.workers.empty()) {
     ++st.outstanding;
+    st.worker_records += n;
     st.waiting.push_back(token);
     st.waiting_batches.emplace(token, std::make_pair(redelivery, std::move(batch)));
     dispatch(self);
@@ -617,6 +711,7 @@ void on_batch(node_pointer self, uint32_t in_port, uint32_t tag, uint64_t id,
   st.consumed += n;
   in.end = st.consumed;
   st.open.push_back(token);
+  st.metrics->processing.store(n, std::memory_order_relaxed);
   auto out = inline_emitter(self);
   if (redelivery)
     consume_carefully(*st.logic, std::move(batch), out,
@@ -624,6 +719,16 @@ void on_batch(node_pointer self, uint32_t in_port, uint32_t tag, uint64_t id,
   else
     st.logic->consume(std::move(batch), out);
   release_open(self);
+  if (st.unacked_records[in_port] >= st.window
+      || st.unacked_bytes[in_port] >= st.window_bytes) {
+    // Upstream is out of credit for us: whatever the logic waits for will
+    // not come until it lets go of something.
+    if (st.logic->held() > 0) {
+      auto out = inline_emitter(self);
+      st.logic->starved(out);
+      release_open(self);
+    }
+  }
   flush(self);
 }
 
@@ -651,6 +756,8 @@ void on_ack(node_pointer self, uint32_t tag, uint64_t id) {
   if (u == e.unacked.end())
     return; // acknowledgement from a consumer incarnation we moved past
   e.in_flight -= u->second;
+  if (auto o = st.outs.find(id); o != st.outs.end())
+    e.in_flight_bytes -= o->second.bytes;
   e.unacked.erase(u);
   e.received.erase(id);
   settle(self, id);
@@ -674,6 +781,7 @@ void on_rewire(node_pointer self, uint32_t tag, caf::strong_actor_ptr h) {
   auto& e = st.edges[tag];
   e.handle = caf::actor_cast<node_actor>(h);
   e.in_flight = 0;
+  e.in_flight_bytes = 0;
   e.eof_sent = false;
   auto unacked = std::move(e.unacked);
   e.unacked.clear();
@@ -701,12 +809,26 @@ void on_rewire(node_pointer self, uint32_t tag, caf::strong_actor_ptr h) {
     schedule_produce(self);
 }
 
-// Forgets an edge whose consumer will never come back.
-void on_drop(node_pointer self, uint32_t tag) {
+// Forgets an edge whose consumer will never come back: it finished (it had
+// everything we sent before; anything more would be a duplicate), or it was
+// a temporary node removed after a crash.
+void on_drop(node_pointer self, uint32_t tag, bool finished) {
   auto& st = self->state;
-  if (tag >= st.edges.size())
+  if (tag >= st.edges.size() || st.edges[tag].dropped)
     return;
   auto& e = st.edges[tag];
+  if (!finished && e.in_flight > 0) {
+    // Sent but never received: it died in the removed node's mailbox. The
+    // node is gone, so its counters are final; count them where they
+    // vanished, as lost.
+    auto& m = *st.plan->metrics->nodes[st.plan->out_edges[st.index][tag]
+                                         .consumer];
+    auto received = m.unacked_in[e.in_port].load(std::memory_order_relaxed);
+    if (e.in_flight > received) {
+      m.add(m.in, e.in_flight - received);
+      m.add(m.lost, e.in_flight - received);
+    }
+  }
   for (auto id : e.queue)
     if (auto o = st.outs.find(id); o != st.outs.end() && !e.resent.count(id))
       mark_sent(st, o->second);
@@ -716,8 +838,9 @@ void on_drop(node_pointer self, uint32_t tag) {
   e.resent.clear();
   e.queue.clear();
   e.unacked.clear();
-  e.queued = e.in_flight = 0;
+  e.queued = e.in_flight = e.in_flight_bytes = 0;
   e.dropped = true;
+  e.finished = finished;
   e.eof_sent = true;
   e.handle = nullptr;
   for (auto id : ids)
@@ -747,6 +870,9 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
   auto* type = plan->types[index];
   st.is_source = type->kind == actor_kind::source;
   st.window = plan->graph.runtime.window;
+  st.window_bytes = plan->graph.runtime.window_bytes;
+  st.index = index;
+  st.origin = static_cast<uint32_t>(index + 1);
   install_exception_handler(self, st.spec->name);
   install_default_handler(self, st.spec->name, &st.metrics->unexpected);
   st.memory = std::move(wiring.memory);
@@ -756,6 +882,8 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
                  st.memory ? st.memory.get() : nullptr});
   auto n_inputs = plan->in_edges[index].size();
   st.ended.assign(n_inputs, false);
+  st.unacked_records.assign(n_inputs, 0);
+  st.unacked_bytes.assign(n_inputs, 0);
   for (size_t k = 0; k < wiring.closed_inputs.size() && k < n_inputs; ++k)
     st.ended[k] = wiring.closed_inputs[k];
   for (auto& e : plan->out_edges[index]) {
@@ -763,7 +891,9 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
     ce.handle = caf::actor_cast<node_actor>(wiring.consumers.at(e.tag));
     ce.in_port = e.in_port;
     ce.port = e.port;
-    ce.dropped = !ce.handle; // a removed temporary consumer
+    ce.finished = st.edges.size() < wiring.finished_consumers.size()
+                  && wiring.finished_consumers[st.edges.size()];
+    ce.dropped = !ce.handle || ce.finished; // removed, or finished
     ce.eof_sent = ce.dropped;
     st.has_consumers[e.port] = true;
     st.edges.push_back(std::move(ce));
@@ -779,28 +909,38 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
     schedule_produce(self);
   else
     self->send(self, tick_atom_v); // arms the timer and checks closed inputs
+  commit(self);
   return {
     [=](batch_atom, uint32_t in_port, uint32_t tag, uint64_t id,
         bool redelivery, record_batch& batch) {
       on_batch(self, in_port, tag, id, redelivery, batch);
+      commit(self);
     },
-    [=](ack_atom, uint32_t tag, uint64_t id) { on_ack(self, tag, id); },
+    [=](ack_atom, uint32_t tag, uint64_t id) {
+      on_ack(self, tag, id);
+      commit(self);
+    },
     [=](received_atom, uint32_t tag, uint64_t id) {
       auto& st = self->state;
       if (tag < st.edges.size() && st.edges[tag].unacked.count(id))
         st.edges[tag].received.insert(id);
     },
-    [=](eof_atom, uint32_t in_port) { on_input_end(self, in_port); },
+    [=](eof_atom, uint32_t in_port) {
+      on_input_end(self, in_port);
+      commit(self);
+    },
     [=](close_atom, uint32_t in_port) {
-      if (in_port < self->state.ended.size()) {
-        self->state.ended[in_port] = true;
-        maybe_finish(self);
-      }
+      on_input_end(self, in_port);
+      commit(self);
     },
     [=](rewire_atom, uint32_t tag, caf::strong_actor_ptr& h) {
       on_rewire(self, tag, std::move(h));
+      commit(self);
     },
-    [=](drop_atom, uint32_t tag) { on_drop(self, tag); },
+    [=](drop_atom, uint32_t tag, bool finished) {
+      on_drop(self, tag, finished);
+      commit(self);
+    },
     [=](stop_atom) {
       self->state.stop_requested = true;
       if (self->state.is_source) {
@@ -822,8 +962,12 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
       }
       arm_tick(self);
       maybe_finish(self);
+      commit(self);
     },
-    [=](produce_atom) { produce(self); },
+    [=](produce_atom) {
+      produce(self);
+      commit(self);
+    },
   };
 }
 

@@ -16,6 +16,8 @@ namespace troupe::detail {
 struct node_wiring {
   std::vector<caf::strong_actor_ptr> consumers; // by reply tag
   std::vector<bool> closed_inputs;              // by in_port: upstream gone
+  // By reply tag: the consumer finished; send it nothing (see on_drop).
+  std::vector<bool> finished_consumers;
   uint32_t incarnation = 0;                     // restarts so far
   // Kept by the supervisor across incarnations (node_context::memory).
   std::shared_ptr<std::unique_ptr<node_memory>> memory;

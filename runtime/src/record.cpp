@@ -27,6 +27,13 @@ record_batch::record_batch(std::vector<record> records)
   : data_(std::make_shared<std::vector<record>>(std::move(records))) {
 }
 
+size_t record_batch::payload_bytes() const noexcept {
+  size_t n = 0;
+  for (auto& r : records())
+    n += r.key.size() + r.body.size();
+  return n;
+}
+
 record_batch record_batch::slice(size_t from, size_t n) const {
   record_batch result;
   auto total = size();

@@ -184,6 +184,11 @@ void node_logic::consume(record_batch batch, emitter& out) {
 size_t node_logic::buffered() const {
   return 0;
 }
+size_t node_logic::held() const {
+  return buffered();
+}
+void node_logic::starved(emitter&) {
+}
 duration node_logic::tick_interval() const {
   return duration{0};
 }

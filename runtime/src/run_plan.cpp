@@ -51,6 +51,9 @@ run_plan::make(const graph_spec& g, const registry& reg,
       p->metrics->nodes.push_back(std::move(m));
     }
   }
+  for (size_t c = 0; c < g.nodes.size(); ++c)
+    p->metrics->nodes[c]->unacked_in
+      = std::vector<std::atomic<uint64_t>>(p->in_edges[c].size());
   return p;
 }
 

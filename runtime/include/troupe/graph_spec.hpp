@@ -23,6 +23,9 @@ struct runtime_spec {
   duration shutdown_timeout = std::chrono::seconds(20);
   size_t batch_size = 256;      // records per batch a source emits
   size_t window = 16384;        // unacknowledged records per edge (credit)
+  // ... and unacknowledged payload bytes (keys and bodies) per edge, so a
+  // window of large records stays bounded in memory too.
+  size_t window_bytes = 32 * 1024 * 1024;
   uint32_t max_attempts = 3;    // deliveries of one record before it fails
   duration request_timeout = std::chrono::seconds(30); // every ask()
 };

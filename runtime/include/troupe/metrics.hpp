@@ -33,6 +33,17 @@ struct node_metrics {
   // Emitted (counted in `out`) but not yet handed to every consumer: what a
   // crash of this incarnation would take with it.
   std::atomic<uint64_t> unsent{0};
+  // Measured, not derived: records the live incarnation holds (inside its
+  // logic, waiting for or at its workers), published after each message it
+  // handles, and the records of the batch its logic is handling right now.
+  // A crash leaves both as they were: the supervisor moves them to
+  // `retried` or `lost`.
+  std::atomic<uint64_t> held{0};
+  std::atomic<uint64_t> processing{0};
+  // Per input port: records received and not acknowledged yet. When a
+  // consumer is removed for good, what its producer sent but it never
+  // received (its mailbox died with it) is the difference.
+  std::vector<std::atomic<uint64_t>> unacked_in;
   // Processing latency per batch, log2 buckets of nanoseconds.
   std::array<std::atomic<uint64_t>, 48> latency{};
 
@@ -42,7 +53,8 @@ struct node_metrics {
   void record_latency(uint64_t ns);
   // Upper bound of the bucket holding quantile q (0..1), in nanoseconds.
   uint64_t latency_quantile(double q) const;
-  // in + created - out - filtered - dead_lettered - retried - lost.
+  // held + processing: what the node holds now, measured (the accounting
+  // identity checks it against the counters; it is not derived from them).
   int64_t in_flight() const;
 };
 

@@ -103,6 +103,16 @@ public:
   // records consumed after it (even failed or dropped ones) are included.
   // Inputs older than that are acknowledged upstream.
   virtual size_t buffered() const;
+  // Exactly how many consumed records the logic holds (not emitted, dropped
+  // or failed yet). The report checks the counters against it, so a record
+  // a logic forgets is found. Default: buffered(), exact when the held
+  // records are the newest consumed; override when they are not.
+  virtual size_t held() const;
+  // The node holds a whole credit window of unacknowledged input: upstream
+  // can send nothing more until some of it is released. A logic that waits
+  // for more input before it emits (a batch filling up) must emit what it
+  // holds now, or the graph stalls. Default: nothing.
+  virtual void starved(emitter& out);
   // When non-zero, tick() runs this often (e.g. a batch timeout).
   virtual duration tick_interval() const;
   virtual void tick(emitter& out);

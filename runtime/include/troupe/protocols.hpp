@@ -47,9 +47,12 @@ using node_actor = caf::typed_actor<
   caf::reacts_to<close_atom, uint32_t>,
   // rewire(reply_tag, consumer): from the supervisor, a consumer restarted.
   caf::reacts_to<rewire_atom, uint32_t, caf::strong_actor_ptr>,
-  // drop(reply_tag): from the supervisor, a temporary consumer is gone for
-  // good; forget what it did not acknowledge.
-  caf::reacts_to<drop_atom, uint32_t>,
+  // drop(reply_tag, finished): from the supervisor, a consumer is gone for
+  // good. `finished`: it ended normally after receiving everything sent to
+  // it, so what this producer emits from now on (a replay after a restart)
+  // duplicates what it had. Otherwise a temporary consumer was removed
+  // after a crash: what it never received is counted lost.
+  caf::reacts_to<drop_atom, uint32_t, bool>,
   // stop: sources stop producing; everything in flight drains.
   caf::reacts_to<stop_atom>,
   // Self-messages: timers and source pacing.

@@ -28,6 +28,10 @@ struct record_context {
   std::string trace_id;
   int64_t deadline_ns = 0; // 0: no deadline; else nanoseconds since epoch
   uint32_t attempt = 1;
+  // The source node that made the record (its graph index + 1; 0: not made
+  // by a source of this run). With `seq` it names a record uniquely, which
+  // lets a stage recognise a redelivered duplicate.
+  uint32_t origin = 0;
 };
 
 struct record {
@@ -93,6 +97,8 @@ public:
   std::vector<record>& mutable_records();
   // Moves the records out when unshared, copies them otherwise.
   std::vector<record> take();
+  // Key and body bytes of the records: what credit counts besides records.
+  size_t payload_bytes() const noexcept;
 
 private:
   static constexpr size_t whole = static_cast<size_t>(-1);
@@ -104,7 +110,7 @@ private:
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, record_context& x) {
-  return f(x.trace_id, x.deadline_ns, x.attempt);
+  return f(x.trace_id, x.deadline_ns, x.attempt, x.origin);
 }
 
 template <class Inspector>
