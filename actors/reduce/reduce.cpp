@@ -6,8 +6,17 @@
 // this actor. It is not restartable: if it crashes, or is stopped by a group
 // restart, the run fails loudly instead of writing a wrong total. It never
 // throws on good input; a non-numeric body for `sum` goes to `errors`.
+//
+// Exact under at_least_once: when a stage upstream crashes, records it had
+// already passed on arrive again. Every record names its source and its
+// sequence number there (record_context::origin, seq), so reduce remembers
+// which it folded (one bit per record, in blocks) and drops the duplicates.
+// That needs each source to reach reduce by one path only (a diamond would
+// bring one record twice on purpose): lint rejects the other shapes.
+#include <bitset>
 #include <cmath>
 #include <map>
+#include <unordered_map>
 
 #include "troupe/actors/builtin_types.hpp"
 
@@ -23,6 +32,10 @@ public:
 
   void consume(record_batch batch, emitter& out) override {
     for (auto& r : batch.records()) {
+      if (!first_time(r)) {
+        out.drop(1); // a redelivered duplicate: folded already
+        continue;
+      }
       auto& acc = totals_[by_key_ ? r.key : std::string{}];
       if (!sum_) {
         acc += 1;
@@ -63,10 +76,71 @@ public:
   }
 
 private:
+  struct block_key {
+    uint32_t origin;
+    uint64_t block;
+    bool operator==(const block_key& x) const {
+      return origin == x.origin && block == x.block;
+    }
+  };
+  struct block_hash {
+    size_t operator()(const block_key& k) const {
+      return std::hash<uint64_t>{}(k.block * 0x9e3779b97f4a7c15ULL ^ k.origin);
+    }
+  };
+  static constexpr uint64_t block_bits = 4096;
+
+  bool first_time(const record& r) {
+    if (r.ctx.origin == 0) {
+      // Not made by a source of this run: no identity to check. A first
+      // delivery is folded; a redelivery cannot be told from a new record.
+      if (r.ctx.attempt > 1)
+        throw unrecoverable_error(
+          "reduce: a redelivered record without a source identity (seq "
+          + std::to_string(r.seq) + "); the total would not be exact");
+      return true;
+    }
+    auto& bits = seen_[{r.ctx.origin, r.seq / block_bits}];
+    auto bit = r.seq % block_bits;
+    if (bits.test(bit))
+      return false;
+    bits.set(bit);
+    return true;
+  }
+
   bool sum_;
   bool by_key_;
   std::map<std::string, double> totals_;
+  std::unordered_map<block_key, std::bitset<block_bits>, block_hash> seen_;
 };
+
+// Duplicates are recognised by (source, seq): a source whose records reach
+// this reduce along two paths would have legitimate copies dropped.
+void check(const node_spec& n, const graph_spec& g, const registry&,
+           std::vector<diagnostic>& errors) {
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    index[g.nodes[i].name] = i;
+  for (auto& src : g.nodes) {
+    if (!src.inputs.empty())
+      continue;
+    // Paths from src to every node, in topological order.
+    std::vector<uint64_t> paths(g.nodes.size(), 0);
+    paths[index[src.name]] = 1;
+    for (size_t i = 0; i < g.nodes.size(); ++i)
+      for (auto& in : g.nodes[i].inputs)
+        if (auto j = index.find(in.node); j != index.end())
+          paths[i] = std::min<uint64_t>(paths[i] + paths[j->second], 2);
+    if (paths[index[n.name]] > 1) {
+      errors.push_back({n.where, "reduce '" + n.name + "' receives records of '"
+                                   + src.name
+                                   + "' along more than one path; it tells "
+                                     "redelivered duplicates by (source, seq), "
+                                     "so give each path its own reduce"});
+      return;
+    }
+  }
+}
 
 } // namespace
 
@@ -86,6 +160,7 @@ actor_type reduce_type() {
     return std::make_unique<reduce_logic>(ctx.spec.params);
   };
   t.restartable = false;
+  t.validate = check;
   return t;
 }
 
