@@ -92,6 +92,7 @@ void install_signal_handlers(bool defer) {
   defer_signals = defer ? 1 : 0;
   struct sigaction sa {};
   sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESTART; // a signal must not make reading the config fail
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
@@ -144,7 +145,6 @@ int cmd_run(const std::vector<std::string>& args) {
       nr.type = n.type;
       r.nodes.push_back(std::move(nr));
     }
-    std::cerr << "troupe: " << r.message << '\n';
     return write_report(r, report_file) ? interrupted : run_failed;
   }
   auto shutdown_timeout = graph->runtime.shutdown_timeout;
