@@ -203,8 +203,9 @@ int cmd_run(const std::vector<std::string>& args) {
   if (report.status == "timed_out") {
     // Nodes still running were abandoned, possibly inside a call that never
     // returns: tearing the actor system down would wait for them forever.
-    std::fflush(nullptr);
-    arm_exit_watchdog(code, std::chrono::seconds(2)); // if flushing blocks
+    // A node stuck inside fwrite(stdout) holds its lock: if flushing
+    // blocks, the watchdog still ends the process.
+    arm_exit_watchdog(code, std::chrono::seconds(2));
     std::cout.flush();
     std::fflush(nullptr);
     std::_Exit(code);
