@@ -1,12 +1,18 @@
 // filter: keeps the records that match (`contains`, `regex` or a record
 // function `fn` that keeps or drops); `invert: true` keeps the others.
-#include <regex>
+#include <re2/re2.h>
 
 #include "troupe/actors/builtin_types.hpp"
 
 namespace troupe::actors {
 
 namespace {
+
+re2::RE2::Options regex_options() {
+  re2::RE2::Options o;
+  o.set_log_errors(false); // errors are reported at lint, located
+  return o;
+}
 
 class filter_logic : public node_logic {
 public:
@@ -20,8 +26,16 @@ public:
         return r.body.find(needle) != std::string::npos;
       };
     } else if (p.has("regex")) {
-      auto re = std::make_shared<std::regex>(p.str("regex"));
-      match_ = [re](const record& r) { return std::regex_search(r.body, *re); };
+      // RE2 (linear time, bounded memory): no input can make a match
+      // recurse deeply or backtrack exponentially, as std::regex did.
+      auto re = std::make_shared<const re2::RE2>(p.str("regex"),
+                                                 regex_options());
+      if (!re->ok())
+        throw unrecoverable_error("filter: invalid regex '" + p.str("regex")
+                                  + "': " + re->error());
+      match_ = [re](const record& r) {
+        return re2::RE2::PartialMatch(r.body, *re);
+      };
     } else {
       fn_ = ctx.reg.find_function(p.str("fn"))->make();
     }
@@ -71,11 +85,12 @@ void check(const node_spec& n, const graph_spec&, const registry& reg,
   }
   if (n.params.has("regex")) {
     auto& v = n.params.get("regex");
-    try {
-      std::regex re(v.text);
-    } catch (const std::regex_error& e) {
-      errors.push_back({v.where, "invalid regex '" + v.text + "': " + e.what()});
-    }
+    re2::RE2 re(v.text, regex_options());
+    if (!re.ok())
+      errors.push_back({v.where, "invalid regex '" + v.text + "': "
+                                   + re.error()
+                                   + " (RE2 syntax; no backreferences or "
+                                     "lookaround)"});
   }
   if (n.params.has("fn"))
     check_function_name(n.params.get("fn"), reg, errors);
@@ -89,11 +104,14 @@ actor_type filter_type() {
   t.kind = actor_kind::stage;
   t.parallel = true;
   t.doc = "Keeps records whose body contains a string, matches a regex, or "
-          "that a record function keeps.";
+          "that a record function keeps.\n    regex syntax: RE2 "
+          "(github.com/google/re2/wiki/Syntax), searched anywhere in the "
+          "body; linear time whatever the pattern or input, so no "
+          "backreferences (\\1) and no lookaround ((?=...), (?!...)).";
   t.params = {
     {"contains", param_type::string, false, "", "substring to look for", {}, 0},
-    {"regex", param_type::string, false, "", "ECMAScript regex to search", {},
-     0},
+    {"regex", param_type::string, false, "",
+     "RE2 regex to search for (linear time; no backreferences)", {}, 0},
     {"fn", param_type::string, false, "", "record function deciding", {}, 0},
     {"invert", param_type::boolean, false, "false", "keep non-matching", {}, 0},
   };

@@ -3,10 +3,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #include "troupe/json.hpp"
 #include "troupe/loader.hpp"
@@ -18,11 +22,39 @@ namespace troupe::cli {
 namespace {
 
 volatile std::sig_atomic_t signals_seen = 0;
+volatile std::sig_atomic_t defer_signals = 0;
 
 void on_signal(int) {
   signals_seen = signals_seen + 1;
-  if (signals_seen >= 3)
-    _exit(interrupted); // the user insists; the drain is not finishing
+  // Outside `run` there is nothing to drain; in `run` the user insists on
+  // the third signal: the drain is not finishing.
+  if (!defer_signals || signals_seen >= 3)
+    _exit(interrupted);
+}
+
+// Leaves the process after `after` even if a thread is stuck in a call
+// (a FIFO with no writer, a slow read) that teardown would wait on.
+void arm_exit_watchdog(int code, std::chrono::nanoseconds after) {
+  std::thread([code, after] {
+    std::this_thread::sleep_for(after);
+    std::fflush(nullptr);
+    std::_Exit(code);
+  }).detach();
+}
+
+// Writes the report; false when it cannot be written.
+bool write_report(const run_report& report, const std::string& file) {
+  std::cerr << report_summary(report) << std::flush;
+  if (file.empty())
+    return true;
+  std::ofstream out(file);
+  out << report_json(report);
+  out.flush();
+  if (!out) {
+    std::cerr << "troupe: cannot write report " << file << '\n';
+    return false;
+  }
+  return true;
 }
 
 registry builtin_registry() {
@@ -56,6 +88,22 @@ std::string progress_line(const run_report& r, uint64_t rate) {
 
 } // namespace
 
+void install_signal_handlers(bool defer) {
+  defer_signals = defer ? 1 : 0;
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESTART; // a signal must not make reading the config fail
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  // A closed pipe is a write error the sinks report (EPIPE), not a silent
+  // death of the whole process.
+  struct sigaction ign {};
+  ign.sa_handler = SIG_IGN;
+  sigemptyset(&ign.sa_mask);
+  sigaction(SIGPIPE, &ign, nullptr);
+}
+
 int cmd_run(const std::vector<std::string>& args) {
   std::string file, report_file;
   load_options opts;
@@ -84,25 +132,46 @@ int cmd_run(const std::vector<std::string>& args) {
   auto reg = builtin_registry();
   auto graph = load_or_report(file, reg, opts);
   if (!graph)
-    return config_invalid;
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+    return signals_seen > 0 ? interrupted : config_invalid;
+  if (signals_seen > 0) {
+    // Stopped before anything started: nothing ran, nothing is missing.
+    run_report r;
+    r.graph = graph->name;
+    r.status = "interrupted";
+    r.message = "interrupted before the run started";
+    for (auto& n : graph->nodes) {
+      node_report nr;
+      nr.name = n.name;
+      nr.type = n.type;
+      r.nodes.push_back(std::move(nr));
+    }
+    return write_report(r, report_file) ? interrupted : run_failed;
+  }
+  auto shutdown_timeout = graph->runtime.shutdown_timeout;
   runtime rt{reg, {graph->runtime.threads, false}};
   auto run = rt.start(*graph);
   bool stop_sent = false;
+  auto stop_time = std::chrono::steady_clock::now();
+  bool gave_up = false;
   uint64_t last_count = 0;
   auto last_time = std::chrono::steady_clock::now();
   while (!run.wait_for(std::chrono::milliseconds(100))) {
     if (signals_seen > 0 && !stop_sent) {
       stop_sent = true;
+      stop_time = std::chrono::steady_clock::now();
       std::cerr << (progress ? "\n" : "")
                 << "troupe: stopping: sources stop, in-flight records drain "
                    "(at most "
-                << format_duration(graph->runtime.shutdown_timeout) << ")\n";
+                << format_duration(shutdown_timeout) << ")\n";
       run.stop();
+    }
+    // The supervisor ends the run at the shutdown timeout; should it be
+    // unable to (its threads stuck too), stop waiting a little later.
+    if (stop_sent
+        && std::chrono::steady_clock::now() - stop_time
+             > shutdown_timeout + std::chrono::seconds(5)) {
+      gave_up = true;
+      break;
     }
     if (progress) {
       auto now = std::chrono::steady_clock::now();
@@ -120,20 +189,30 @@ int cmd_run(const std::vector<std::string>& args) {
   if (progress)
     std::cerr << "\r\033[K";
   auto report = run.report();
-  std::cerr << report_summary(report);
-  if (!report_file.empty()) {
-    std::ofstream out(report_file);
-    out << report_json(report);
-    if (!out) {
-      std::cerr << "troupe: cannot write report " << report_file << '\n';
-      return run_failed;
-    }
+  if (gave_up) {
+    report.status = "timed_out";
+    report.message = "the run did not end within shutdown_timeout";
   }
-  if (report.status == "completed")
-    return ok;
-  if (report.status == "interrupted" || signals_seen > 0)
-    return interrupted;
-  return run_failed;
+  int code = report.status == "completed" ? ok
+             : report.status == "interrupted" || report.status == "timed_out"
+                 || signals_seen > 0
+               ? interrupted
+               : run_failed;
+  if (!write_report(report, report_file))
+    code = run_failed;
+  if (report.status == "timed_out") {
+    // Nodes still running were abandoned, possibly inside a call that never
+    // returns: tearing the actor system down would wait for them forever.
+    // A node stuck inside fwrite(stdout) holds its lock: if flushing
+    // blocks, the watchdog still ends the process.
+    arm_exit_watchdog(code, std::chrono::seconds(2));
+    std::cout.flush();
+    std::fflush(nullptr);
+    std::_Exit(code);
+  }
+  // Teardown waits for every actor; bound it all the same.
+  arm_exit_watchdog(code, shutdown_timeout + std::chrono::seconds(5));
+  return code;
 }
 
 int cmd_lint(const std::vector<std::string>& args) {

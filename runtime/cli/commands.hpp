@@ -15,6 +15,11 @@ enum exit_code : int {
   interrupted = 130,
 };
 
+// Installs SIGINT/SIGTERM handling and ignores SIGPIPE. Called first thing
+// in main, before anything slow: `defer` (for `run`) counts signals for a
+// drain; otherwise a signal ends the process with 130 at once.
+void install_signal_handlers(bool defer);
+
 int cmd_run(const std::vector<std::string>& args);
 int cmd_lint(const std::vector<std::string>& args);
 int cmd_graph(const std::vector<std::string>& args);

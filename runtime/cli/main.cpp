@@ -1,6 +1,7 @@
 // troupe: run, lint, draw and document actor graphs written in YAML.
 #include <caf/config.hpp>
 
+#include <cstring>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -32,6 +33,10 @@ exit codes: 0 ok, 1 run failed, 64 usage, 78 configuration invalid,
 } // namespace
 
 int main(int argc, char** argv) {
+  // First, before any allocation or loading: a signal in the first
+  // millisecond must reach our handler, not the default action.
+  troupe::cli::install_signal_handlers(argc > 1
+                                       && std::strcmp(argv[1], "run") == 0);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h"
       || args[0] == "help") {

@@ -4,17 +4,45 @@ namespace troupe {
 
 namespace {
 
-// true for bytes JSON strings must escape: control characters, '"', '\\'.
+// What a byte needs: 0 nothing, 1 an escape (control characters, '"',
+// '\\'), 2 a UTF-8 check (bytes >= 0x80 start or continue a sequence).
 struct escape_table {
-  bool needs[256] = {};
+  unsigned char needs[256] = {};
   constexpr escape_table() {
     for (int c = 0; c < 0x20; ++c)
-      needs[c] = true;
-    needs[static_cast<unsigned char>('"')] = true;
-    needs[static_cast<unsigned char>('\\')] = true;
+      needs[c] = 1;
+    needs[static_cast<unsigned char>('"')] = 1;
+    needs[static_cast<unsigned char>('\\')] = 1;
+    for (int c = 0x80; c < 0x100; ++c)
+      needs[c] = 2;
   }
 };
 constexpr escape_table escapes;
+
+// Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong
+// forms, no surrogates, nothing above U+10FFFF), or 0 when it is not one.
+size_t utf8_length(const unsigned char* p, const unsigned char* end) {
+  auto avail = static_cast<size_t>(end - p);
+  auto cont = [](unsigned char c) { return (c & 0xC0) == 0x80; };
+  auto c = p[0];
+  if (c >= 0xC2 && c <= 0xDF)
+    return avail >= 2 && cont(p[1]) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (avail < 3 || !cont(p[1]) || !cont(p[2]))
+      return 0;
+    if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F))
+      return 0; // overlong, or a surrogate
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (avail < 4 || !cont(p[1]) || !cont(p[2]) || !cont(p[3]))
+      return 0;
+    if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] > 0x8F))
+      return 0; // overlong, or above U+10FFFF
+    return 4;
+  }
+  return 0;
+}
 
 } // namespace
 
@@ -22,14 +50,33 @@ void append_json_string(std::string& out, const std::string& s) {
   static constexpr char hex[] = "0123456789abcdef";
   out += '"';
   // Copy runs of plain bytes in one go; most bodies have no escapes at all.
-  const char* run = s.data();
-  const char* end = s.data() + s.size();
-  for (const char* p = run; p != end; ++p) {
-    auto c = static_cast<unsigned char>(*p);
-    if (!escapes.needs[c])
+  auto* begin = reinterpret_cast<const unsigned char*>(s.data());
+  auto* end = begin + s.size();
+  auto* run = begin;
+  auto flush = [&](const unsigned char* p) {
+    out.append(reinterpret_cast<const char*>(run),
+               static_cast<size_t>(p - run));
+  };
+  for (auto* p = begin; p != end;) {
+    auto c = *p;
+    auto need = escapes.needs[c];
+    if (need == 0) {
+      ++p;
       continue;
-    out.append(run, static_cast<size_t>(p - run));
-    run = p + 1;
+    }
+    if (need == 2) {
+      if (auto len = utf8_length(p, end)) {
+        p += len; // valid UTF-8 passes through unchanged
+        continue;
+      }
+      // Not UTF-8: JSON text must be, so the byte becomes U+FFFD.
+      flush(p);
+      out += "\xEF\xBF\xBD";
+      run = ++p;
+      continue;
+    }
+    flush(p);
+    run = ++p;
     switch (c) {
       case '"':
         out += "\\\"";
@@ -52,7 +99,7 @@ void append_json_string(std::string& out, const std::string& s) {
         out += hex[c & 0xF];
     }
   }
-  out.append(run, static_cast<size_t>(end - run));
+  flush(end);
   out += '"';
 }
 

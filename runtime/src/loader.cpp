@@ -4,9 +4,12 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
+#include <sys/stat.h>
+#include <type_traits>
 
 #include "troupe/registry.hpp"
 #include "yaml_tree.hpp"
@@ -56,6 +59,15 @@ bool valid_name(const std::string& s) {
       return false;
   return true;
 }
+
+// Upper bounds of the runtime and supervision numbers: generous, but far
+// from where credit arithmetic (batch_size * 4, window - used) overflows
+// or a window of records exhausts memory.
+constexpr int64_t max_batch_size = 1 << 20;
+constexpr int64_t max_window = 1 << 24;
+constexpr uint64_t max_window_bytes = uint64_t{1} << 40;
+constexpr int64_t max_max_attempts = 1000;
+constexpr int64_t max_intensity = 1000000;
 
 std::optional<duration> positive_duration(const std::string& text) {
   auto d = parse_duration(text);
@@ -187,9 +199,21 @@ private:
     error(key.where, msg);
   }
 
-  // Resolves ${VAR} and ${VAR:-default} in a string value.
+  // Resolves ${VAR} and ${VAR:-default} in a string value; a default may
+  // itself hold ${...} (`${A:-${B:-x}}`), expanded only when it is used.
   std::optional<std::string> interpolate(const yaml_node& n) {
-    const auto& s = n.value;
+    return expand(n.value, n, 0);
+  }
+
+  std::optional<std::string> expand(const std::string& s, const yaml_node& n,
+                                    int depth) {
+    constexpr int max_nesting = 16;
+    if (depth > max_nesting) {
+      error(n.where, "${...} nested deeper than "
+                       + std::to_string(max_nesting) + " levels in '"
+                       + n.value + "'");
+      return std::nullopt;
+    }
     std::string out;
     size_t i = 0;
     while (i < s.size()) {
@@ -197,9 +221,20 @@ private:
         out += s[i++];
         continue;
       }
-      auto end = s.find('}', i);
+      // The matching '}', skipping those of nested ${...}.
+      size_t end = std::string::npos;
+      int open = 0;
+      for (size_t j = i + 2; j < s.size(); ++j) {
+        if (s.compare(j, 2, "${") == 0) {
+          ++open;
+          ++j;
+        } else if (s[j] == '}' && open-- == 0) {
+          end = j;
+          break;
+        }
+      }
       if (end == std::string::npos) {
-        error(n.where, "unterminated ${...} in '" + s + "'");
+        error(n.where, "unterminated ${...} in '" + n.value + "'");
         return std::nullopt;
       }
       auto expr = s.substr(i + 2, end - i - 2);
@@ -210,7 +245,7 @@ private:
         expr = expr.substr(0, sep);
       }
       if (!valid_name(expr)) {
-        error(n.where, "bad variable name '" + expr + "' in '" + s + "'");
+        error(n.where, "bad variable name '" + expr + "' in '" + n.value + "'");
         return std::nullopt;
       }
       std::optional<std::string> val;
@@ -219,8 +254,13 @@ private:
       } else if (auto* e = std::getenv(expr.c_str())) {
         val = std::string{e};
       }
-      if (!val || (val->empty() && fallback))
-        val = fallback;
+      if (!val || (val->empty() && fallback)) {
+        if (fallback) {
+          val = expand(*fallback, n, depth + 1);
+          if (!val)
+            return std::nullopt;
+        }
+      }
       if (!val) {
         error(n.where, "environment variable '" + expr
                          + "' is not set (write ${" + expr
@@ -245,7 +285,7 @@ private:
 
   template <class T, class Parse>
   void typed(const yaml_node& map, const std::string& field, T& out,
-             Parse parse, const char* expected) {
+             Parse parse, const std::string& expected) {
     auto* n = map.find(field);
     if (!n)
       return;
@@ -261,16 +301,23 @@ private:
     out = static_cast<T>(*v);
   }
 
+  // An integer field in [lo, hi]; `hi` never exceeds what T holds, so the
+  // value is never truncated on its way into the spec.
   template <class T>
-  void positive(const yaml_node& map, const std::string& field, T& out) {
+  void bounded(const yaml_node& map, const std::string& field, T& out,
+               int64_t lo, int64_t hi, const std::string& expected) {
+    static_assert(std::is_integral_v<T>);
+    hi = static_cast<int64_t>(std::min<uint64_t>(
+      static_cast<uint64_t>(hi),
+      static_cast<uint64_t>(std::numeric_limits<T>::max())));
     typed(map, field, out,
-          [](const std::string& s) -> std::optional<int64_t> {
+          [lo, hi](const std::string& s) -> std::optional<int64_t> {
             auto v = parse_integer(s);
-            if (v && *v >= 1)
+            if (v && *v >= lo && *v <= hi)
               return v;
             return std::nullopt;
           },
-          "a positive integer");
+          expected + ", at most " + std::to_string(hi));
   }
 
   void load_runtime(const yaml_node& r, runtime_spec& rt) {
@@ -304,15 +351,17 @@ private:
           "a positive duration such as 20s");
     typed(r, "request_timeout", rt.request_timeout, positive_duration,
           "a positive duration such as 30s");
-    positive(r, "batch_size", rt.batch_size);
-    positive(r, "window", rt.window);
+    bounded(r, "batch_size", rt.batch_size, 1, max_batch_size,
+            "a positive integer");
+    bounded(r, "window", rt.window, 1, max_window, "a positive integer");
     typed(r, "window_bytes", rt.window_bytes,
           [](const std::string& x) -> std::optional<uint64_t> {
             auto v = parse_size(x);
-            return v && *v > 0 ? v : std::nullopt;
+            return v && *v > 0 && *v <= max_window_bytes ? v : std::nullopt;
           },
-          "a positive size such as 32MiB");
-    positive(r, "max_attempts", rt.max_attempts);
+          "a positive size up to 1TiB such as 32MiB");
+    bounded(r, "max_attempts", rt.max_attempts, 1, max_max_attempts,
+            "a positive integer");
   }
 
   void load_supervision(const yaml_node& s, supervision_spec& sv) {
@@ -325,12 +374,8 @@ private:
         error(st->where, "'strategy' expects one_for_one, one_for_all or "
                          "rest_for_one, got '" + *v + "'");
     }
-    typed(s, "intensity", sv.intensity,
-          [](const std::string& x) -> std::optional<int64_t> {
-            auto v = parse_integer(x);
-            return v && *v >= 0 ? v : std::nullopt;
-          },
-          "a whole number of restarts (0: never restart)");
+    bounded(s, "intensity", sv.intensity, 0, max_intensity,
+            "a whole number of restarts (0: never restart)");
     typed(s, "period", sv.period, positive_duration,
           "a positive duration such as 5s");
     if (auto* b = s.find("backoff")) {
@@ -342,11 +387,8 @@ private:
           error(b->where, "backoff 'max' is shorter than 'min'");
         typed(*b, "jitter", sv.backoff.jitter,
               [](const std::string& x) -> std::optional<double> {
-                char* end = nullptr;
-                auto v = std::strtod(x.c_str(), &end);
-                if (x.empty() || *end || v < 0 || v > 1)
-                  return std::nullopt;
-                return v;
+                auto v = parse_number(x);
+                return v && *v >= 0 && *v <= 1 ? v : std::nullopt;
               },
               "a number between 0 and 1");
       }
@@ -794,26 +836,38 @@ load_result load_graph_text(const std::string& text, const std::string& file,
 
 load_result load_graph_file(const std::string& path, const registry& reg,
                             const load_options& opts) {
+  auto fail = [&](std::string msg) {
+    load_result res;
+    res.errors.push_back({{path, 1, 1}, std::move(msg)});
+    return res;
+  };
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    return fail("is a directory, not a configuration file");
+  bool regular = ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+  // A regular file's size is known: refuse a huge one before reading it.
+  if (regular && static_cast<uint64_t>(st.st_size) > detail::max_config_bytes)
+    return fail("file is " + std::to_string(st.st_size)
+                + " bytes; configuration files are limited to 1 MiB");
   std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    load_result res;
-    res.errors.push_back({{path, 1, 1}, "cannot read file"});
-    return res;
+  if (!in)
+    return fail("cannot read file");
+  // Pipes (`<(cat x.yaml)`, /dev/stdin) have no size: read in chunks and
+  // stop one byte past the limit, so an endless stream costs nothing.
+  std::string text;
+  char chunk[16384];
+  while (text.size() <= detail::max_config_bytes) {
+    in.read(chunk, sizeof(chunk));
+    auto got = in.gcount();
+    if (got <= 0)
+      break;
+    text.append(chunk, static_cast<size_t>(got));
   }
-  in.seekg(0, std::ios::end);
-  auto size = static_cast<size_t>(in.tellg());
-  if (size > detail::max_config_bytes) {
-    // Refuse before reading: a huge file costs nothing.
-    load_result res;
-    res.errors.push_back({{path, 1, 1},
-                          "file is " + std::to_string(size)
-                            + " bytes; configuration files are limited to "
-                              "1 MiB"});
-    return res;
-  }
-  in.seekg(0, std::ios::beg);
-  std::string text(size, '\0');
-  in.read(&text[0], static_cast<std::streamsize>(size));
+  if (in.bad())
+    return fail("cannot read file");
+  if (text.size() > detail::max_config_bytes)
+    return fail("file is larger than 1 MiB; configuration files are limited "
+                "to 1 MiB");
   return load_graph_text(text, path, reg, opts);
 }
 

@@ -41,14 +41,17 @@ std::string parse_param(const param_spec& spec, const std::string& text,
       if (*v < spec.min)
         return "must be at least " + std::to_string(spec.min) + ", got "
                + text;
+      if (*v > spec.max)
+        return "must be at most " + std::to_string(spec.max) + ", got "
+               + text;
       out.integer = *v;
       return {};
     }
     case param_type::number: {
-      char* end = nullptr;
-      out.number = std::strtod(text.c_str(), &end);
-      if (text.empty() || end != text.c_str() + text.size())
-        return "expected a number, got '" + text + "'";
+      auto v = parse_number(text);
+      if (!v)
+        return "expected a finite number such as 0.5, got '" + text + "'";
+      out.number = *v;
       return {};
     }
     case param_type::boolean: {
@@ -61,22 +64,24 @@ std::string parse_param(const param_spec& spec, const std::string& text,
     case param_type::duration: {
       auto v = parse_duration(text);
       if (!v)
-        return "expected a duration such as 250ms, 5s or 10m, got '" + text
-               + "'";
+        return "expected a duration such as 250ms, 5s or 10m (at most "
+               "1000000000s, no fraction of a nanosecond), got '" + text + "'";
       out.dur = *v;
       return {};
     }
     case param_type::rate: {
       auto v = parse_rate(text);
       if (!v)
-        return "expected a rate such as 2/s or 100/m, got '" + text + "'";
+        return "expected a rate such as 2/s or 100/m (between 1/1000000000s "
+               "and 1000M/s), got '" + text + "'";
       out.number = *v;
       return {};
     }
     case param_type::size: {
       auto v = parse_size(text);
       if (!v)
-        return "expected a size such as 512, 64KiB or 1MiB, got '" + text + "'";
+        return "expected a size such as 512, 64KiB or 1MiB (at most 4 EiB), "
+               "got '" + text + "'";
       out.bytes = *v;
       return {};
     }

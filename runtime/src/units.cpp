@@ -2,6 +2,8 @@
 
 #include <cctype>
 #include <cmath>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 
 #include "troupe/source_location.hpp"
@@ -20,13 +22,14 @@ std::string diagnostic::str() const {
 
 namespace {
 
-// Splits "12.5ms" into 12.5 and "ms". Fails on empty numbers or signs.
+// Splits "12.5ms" into 12.5 and "ms". Fails on empty numbers or signs, and
+// on digit strings too long to be exact (strtod would round or overflow).
 bool split_number(const std::string& text, double& value, std::string& unit) {
   size_t i = 0;
   while (i < text.size()
          && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.'))
     ++i;
-  if (i == 0)
+  if (i == 0 || i > 32)
     return false;
   auto num = text.substr(0, i);
   char* end = nullptr;
@@ -62,7 +65,10 @@ std::optional<duration> parse_duration(const std::string& text) {
   else
     return std::nullopt;
   auto ns = v * ns_per;
-  if (ns > 1e18)
+  // Bounded so that adding it to a clock reading or doubling it for a
+  // backoff cannot overflow; a positive value below 1ns would silently
+  // become 0 (no delay, no timeout), so it is rejected too.
+  if (!(ns <= static_cast<double>(max_duration.count())) || (v > 0 && ns < 1))
     return std::nullopt;
   return duration{static_cast<int64_t>(ns)};
 }
@@ -95,7 +101,12 @@ std::optional<double> parse_rate(const std::string& text) {
     return std::nullopt;
   if (seconds <= 0 || v <= 0)
     return std::nullopt;
-  return v / seconds;
+  auto rate = v / seconds;
+  // Pacing turns a rate into an interval and elapsed time into a count:
+  // both must stay within what a duration and a 64-bit count can hold.
+  if (!std::isfinite(rate) || rate < min_rate || rate > max_rate)
+    return std::nullopt;
+  return rate;
 }
 
 std::optional<uint64_t> parse_size(const std::string& text) {
@@ -120,16 +131,59 @@ std::optional<uint64_t> parse_size(const std::string& text) {
     mult = 1e9;
   else
     return std::nullopt;
-  return static_cast<uint64_t>(v * mult);
+  auto bytes = v * mult;
+  if (!(bytes <= static_cast<double>(max_size)))
+    return std::nullopt; // would not fit the integer it becomes
+  return static_cast<uint64_t>(bytes);
 }
 
 std::optional<int64_t> parse_integer(const std::string& text) {
-  if (text.empty())
+  // strtoll skips leading blanks and accepts "+": a value is digits only,
+  // with an optional minus.
+  if (text.empty() || !(std::isdigit(static_cast<unsigned char>(text[0]))
+                        || text[0] == '-'))
     return std::nullopt;
   char* end = nullptr;
   errno = 0;
   auto v = std::strtoll(text.c_str(), &end, 10);
   if (errno != 0 || end != text.c_str() + text.size())
+    return std::nullopt;
+  return v;
+}
+
+std::optional<double> parse_number(const std::string& text) {
+  // Plain decimal notation only: strtod would also take "nan", "inf",
+  // hexadecimal and leading blanks.
+  size_t i = 0;
+  auto n = text.size();
+  auto digits = [&] {
+    auto from = i;
+    while (i < n && std::isdigit(static_cast<unsigned char>(text[i])))
+      ++i;
+    return i - from;
+  };
+  if (i < n && (text[i] == '-' || text[i] == '+'))
+    ++i;
+  auto whole = digits();
+  size_t frac = 0;
+  if (i < n && text[i] == '.') {
+    ++i;
+    frac = digits();
+  }
+  if (whole + frac == 0)
+    return std::nullopt;
+  if (i < n && (text[i] == 'e' || text[i] == 'E')) {
+    ++i;
+    if (i < n && (text[i] == '-' || text[i] == '+'))
+      ++i;
+    if (digits() == 0)
+      return std::nullopt;
+  }
+  if (i != n)
+    return std::nullopt;
+  char* end = nullptr;
+  auto v = std::strtod(text.c_str(), &end);
+  if (end != text.c_str() + n || !std::isfinite(v))
     return std::nullopt;
   return v;
 }

@@ -284,6 +284,12 @@ private:
 std::optional<yaml_node> parse_yaml(const std::string& text,
                                     const std::string& file,
                                     std::vector<diagnostic>& errors) {
+  // A UTF-8 byte order mark (editors on Windows write one) is not content:
+  // left in, yaml-cpp skips it but counts it in positions, so columns and
+  // the `null` word check would be off by its three bytes.
+  static const std::string bom = "\xEF\xBB\xBF";
+  if (text.compare(0, bom.size(), bom) == 0)
+    return parse_yaml(text.substr(bom.size()), file, errors);
   auto errors_before = errors.size();
   if (text.size() > max_config_bytes) {
     errors.push_back({{file, 1, 1},

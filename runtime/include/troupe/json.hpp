@@ -5,7 +5,9 @@
 
 namespace troupe {
 
-// Appends `s` to `out` as a JSON string literal (with quotes).
+// Appends `s` to `out` as a JSON string literal (with quotes). The result
+// is always valid JSON: bytes of `s` that are not well-formed UTF-8 are each
+// replaced by U+FFFD (the replacement character), valid UTF-8 is kept.
 void append_json_string(std::string& out, const std::string& s);
 
 inline std::string json_string(const std::string& s) {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -38,6 +39,9 @@ struct param_spec {
   std::string doc;
   std::vector<std::string> choices; // for param_type::choice
   int64_t min = 0;                  // for integer: smallest accepted value
+  // For integer: largest accepted value. Set it where a factory narrows the
+  // value or a huge one would exhaust memory or time.
+  int64_t max = std::numeric_limits<int64_t>::max();
 };
 
 // One parsed value. Only the member matching `type` is meaningful.
