@@ -45,6 +45,17 @@ void registry::add(actor_type type) {
 
 void registry::add_function(std::string name, std::string doc,
                             record_fn_factory make) {
+  if (functions_.count(name))
+    throw std::invalid_argument("function '" + name
+                                + "' is already registered (replace_function "
+                                  "replaces it on purpose)");
+  replace_function(std::move(name), std::move(doc), std::move(make));
+}
+
+void registry::replace_function(std::string name, std::string doc,
+                                record_fn_factory make) {
+  if (name.empty())
+    throw std::invalid_argument("function without a name");
   if (!make)
     throw std::invalid_argument("function '" + name + "' has no factory");
   auto key = name;
