@@ -389,6 +389,18 @@ TEST_CASE("the registry refuses to replace a function silently") {
   CHECK(reg.find_function("upper")->doc == "mine");
 }
 
+TEST_CASE("registry::add refuses a default that does not parse") {
+  registry reg;
+  actor_type t;
+  t.name = "odd";
+  t.kind = actor_kind::sink;
+  t.make_node = [](const node_context&) { return nullptr; };
+  t.params = {{"limit", param_type::integer, false, "lots", "", {}, 0}};
+  CHECK_THROWS_AS(reg.add(t), std::invalid_argument);
+  t.params[0].default_value = "5";
+  CHECK_NOTHROW(reg.add(t));
+}
+
 TEST_CASE("a function factory returning an empty record_fn is an error") {
   auto reg = builtins();
   reg->add_function("hollow", "", [] { return record_fn{}; });

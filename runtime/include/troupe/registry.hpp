@@ -87,7 +87,8 @@ struct function_entry {
 class registry {
 public:
   // Adds or replaces a type. Throws std::invalid_argument on an inconsistent
-  // entry (no factory, duplicate parameter names).
+  // entry (no factory, duplicate parameter names, a default that does not
+  // parse as its parameter's type).
   void add(actor_type type);
   // Adds a record function. Throws std::invalid_argument when the name is
   // taken (a built-in such as `upper` included) or the factory is empty. A
