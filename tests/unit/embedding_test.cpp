@@ -187,6 +187,28 @@ TEST_CASE("a node factory returning nullptr fails the run with a reason") {
   CHECK(contains(rep.message, "returned no node logic"));
 }
 
+TEST_CASE("a parallel factory returning nullptr fails the run too") {
+  driven d;
+  actor_type nothing;
+  nothing.name = "nothing";
+  nothing.kind = actor_kind::stage;
+  nothing.parallel = true;
+  nothing.make_node = [](const node_context&) {
+    return std::unique_ptr<node_logic>{};
+  };
+  d.reg->add(nothing);
+  graph_spec g;
+  g.nodes.push_back(generate("src", 10));
+  g.nodes.push_back(node("gap", "nothing", {"src"}));
+  g.nodes.back().workers = 2;
+  g.nodes.push_back(node("out", "null", {"gap"}));
+  auto run = d.rt->start(g);
+  REQUIRE(d.drive(run));
+  auto rep = run.report();
+  CHECK(rep.status == "failed");
+  CHECK(contains(rep.message, "returned no node logic"));
+}
+
 TEST_CASE("start() refuses a code-built map whose fn is not registered") {
   runtime rt{builtins()};
   auto g = chain();
