@@ -6,6 +6,7 @@
 #include <caf/scoped_actor.hpp>
 
 #include <iostream>
+#include <stdexcept>
 
 #include "troupe/loader.hpp"
 #include "troupe/protocols.hpp"
@@ -15,7 +16,7 @@
 int main() {
   troupe::registry reg;
   troupe::register_builtins(reg);
-  troupe::runtime rt{reg, {}};
+  troupe::runtime rt{reg}; // keeps its own copy of reg
 
   auto loaded = troupe::load_graph_text(R"(version: 1
 name: words
@@ -56,6 +57,19 @@ nodes:
             && report.sink_records == 1000; // words ending in 0 or 5
   if (seen != -2 && seen != 5000) // the counter may already be stopped (-2)
     ok = false;
+
+  // A graph built in code gets the loader's checks: start() refuses an
+  // invalid one whole (here: a map without its `fn`), nothing runs.
+  auto bad = *loaded.graph;
+  for (auto& n : bad.nodes)
+    if (n.name == "loud")
+      n.params = {};
+  try {
+    rt.start(bad);
+    ok = false;
+  } catch (const std::invalid_argument& e) {
+    std::cout << "refused as expected: " << e.what() << '\n';
+  }
   std::cout << (ok ? "embed_service: ok" : "embed_service: FAILED") << '\n';
   return ok ? 0 : 1;
 }

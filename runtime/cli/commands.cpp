@@ -16,6 +16,7 @@
 #include "troupe/loader.hpp"
 #include "troupe/registry.hpp"
 #include "troupe/runtime.hpp"
+#include "troupe/validate.hpp"
 
 namespace troupe::cli {
 
@@ -133,6 +134,14 @@ int cmd_run(const std::vector<std::string>& args) {
   auto graph = load_or_report(file, reg, opts);
   if (!graph)
     return signals_seen > 0 ? interrupted : config_invalid;
+  if (!report_file.empty()) {
+    // The report must not overwrite the input or a sink's output.
+    auto bad = check_extra_output(*graph, report_file, "--report");
+    for (auto& d : bad)
+      std::cerr << d.str() << '\n';
+    if (!bad.empty())
+      return config_invalid;
+  }
   if (signals_seen > 0) {
     // Stopped before anything started: nothing ran, nothing is missing.
     run_report r;
@@ -149,7 +158,13 @@ int cmd_run(const std::vector<std::string>& args) {
   }
   auto shutdown_timeout = graph->runtime.shutdown_timeout;
   runtime rt{reg, {graph->runtime.threads, false}};
-  auto run = rt.start(*graph);
+  graph_run run;
+  try {
+    run = rt.start(*graph); // validates again: files may change after lint
+  } catch (const std::invalid_argument& e) {
+    std::cerr << e.what() << '\n';
+    return config_invalid;
+  }
   bool stop_sent = false;
   auto stop_time = std::chrono::steady_clock::now();
   bool gave_up = false;

@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "troupe/registry.hpp"
+#include "troupe/validate.hpp"
 #include "yaml_tree.hpp"
 
 namespace troupe {
@@ -168,6 +169,13 @@ public:
       load_nodes(*nodes, g);
       if (auto* gs = root.find("groups"))
         load_groups(*gs, g);
+      // References, names, values, cycles, the topological order, the
+      // types' own checks and files: the validator runtime::start() uses too.
+      detail::validate_options vo;
+      vo.broken = broken_;
+      vo.deep = errors_.empty();
+      for (auto& d : detail::validate_graph(g, reg_, vo))
+        errors_.push_back(std::move(d));
     }
     if (!errors_.empty())
       return std::nullopt;
@@ -636,32 +644,11 @@ private:
       types[n.name] = type;
       nodes.push_back(std::move(n));
     }
-    // References, then cycles, then a topological order.
-    std::vector<std::string> names;
     for (auto& n : nodes)
-      names.push_back(n.name);
-    for (auto& n : nodes)
-      for (auto& in : n.inputs)
-        if (!types.count(in.node)) {
-          if (declared.count(in.node))
-            continue; // its own definition was already reported broken
-          auto msg = "'" + n.name + "' reads from unknown node '" + in.node
-                     + "'";
-          auto guess = did_you_mean(in.node, names);
-          if (!guess.empty())
-            msg += " (did you mean '" + guess + "'?)";
-          error(in.where, msg);
-        } else if (types[in.node]->kind == actor_kind::sink
-                   && in.port.empty()) {
-          error(in.where, "'" + in.node + "' is a sink and has no data output "
-                          "(only '" + in.node + ".errors')");
-        }
-    if (!errors_.empty())
-      return;
-    order(nodes, g);
-    for (auto& n : g.nodes)
-      if (auto* t = types[n.name]; t->validate)
-        t->validate(n, g, reg_, errors_);
+      g.nodes.push_back(std::move(n));
+    for (auto& name : declared)
+      if (!types.count(name))
+        broken_.insert(name);
   }
 
   // groups: { NAME: { nodes: [...], supervision: {...}, parent: GROUP } }
@@ -772,51 +759,10 @@ private:
     }
   }
 
-  void order(std::vector<node_spec>& nodes, graph_spec& g) {
-    std::map<std::string, size_t> index;
-    for (size_t i = 0; i < nodes.size(); ++i)
-      index[nodes[i].name] = i;
-    std::vector<int> state(nodes.size(), 0); // 0 new, 1 on stack, 2 done
-    std::vector<size_t> stack;
-    std::vector<size_t> sorted;
-    bool cycle_found = false;
-    std::function<void(size_t)> visit = [&](size_t i) {
-      if (cycle_found)
-        return;
-      state[i] = 1;
-      stack.push_back(i);
-      for (auto& in : nodes[i].inputs) {
-        auto j = index[in.node];
-        if (state[j] == 1) {
-          std::string path;
-          auto from = std::find(stack.begin(), stack.end(), j);
-          for (auto it = from; it != stack.end(); ++it)
-            path += nodes[*it].name + " <- ";
-          path += nodes[j].name;
-          error(in.where, "cycle in the data graph: " + path
-                            + " (each arrow reads from the next)");
-          cycle_found = true;
-          return;
-        }
-        if (state[j] == 0)
-          visit(j);
-      }
-      stack.pop_back();
-      state[i] = 2;
-      sorted.push_back(i);
-    };
-    for (size_t i = 0; i < nodes.size(); ++i)
-      if (state[i] == 0)
-        visit(i);
-    if (cycle_found)
-      return;
-    for (auto i : sorted)
-      g.nodes.push_back(std::move(nodes[i]));
-  }
-
   const registry& reg_;
   const load_options& opts_;
   std::vector<diagnostic>& errors_;
+  std::set<std::string> broken_; // declared nodes whose definition failed
 };
 
 } // namespace

@@ -26,11 +26,19 @@ void registry::add(actor_type type) {
     throw std::invalid_argument("actor type '" + type.name
                                 + "' has no factory for its kind");
   std::set<std::string> seen;
-  for (auto& p : type.params)
+  for (auto& p : type.params) {
     if (!seen.insert(p.name).second)
       throw std::invalid_argument("actor type '" + type.name
                                   + "' declares parameter '" + p.name
                                   + "' twice");
+    // A default that does not parse would fail every graph using the type.
+    param_value pv;
+    if (!p.default_value.empty())
+      if (auto msg = parse_param(p, p.default_value, pv); !msg.empty())
+        throw std::invalid_argument("actor type '" + type.name
+                                    + "': the default of '" + p.name
+                                    + "' does not parse: " + msg);
+  }
   if (type.protocol.empty())
     type.protocol = "record_stream";
   auto& same_name = types_[type.name];
@@ -45,6 +53,17 @@ void registry::add(actor_type type) {
 
 void registry::add_function(std::string name, std::string doc,
                             record_fn_factory make) {
+  if (functions_.count(name))
+    throw std::invalid_argument("function '" + name
+                                + "' is already registered (replace_function "
+                                  "replaces it on purpose)");
+  replace_function(std::move(name), std::move(doc), std::move(make));
+}
+
+void registry::replace_function(std::string name, std::string doc,
+                                record_fn_factory make) {
+  if (name.empty())
+    throw std::invalid_argument("function without a name");
   if (!make)
     throw std::invalid_argument("function '" + name + "' has no factory");
   auto key = name;

@@ -3,16 +3,20 @@
 #include <map>
 #include <stdexcept>
 
+#include "troupe/node_logic.hpp"
+
 namespace troupe::detail {
 
 std::shared_ptr<const run_plan>
-run_plan::make(const graph_spec& g, const registry& reg,
+run_plan::make(const graph_spec& g, std::shared_ptr<const registry> shared,
                std::shared_ptr<run_metrics> metrics,
                std::map<std::string, caf::actor> resources) {
   auto p = std::make_shared<run_plan>();
   p->resources = std::move(resources);
   p->graph = g;
-  p->reg = &reg;
+  p->shared_reg = std::move(shared);
+  p->reg = p->shared_reg.get();
+  auto& reg = *p->reg;
   p->metrics = std::move(metrics);
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
@@ -22,7 +26,16 @@ run_plan::make(const graph_spec& g, const registry& reg,
                           : reg.find(n.type, actor_kind::stage);
     if (!t)
       throw std::invalid_argument("unknown actor type " + g.nodes[i].type);
-    p->types.push_back(t);
+    auto& checked = p->checked_types.emplace_back(*t);
+    checked.make_node = [make = t->make_node, name = t->name](
+                          const node_context& ctx) {
+      auto logic = make(ctx);
+      if (!logic)
+        throw unrecoverable_error("the factory of type '" + name
+                                  + "' returned no node logic");
+      return logic;
+    };
+    p->types.push_back(&checked);
   }
   p->out_edges.resize(g.nodes.size());
   p->in_edges.resize(g.nodes.size());

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -30,15 +31,19 @@ struct edge {
 
 struct run_plan {
   graph_spec graph;
+  std::shared_ptr<const registry> shared_reg; // keeps `reg` and `types` alive
   const registry* reg = nullptr;
   std::shared_ptr<run_metrics> metrics;
-  std::vector<const actor_type*> types;      // per node
+  // Per node: the node's registered type, its factory wrapped so that a
+  // factory returning no logic fails the run instead of crashing.
+  std::vector<const actor_type*> types;
+  std::deque<actor_type> checked_types; // what `types` points to
   std::vector<std::vector<edge>> out_edges;  // per producer, by tag
   std::vector<std::vector<edge>> in_edges;   // per consumer, by in_port
   std::map<std::string, caf::actor> resources; // by resource name
 
   static std::shared_ptr<const run_plan>
-  make(const graph_spec& g, const registry& reg,
+  make(const graph_spec& g, std::shared_ptr<const registry> reg,
        std::shared_ptr<run_metrics> metrics,
        std::map<std::string, caf::actor> resources);
 };

@@ -1,6 +1,8 @@
 #include "troupe/supervisor.hpp"
 
+#include <algorithm>
 #include <deque>
+#include <exception>
 #include <iostream>
 #include <random>
 
@@ -21,6 +23,7 @@ namespace {
 struct slot {
   child_spec spec;
   caf::actor handle;
+  caf::actor_addr previous; // the incarnation before: its exit may be late
   bool alive = false;
   bool removed = false; // temporary (or finished transient): not restarted
 };
@@ -44,12 +47,50 @@ struct sup_state {
 
 using pointer = supervisor_actor::stateful_pointer<sup_state>;
 
-void start_slot(pointer self, size_t i) {
+// Starts one incarnation; "" on success, else why it failed. A factory that
+// throws or returns no actor is a failed start, counted against the budget.
+std::string start_slot(pointer self, size_t i) {
   auto& s = self->state.slots[i];
-  s.handle = s.spec.start(*self);
-  s.alive = static_cast<bool>(s.handle);
-  if (s.alive)
-    self->monitor(s.handle);
+  if (s.handle)
+    s.previous = s.handle.address();
+  s.handle = nullptr;
+  s.alive = false;
+  try {
+    s.handle = s.spec.start(*self);
+  } catch (const std::exception& e) {
+    return std::string{"its start function threw: "} + e.what();
+  } catch (...) {
+    return "its start function threw";
+  }
+  if (!s.handle)
+    return "its start function returned no actor";
+  s.alive = true;
+  // A child spawned `linked` must not take us down when it dies (a kill is
+  // never trappable): we watch children by monitor only.
+  self->unlink_from(s.handle);
+  self->monitor(s.handle);
+  return {};
+}
+
+void on_failure(pointer self, size_t i, const std::string& reason);
+
+// Starts `which` in order; after a failed start the rest waits for the
+// restart that failure schedules (or for the shutdown it causes).
+void start_slots(pointer self, const std::vector<size_t>& which) {
+  auto& st = self->state;
+  for (size_t k = 0; k < which.size(); ++k) {
+    auto why = start_slot(self, which[k]);
+    if (why.empty())
+      continue;
+    if (st.slots[which[k]].spec.restart == restart_type::temporary) {
+      st.slots[which[k]].removed = true; // never restarted, failed or not
+      continue;
+    }
+    for (size_t rest = k + 1; rest < which.size(); ++rest)
+      st.restart_after_stop.push_back(which[rest]);
+    on_failure(self, which[k], "failed to start: " + why);
+    return;
+  }
 }
 
 void stop_next(pointer self);
@@ -145,7 +186,9 @@ void on_down(pointer self, caf::down_msg& dm) {
   }
   if (st.quitting)
     return;
-  bool normal = !dm.reason;
+  // OTP treats `shutdown` like a normal exit: a transient child asked to
+  // shut down is not restarted.
+  bool normal = !dm.reason || dm.reason == caf::exit_reason::user_shutdown;
   if (s.spec.restart == restart_type::temporary
       || (normal && s.spec.restart == restart_type::transient)) {
     s.removed = true;
@@ -160,17 +203,23 @@ supervisor_actor::behavior_type supervisor_fn(pointer self,
   st.budget = restart_budget{cfg.policy.intensity, cfg.policy.period};
   st.cfg = std::move(cfg);
   for (auto& c : st.cfg.children)
-    st.slots.push_back({c, {}, false, false});
+    st.slots.push_back({c, {}, {}, false, false});
   install_default_handler(self, st.cfg.name);
   install_exception_handler(self, st.cfg.name);
   self->set_down_handler([self](caf::down_msg& dm) { on_down(self, dm); });
-  // An exit from a linked parent or a kill: stop the children first.
+  // An exit from a linked parent: stop the children first. Exits from our
+  // own children (spawned linked) are handled by their down messages.
   self->set_exit_handler([self](caf::exit_msg& em) {
+    for (auto& s : self->state.slots)
+      if (em.source == s.handle.address() || em.source == s.previous)
+        return;
     if (!self->state.quitting)
       shut_down(self, em.reason);
   });
-  for (size_t i = 0; i < st.slots.size(); ++i)
-    start_slot(self, i);
+  std::vector<size_t> all(st.slots.size());
+  for (size_t i = 0; i < all.size(); ++i)
+    all[i] = i;
+  start_slots(self, all);
   return {
     [=](get_atom, const std::string& name) -> caf::actor {
       for (auto& s : self->state.slots)
@@ -184,13 +233,16 @@ supervisor_actor::behavior_type supervisor_fn(pointer self,
     },
     [=](restart_atom, uint32_t) {
       auto& st = self->state;
-      if (st.quitting || !st.restarts_pending)
+      // Only our own timer restarts children.
+      if (self->current_sender() != self->ctrl() || st.quitting
+          || !st.restarts_pending)
         return;
       st.restarts_pending = false;
       auto set = std::move(st.restart_after_stop);
       st.restart_after_stop.clear();
       std::sort(set.begin(), set.end());
       set.erase(std::unique(set.begin(), set.end()), set.end());
+      std::vector<size_t> to_start;
       for (auto k : set) {
         auto& s = st.slots[k];
         if (s.alive || s.removed)
@@ -198,12 +250,15 @@ supervisor_actor::behavior_type supervisor_fn(pointer self,
         if (s.spec.restart == restart_type::temporary)
           s.removed = true;
         else
-          start_slot(self, k);
+          to_start.push_back(k);
       }
+      start_slots(self, to_start);
     },
     [=](timeout_atom, uint32_t epoch) {
       auto& st = self->state;
-      if (epoch == st.stop_epoch && st.stopping != SIZE_MAX
+      // Only the timer we armed may kill a child: a timeout sent by anyone
+      // else would cut its shutdown_timeout short.
+      if (self->current_sender() == self->ctrl() && epoch == st.stop_epoch && st.stopping != SIZE_MAX
           && st.slots[st.stopping].alive)
         self->send_exit(st.slots[st.stopping].handle, caf::exit_reason::kill);
     },

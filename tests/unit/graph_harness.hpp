@@ -94,7 +94,9 @@ private:
 };
 
 struct harness {
-  registry reg;
+  // Shared with the runtime: tests add types after it started.
+  std::shared_ptr<registry> shared_reg = std::make_shared<registry>();
+  registry& reg = *shared_reg;
   std::map<std::string, collected> sinks;
   int flaky_throws = 0;
   int stage_crashes = 0;
@@ -150,7 +152,8 @@ struct harness {
         return fn_result::keep();
       }};
     });
-    rt = std::make_unique<runtime>(reg, runtime_options{1, true});
+    rt = std::make_unique<runtime>(
+      std::shared_ptr<const registry>(shared_reg), runtime_options{1, true});
     sched = &dynamic_cast<caf::scheduler::test_coordinator&>(
       rt->system().scheduler());
   }

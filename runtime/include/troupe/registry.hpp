@@ -87,9 +87,17 @@ struct function_entry {
 class registry {
 public:
   // Adds or replaces a type. Throws std::invalid_argument on an inconsistent
-  // entry (no factory, duplicate parameter names).
+  // entry (no factory, duplicate parameter names, a default that does not
+  // parse as its parameter's type).
   void add(actor_type type);
+  // Adds a record function. Throws std::invalid_argument when the name is
+  // taken (a built-in such as `upper` included) or the factory is empty. A
+  // factory returning an empty record_fn is reported when a graph using it is
+  // validated (validate.hpp).
   void add_function(std::string name, std::string doc, record_fn_factory make);
+  // Adds or replaces a record function: the explicit way to override one.
+  void replace_function(std::string name, std::string doc,
+                        record_fn_factory make);
   // A node field that references a resource, e.g. slot "cache" needs a
   // resource whose protocol is "cache".
   void add_resource_slot(std::string slot, std::string protocol,

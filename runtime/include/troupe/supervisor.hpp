@@ -10,11 +10,22 @@
 // as another supervisor's child (supervisor_child) escalates to its parent.
 // A child that does not stop within shutdown_timeout is killed.
 //
-// Example:
+// A start function that throws or returns an invalid handle is a failed
+// start: it counts against the budget like a crash. A transient child that
+// exits normally or with user_shutdown is not restarted (OTP's `shutdown`).
+// Children may be spawned linked: the supervisor unlinks and monitors them,
+// so a child's death never takes it down. Only its own timers restart or kill
+// children; restart/timeout messages sent by anyone else are ignored.
+//
+// Example (the function actor takes an argument: CAF 0.17 dereferences a
+// null argument tuple when a function actor takes none, which UBSan reports):
+//   caf::behavior cache_fn(caf::event_based_actor* self, int capacity);
 //   troupe::supervisor_config cfg;
 //   cfg.policy.strategy = troupe::strategy::one_for_all;
 //   cfg.children.push_back({"cache", troupe::restart_type::permanent,
-//                           [](caf::local_actor& p) { return p.spawn(cache_fn); }});
+//                           [](caf::local_actor& p) {
+//                             return p.spawn(cache_fn, 1024);
+//                           }});
 //   auto sup = troupe::spawn_supervisor(sys, cfg);
 //   // ask sup for the current cache: request(sup, 1s, get_atom_v, "cache")
 #pragma once

@@ -1,0 +1,76 @@
+// One validator for graphs from YAML and graphs built in code.
+//
+// The loader calls it once a file is parsed, runtime::start() calls it on
+// every spec it is given, so a graph built in code gets the same errors as the
+// same graph written in YAML. It checks what can be known before anything
+// runs and normalises the spec so that every later stage can rely on it:
+//
+// - the graph has nodes; node, resource and group names are unique;
+// - every type is registered, of the right kind (a node's `is_source` is
+//   resolved when only one kind of the name exists), and its parameters match
+//   the schema: required ones present, unknown ones rejected, defaults filled;
+// - inputs name existing nodes and ports, never the same input twice, never
+//   a sink's data output; sources have no inputs, stages and sinks have some;
+// - resource slots name resources speaking the slot's protocol;
+// - runtime and supervision values are in range (window and batch_size >= 1,
+//   positive timeouts, workers 1..1024 on parallel types only, ...);
+// - groups name existing nodes and parents, a node is in one group, and the
+//   parents form a tree (node_spec::group and group_spec::nodes are made to
+//   agree);
+// - the data graph has no cycle; `g.nodes` is put into topological order
+//   (inputs first) — a code-built spec may list its nodes in any order;
+// - each type's own validate hook; a `fn` parameter names a registered
+//   function whose factory returns a callable;
+// - files: a parameter `path` is the file a source reads (it must exist and
+//   not be a directory) or a sink writes (not a directory, its nearest
+//   existing folder writable); `checkpoint` is a file a source keeps. After
+//   ${VAR} expansion no path may be empty, and no two of them may name the
+//   same file (compared as weakly canonical paths): a source's input and a
+//   sink's output, two sinks, a sink and the configuration file, two sources'
+//   checkpoints. Devices such as /dev/null may be shared.
+//
+// Each diagnostic is located at the spec's `where` fields; a spec built in
+// code has none, so its diagnostics fall back to the graph's file (or
+// "<graph>") at 1:1 and start with "node 'x': " to say what they concern.
+#pragma once
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "troupe/graph_spec.hpp"
+#include "troupe/source_location.hpp"
+
+namespace troupe {
+
+class registry;
+
+// Checks `g` against `reg`, completes it (defaults, kinds, group membership)
+// and sorts its nodes topologically. Empty when the graph can run.
+std::vector<diagnostic> validate_graph(graph_spec& g, const registry& reg);
+
+// Problems with one more file the caller writes next to the graph's outputs
+// (the CLI's --report FILE): it must not be a file the graph reads or writes,
+// nor the configuration file. `what` names it in messages ("--report").
+std::vector<diagnostic> check_extra_output(const graph_spec& g,
+                                           const std::string& path,
+                                           const std::string& what,
+                                           const source_location& where = {});
+
+namespace detail {
+
+// How the loader calls the validator once it parsed a file.
+struct validate_options {
+  // Nodes the loader saw but could not parse (and reported): references to
+  // them are not reported again.
+  std::set<std::string> broken;
+  // False when the loader already found errors: check references only.
+  bool deep = true;
+};
+
+std::vector<diagnostic> validate_graph(graph_spec& g, const registry& reg,
+                                       const validate_options& opts);
+
+} // namespace detail
+
+} // namespace troupe

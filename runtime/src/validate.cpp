@@ -1,0 +1,643 @@
+#include "troupe/validate.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <exception>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+
+#include <unistd.h>
+
+#include "troupe/loader.hpp"
+#include "troupe/registry.hpp"
+
+namespace troupe {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// One file a graph touches, from a `path` or `checkpoint` parameter.
+struct path_use {
+  enum role_type { input, output, checkpoint } role;
+  std::string node;
+  std::string text;
+  fs::path real; // weakly canonical, absolute
+  bool shared_ok = false; // a device or pipe: may be named twice
+  source_location where;
+};
+
+const char* verb(path_use::role_type r) {
+  switch (r) {
+    case path_use::input:
+      return "reads";
+    case path_use::output:
+      return "writes";
+    default:
+      return "keeps its checkpoint in";
+  }
+}
+
+fs::path real_path(const std::string& text) {
+  std::error_code ec;
+  auto abs = fs::absolute(text, ec);
+  if (ec)
+    return fs::path{text}.lexically_normal();
+  auto real = fs::weakly_canonical(abs, ec);
+  return ec ? abs.lexically_normal() : real;
+}
+
+bool is_device(const fs::path& p) {
+  std::error_code ec;
+  auto st = fs::status(p, ec);
+  return !ec && fs::exists(st) && !fs::is_regular_file(st)
+         && !fs::is_directory(st);
+}
+
+std::vector<path_use> collect_paths(const graph_spec& g) {
+  std::vector<path_use> out;
+  for (auto& n : g.nodes) {
+    auto add = [&](const std::string& param, path_use::role_type role) {
+      if (!n.params.has(param))
+        return;
+      auto& pv = n.params.get(param);
+      path_use u{role, n.name, pv.text, {}, false,
+                 pv.where.file.empty() ? n.where : pv.where};
+      if (!u.text.empty()) {
+        u.real = real_path(u.text);
+        u.shared_ok = is_device(u.real);
+      }
+      out.push_back(std::move(u));
+    };
+    if (n.is_source) {
+      add("path", path_use::input);
+      add("checkpoint", path_use::checkpoint);
+    } else {
+      add("path", path_use::output);
+    }
+  }
+  return out;
+}
+
+// Why `a` and `b` (the later one) may not name one file, or "".
+std::string overlap(const path_use& a, const path_use& b) {
+  using r = path_use::role_type;
+  if (a.real != b.real || a.shared_ok || a.text.empty() || b.text.empty())
+    return {};
+  if (a.role == r::input && b.role == r::input)
+    return {}; // two readers of one file are fine
+  std::string why;
+  if (a.role == r::output && b.role == r::output)
+    why = "two sinks on one file overwrite each other";
+  else if (a.role == r::checkpoint && b.role == r::checkpoint)
+    why = "two sources would overwrite each other's checkpoint";
+  else if (a.role == r::input || b.role == r::input)
+    why = "writing the file a source reads destroys the input";
+  else
+    why = "a checkpoint and an output in one file corrupt each other";
+  return "'" + b.node + "' " + verb(b.role) + " '" + b.text + "', which '"
+         + a.node + "' " + verb(a.role) + " too"
+         + (a.text != b.text ? " (as '" + a.text + "')" : std::string{})
+         + ": " + why;
+}
+
+// The closest folder of `p` that exists (p itself when it exists).
+fs::path existing_ancestor(fs::path p) {
+  std::error_code ec;
+  while (!p.empty() && !fs::exists(p, ec)) {
+    auto parent = p.parent_path();
+    if (parent == p)
+      break;
+    p = parent;
+  }
+  return p;
+}
+
+} // namespace
+
+namespace detail {
+
+namespace {
+
+class validator {
+public:
+  validator(graph_spec& g, const registry& reg, const validate_options& opts)
+    : g_(g), reg_(reg), opts_(opts) {
+  }
+
+  std::vector<diagnostic> run() {
+    resolve_types(opts_.deep);
+    references();
+    if (!opts_.deep)
+      return std::move(out_);
+    if (g_.nodes.empty()) {
+      error({}, "", "the graph has no nodes; add at least a source and a "
+                    "sink");
+      return std::move(out_);
+    }
+    unique_names();
+    node_fields();
+    resources();
+    values();
+    groups();
+    if (!out_.empty())
+      return std::move(out_); // cycles, hooks and files need a sound graph
+    order();
+    if (!out_.empty())
+      return std::move(out_);
+    hooks();
+    functions();
+    files();
+    return std::move(out_);
+  }
+
+private:
+  source_location at(const source_location& w) const {
+    if (!w.file.empty())
+      return w;
+    return {g_.file.empty() ? "<graph>" : g_.file, 1, 1};
+  }
+
+  // `who` prefixes messages about code-built specs, which have no position.
+  void error(const source_location& w, const std::string& who,
+             std::string msg) {
+    if (w.file.empty() && !who.empty())
+      msg = who + ": " + msg;
+    out_.push_back({at(w), std::move(msg)});
+  }
+
+  static std::string who(const node_spec& n) {
+    return "node '" + n.name + "'";
+  }
+
+  const node_spec* find(const std::string& name) const {
+    auto i = index_.find(name);
+    return i == index_.end() ? nullptr : &g_.nodes[i->second];
+  }
+
+  // Each node's type, resolving `is_source` where only one kind exists.
+  void resolve_types(bool report) {
+    types_.assign(g_.nodes.size(), nullptr);
+    index_.clear();
+    for (size_t i = 0; i < g_.nodes.size(); ++i) {
+      auto& n = g_.nodes[i];
+      index_.emplace(n.name, i);
+      auto* src = reg_.find(n.type, actor_kind::source);
+      auto* other = reg_.find(n.type, actor_kind::stage);
+      if (!src && !other) {
+        if (report) {
+          auto msg = "unknown actor type '" + n.type + "'";
+          auto guess = did_you_mean(n.type, reg_.type_names());
+          if (!guess.empty())
+            msg += " (did you mean '" + guess + "'?)";
+          error(n.where, who(n), msg + "; `troupe types` lists them");
+        }
+        continue;
+      }
+      if (n.is_source && !src)
+        n.is_source = false;
+      else if (!n.is_source && !other)
+        n.is_source = true;
+      types_[i] = n.is_source ? src : other;
+      if (types_[i]->kind == actor_kind::service) {
+        if (report)
+          error(n.where, who(n),
+                "'" + n.type + "' is a service; declare it as a resource "
+                               "and reference it by name");
+        types_[i] = nullptr;
+      }
+    }
+  }
+
+  void references() {
+    std::vector<std::string> names;
+    for (auto& n : g_.nodes)
+      names.push_back(n.name);
+    for (size_t i = 0; i < g_.nodes.size(); ++i) {
+      auto& n = g_.nodes[i];
+      std::vector<std::pair<std::string, std::string>> seen;
+      for (auto& in : n.inputs) {
+        if (!in.port.empty() && in.port != "errors") {
+          error(in.where, who(n),
+                "unknown output '" + in.port + "' in '" + in.node + "."
+                  + in.port + "'; a node has its data output ('" + in.node
+                  + "') and '" + in.node + ".errors'");
+          continue;
+        }
+        auto j = index_.find(in.node);
+        if (j == index_.end()) {
+          if (opts_.broken.count(in.node))
+            continue; // its own definition was already reported broken
+          auto msg = "'" + n.name + "' reads from unknown node '" + in.node
+                     + "'";
+          auto guess = did_you_mean(in.node, names);
+          if (!guess.empty())
+            msg += " (did you mean '" + guess + "'?)";
+          error(in.where, who(n), msg);
+          continue;
+        }
+        auto* t = types_[j->second];
+        if (t && t->kind == actor_kind::sink && in.port.empty())
+          error(in.where, who(n),
+                "'" + in.node + "' is a sink and has no data output (only '"
+                  + in.node + ".errors')");
+        auto key = std::make_pair(in.node, in.port);
+        if (std::find(seen.begin(), seen.end(), key) != seen.end()) {
+          auto ref = in.node + (in.port.empty() ? "" : "." + in.port);
+          error(in.where, who(n),
+                "'" + n.name + "' lists input '" + ref
+                  + "' twice; every record would arrive twice (list each "
+                    "input once)");
+        }
+        seen.push_back(key);
+      }
+    }
+  }
+
+  void unique_names() {
+    std::map<std::string, int> nodes, resources, groups;
+    for (auto& n : g_.nodes) {
+      if (n.name.empty())
+        error(n.where, "", "a node has no name");
+      else if (nodes[n.name]++ == 1)
+        error(n.where, who(n), "node name '" + n.name + "' is used twice");
+    }
+    for (auto& r : g_.resources)
+      if (resources[r.name]++ == 1)
+        error(r.where, "resource '" + r.name + "'",
+              "resource name '" + r.name + "' is used twice");
+    for (auto& grp : g_.groups)
+      if (groups[grp.name]++ == 1)
+        error(grp.where, "group '" + grp.name + "'",
+              "group name '" + grp.name + "' is used twice");
+  }
+
+  // Required parameters, types, defaults: what the loader does for YAML.
+  void params(param_set& ps, const actor_type& t, const source_location& w,
+              const std::string& who_) {
+    for (auto& p : t.params) {
+      if (!ps.has(p.name)) {
+        if (p.required) {
+          error(w, who_, "missing required field '" + p.name
+                           + "' for type '" + t.name + "' (" + p.doc + ")");
+        } else if (!p.default_value.empty()) {
+          param_value pv;
+          parse_param(p, p.default_value, pv);
+          ps.set(p.name, std::move(pv));
+        }
+        continue;
+      }
+      auto& pv = ps.get(p.name);
+      if (pv.type != p.type)
+        error(pv.where.file.empty() ? w : pv.where, who_,
+              "'" + p.name + "' of type '" + t.name + "' expects a "
+                + to_string(p.type) + " value, got a "
+                + to_string(pv.type));
+    }
+  }
+
+  void node_fields() {
+    for (size_t i = 0; i < g_.nodes.size(); ++i) {
+      auto& n = g_.nodes[i];
+      auto* t = types_[i];
+      if (!t)
+        continue;
+      if (t->kind == actor_kind::source && !n.inputs.empty())
+        error(n.where, who(n), "'" + n.name + "' is a source (" + t->name
+                                 + ") and takes no inputs");
+      if (t->kind != actor_kind::source && n.inputs.empty())
+        error(n.where, who(n),
+              "'" + n.name + "' is a " + to_string(t->kind) + " (" + t->name
+                + ") and needs 'inputs'"
+                + (reg_.find(t->name, actor_kind::source)
+                     ? " (or set is_source for the source)"
+                     : ""));
+      params(n.params, *t, n.where, who(n));
+      if (n.workers < 1 || n.workers > 1024)
+        error(n.where, who(n), "'workers' expects 1..1024, got "
+                                 + std::to_string(n.workers));
+      else if (n.workers > 1 && !t->parallel)
+        error(n.where, who(n), "type '" + t->name
+                                 + "' runs on one actor; 'workers' applies "
+                                   "to map and filter");
+      for (auto& [slot, res] : n.resources) {
+        auto* proto = reg_.slot_protocol(slot);
+        if (!proto) {
+          error(n.where, who(n), "unknown resource slot '" + slot + "'");
+          continue;
+        }
+        auto r = std::find_if(g_.resources.begin(), g_.resources.end(),
+                              [&](auto& x) { return x.name == res; });
+        if (r == g_.resources.end()) {
+          error(n.where, who(n), "'" + slot + "' refers to unknown resource '"
+                                   + res + "'");
+          continue;
+        }
+        auto* rt = reg_.find(r->type);
+        if (rt && rt->protocol != *proto)
+          error(n.where, who(n), "'" + slot + "' needs a resource speaking '"
+                                   + *proto + "', but '" + res + "' is a "
+                                   + r->type + " (protocol '" + rt->protocol
+                                   + "')");
+      }
+    }
+  }
+
+  void resources() {
+    for (auto& r : g_.resources) {
+      auto w = "resource '" + r.name + "'";
+      auto* t = reg_.find(r.type);
+      if (!t || t->kind != actor_kind::service) {
+        error(r.where, w, "'" + r.type + "' is not a registered service");
+        continue;
+      }
+      params(r.params, *t, r.where, w);
+    }
+  }
+
+  void supervision(const supervision_spec& s, const std::string& w) {
+    if (s.period.count() <= 0)
+      error({}, w, "'period' must be a positive duration");
+    if (s.backoff.min.count() < 0 || s.backoff.max < s.backoff.min)
+      error({}, w, "backoff needs 0 <= min <= max");
+    if (!(s.backoff.jitter >= 0 && s.backoff.jitter <= 1))
+      error({}, w, "backoff 'jitter' expects a number between 0 and 1");
+  }
+
+  void values() {
+    auto& rt = g_.runtime;
+    auto positive = [&](size_t v, const char* field) {
+      if (v < 1)
+        error({}, "runtime", std::string{"'"} + field
+                               + "' must be at least 1, got "
+                               + std::to_string(v));
+    };
+    positive(rt.batch_size, "batch_size");
+    positive(rt.window, "window");
+    positive(rt.max_attempts, "max_attempts");
+    if (rt.threads > 256)
+      error({}, "runtime", "'threads' expects auto (0) or 1..256");
+    if (rt.shutdown_timeout.count() <= 0)
+      error({}, "runtime", "'shutdown_timeout' must be a positive duration");
+    if (rt.request_timeout.count() <= 0)
+      error({}, "runtime", "'request_timeout' must be a positive duration");
+    supervision(g_.supervision, "supervision");
+    for (auto& grp : g_.groups)
+      supervision(grp.supervision, "group '" + grp.name + "'");
+  }
+
+  // Makes node_spec::group and group_spec::nodes agree; parents form a tree.
+  void groups() {
+    std::map<std::string, group_spec*> by_name;
+    for (auto& grp : g_.groups)
+      by_name.emplace(grp.name, &grp);
+    for (auto& grp : g_.groups) {
+      auto w = "group '" + grp.name + "'";
+      if (!grp.parent.empty()
+          && (!by_name.count(grp.parent) || grp.parent == grp.name))
+        error(grp.where, w, "'parent' of group '" + grp.name
+                              + "' must name another group, got '"
+                              + grp.parent + "'");
+      for (auto& name : grp.nodes) {
+        auto i = index_.find(name);
+        if (i == index_.end()) {
+          error(grp.where, w, "group '" + grp.name + "' names unknown node '"
+                                + name + "'");
+          continue;
+        }
+        auto& n = g_.nodes[i->second];
+        if (n.group.empty())
+          n.group = grp.name;
+        else if (n.group != grp.name)
+          error(grp.where, w, "node '" + name + "' is in group '" + n.group
+                                + "' and in group '" + grp.name
+                                + "'; a node has one supervisor");
+      }
+    }
+    for (auto& n : g_.nodes) {
+      if (n.group.empty())
+        continue;
+      auto it = by_name.find(n.group);
+      if (it == by_name.end()) {
+        error(n.where, who(n), "'" + n.name + "' names unknown group '"
+                                 + n.group + "'");
+        continue;
+      }
+      auto& members = it->second->nodes;
+      if (std::find(members.begin(), members.end(), n.name) == members.end())
+        members.push_back(n.name);
+    }
+    for (auto& grp : g_.groups) {
+      std::vector<std::string> seen{grp.name};
+      for (auto p = grp.parent; !p.empty();) {
+        if (std::find(seen.begin(), seen.end(), p) != seen.end()) {
+          error(grp.where, "group '" + grp.name + "'",
+                "groups '" + grp.name + "' and its parents form a cycle");
+          break;
+        }
+        seen.push_back(p);
+        auto it = by_name.find(p);
+        p = it == by_name.end() ? "" : it->second->parent;
+      }
+    }
+  }
+
+  // Depth-first: reports the first cycle, else sorts g.nodes inputs first.
+  void order() {
+    auto& nodes = g_.nodes;
+    std::vector<int> state(nodes.size(), 0); // 0 new, 1 on stack, 2 done
+    std::vector<size_t> stack;
+    std::vector<size_t> sorted;
+    bool cycle = false;
+    std::function<void(size_t)> visit = [&](size_t i) {
+      state[i] = 1;
+      stack.push_back(i);
+      for (auto& in : nodes[i].inputs) {
+        if (cycle)
+          return;
+        auto j = index_.at(in.node);
+        if (state[j] == 1) {
+          std::string path;
+          auto from = std::find(stack.begin(), stack.end(), j);
+          for (auto it = from; it != stack.end(); ++it)
+            path += nodes[*it].name + " <- ";
+          path += nodes[j].name;
+          error(in.where, who(nodes[i]),
+                "cycle in the data graph: " + path
+                  + " (each arrow reads from the next)");
+          cycle = true;
+          return;
+        }
+        if (state[j] == 0)
+          visit(j);
+      }
+      stack.pop_back();
+      state[i] = 2;
+      sorted.push_back(i);
+    };
+    for (size_t i = 0; i < nodes.size() && !cycle; ++i)
+      if (state[i] == 0)
+        visit(i);
+    if (cycle)
+      return;
+    std::vector<node_spec> out;
+    std::vector<const actor_type*> types;
+    for (auto i : sorted) {
+      out.push_back(std::move(nodes[i]));
+      types.push_back(types_[i]);
+    }
+    nodes = std::move(out);
+    types_ = std::move(types);
+    index_.clear();
+    for (size_t i = 0; i < nodes.size(); ++i)
+      index_.emplace(nodes[i].name, i);
+  }
+
+  void hooks() {
+    for (size_t i = 0; i < g_.nodes.size(); ++i) {
+      auto* t = types_[i];
+      if (!t || !t->validate)
+        continue;
+      std::vector<diagnostic> found;
+      t->validate(g_.nodes[i], g_, reg_, found);
+      for (auto& d : found)
+        error(d.where, who(g_.nodes[i]), d.message);
+    }
+  }
+
+  // A `fn` naming a function whose factory gives nothing would dead-letter
+  // every record of a run that still "completes": ask each factory once.
+  void functions() {
+    for (size_t i = 0; i < g_.nodes.size(); ++i) {
+      auto& n = g_.nodes[i];
+      if (!n.params.has("fn") || n.params.get("fn").type != param_type::string)
+        continue;
+      auto& pv = n.params.get("fn");
+      auto* f = reg_.find_function(pv.text);
+      if (!f)
+        continue; // the type's hook reports unknown names
+      std::string problem;
+      try {
+        if (!f->make())
+          problem = "its factory returned an empty record_fn";
+      } catch (const std::exception& e) {
+        problem = std::string{"its factory threw: "} + e.what();
+      } catch (...) {
+        problem = "its factory threw";
+      }
+      if (!problem.empty())
+        error(pv.where.file.empty() ? n.where : pv.where, who(n),
+              "function '" + pv.text + "' cannot be used: " + problem);
+    }
+  }
+
+  void files() {
+    auto uses = collect_paths(g_);
+    for (auto& u : uses) {
+      auto w = "node '" + u.node + "'";
+      auto param = u.role == path_use::checkpoint ? "checkpoint" : "path";
+      if (u.text.empty()) {
+        error(u.where, w, std::string{"'"} + param
+                            + "' is empty (an unset ${VAR}?); name a file");
+        continue;
+      }
+      std::error_code ec;
+      auto st = fs::status(u.real, ec);
+      bool exists = !ec && fs::exists(st);
+      if (u.role == path_use::input) {
+        if (!exists)
+          error(u.where, w, "input file '" + u.text + "' does not exist");
+        else if (fs::is_directory(st))
+          error(u.where, w, "input '" + u.text
+                              + "' is a directory, not a file");
+        else if (::access(u.real.c_str(), R_OK) != 0)
+          error(u.where, w, "input file '" + u.text + "' is not readable");
+        continue;
+      }
+      if (exists && fs::is_directory(st)) {
+        error(u.where, w, std::string{"'"} + param + "' names the directory '"
+                            + u.text + "'; name a file");
+        continue;
+      }
+      if (exists) {
+        if (::access(u.real.c_str(), W_OK) != 0)
+          error(u.where, w, "cannot write '" + u.text
+                              + "': the file is read-only");
+        continue;
+      }
+      auto folder = existing_ancestor(u.real.parent_path());
+      if (folder.empty() || !fs::is_directory(folder, ec))
+        error(u.where, w, "cannot create '" + u.text + "': '"
+                            + folder.string() + "' is not a directory");
+      else if (::access(folder.c_str(), W_OK | X_OK) != 0)
+        error(u.where, w, "cannot create '" + u.text + "': the folder '"
+                            + folder.string() + "' is not writable");
+    }
+    for (size_t b = 0; b < uses.size(); ++b)
+      for (size_t a = 0; a < b; ++a)
+        if (auto why = overlap(uses[a], uses[b]); !why.empty()) {
+          error(uses[b].where, "node '" + uses[b].node + "'", why);
+          break;
+        }
+    std::error_code ec;
+    if (!g_.file.empty() && fs::is_regular_file(g_.file, ec)) {
+      auto config = real_path(g_.file);
+      for (auto& u : uses)
+        if (u.role != path_use::input && !u.text.empty() && u.real == config)
+          error(u.where, "node '" + u.node + "'",
+                "'" + u.node + "' " + verb(u.role) + " '" + u.text
+                  + "', the configuration file itself");
+    }
+  }
+
+  graph_spec& g_;
+  const registry& reg_;
+  const validate_options& opts_;
+  std::vector<diagnostic> out_;
+  std::vector<const actor_type*> types_; // per node, null when unknown
+  std::map<std::string, size_t> index_;  // node name -> first index
+};
+
+} // namespace
+
+std::vector<diagnostic> validate_graph(graph_spec& g, const registry& reg,
+                                       const validate_options& opts) {
+  return validator{g, reg, opts}.run();
+}
+
+} // namespace detail
+
+std::vector<diagnostic> validate_graph(graph_spec& g, const registry& reg) {
+  return detail::validate_graph(g, reg, {});
+}
+
+std::vector<diagnostic> check_extra_output(const graph_spec& g,
+                                           const std::string& path,
+                                           const std::string& what,
+                                           const source_location& where) {
+  std::vector<diagnostic> out;
+  source_location w = where;
+  if (w.file.empty())
+    w = {"<command line>", 0, 0};
+  if (path.empty()) {
+    out.push_back({w, what + " needs a file name"});
+    return out;
+  }
+  path_use self{path_use::output, what, path, real_path(path), false, w};
+  self.shared_ok = is_device(self.real);
+  if (self.shared_ok)
+    return out;
+  for (auto& u : collect_paths(g))
+    if (!u.text.empty() && !u.shared_ok && u.real == self.real)
+      out.push_back({w, what + " '" + path + "' is the file node '" + u.node
+                          + "' " + verb(u.role) + "; choose another file"});
+  std::error_code ec;
+  if (!g.file.empty() && fs::is_regular_file(g.file, ec)
+      && real_path(g.file) == self.real)
+    out.push_back({w, what + " '" + path + "' is the configuration file"});
+  return out;
+}
+
+} // namespace troupe

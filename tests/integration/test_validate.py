@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""The graph validator through the real CLI: paths checked at lint and run.
+
+Usage: python3 test_validate.py TROUPE_BIN SOURCE_DIR
+
+Cases that need files on disk (the static ones are in tests/bad_configs).
+Each runs in a fresh temporary working directory with a timeout; prints one
+line per case and `N passed, M failed`; exits 1 if any case failed.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+EXIT_CONFIG = 78
+TIMEOUT = 30
+
+
+class Fail(Exception):
+    pass
+
+
+class Skip(Exception):
+    pass
+
+
+def expect(condition, message):
+    if not condition:
+        raise Fail(message)
+
+
+CASES = []
+
+
+def case(fn):
+    CASES.append(fn)
+    return fn
+
+
+class Env:
+    def __init__(self, binary, source, tmp):
+        self.bin, self.src, self.tmp = binary, source, tmp
+
+    def troupe(self, *args, env=None):
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        return subprocess.run([self.bin, *map(str, args)], cwd=self.tmp,
+                              env=full_env, text=True, capture_output=True,
+                              timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+
+    def write(self, name, text):
+        path = self.tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+
+def config_error(t, cfg, line_col, text, *extra, env=None):
+    """lint and run both exit 78 with exactly one located error."""
+    for cmd in (["lint", cfg], ["run", cfg, "--no-progress", *extra]):
+        p = t.troupe(*cmd, env=env)
+        errors = [l for l in p.stderr.splitlines() if ": error: " in l]
+        expect(p.returncode == EXIT_CONFIG,
+               f"{cmd[0]}: exit {p.returncode}, expected 78: {p.stderr[-300:]}")
+        expect(len(errors) == 1, f"{cmd[0]}: {len(errors)} errors: {errors}")
+        expect(errors[0].startswith(f"{cfg}:{line_col}: error: ")
+               and text in errors[0], f"{cmd[0]}: got {errors[0]!r}")
+        expect("crashed" not in p.stderr, f"{cmd[0]}: a node ran and crashed")
+
+
+@case
+def input_file_is_also_the_output(t):
+    data = t.write("data.txt", "one\ntwo\n")
+    cfg = t.write("g.yaml", "version: 1\nnodes:\n"
+                  "  src: { type: file, path: data.txt }\n"
+                  "  out: { type: file, path: ./data.txt, format: lines, "
+                  "inputs: [src] }\n")
+    config_error(t, cfg, "4:28", "destroys the input")
+    expect(data.read_text() == "one\ntwo\n", "the input was touched")
+
+
+@case
+def input_path_through_a_symlink(t):
+    t.write("real/data.txt", "x\n")
+    os.symlink(t.tmp / "real", t.tmp / "link")
+    cfg = t.write("g.yaml", "version: 1\nnodes:\n"
+                  "  src: { type: file, path: real/data.txt }\n"
+                  "  out: { type: file, path: link/data.txt, inputs: [src] }\n")
+    config_error(t, cfg, "4:28", "destroys the input")
+
+
+@case
+def output_is_the_config_file(t):
+    cfg = t.write("g.yaml", "version: 1\nnodes:\n"
+                  "  src: { type: generate, count: 3 }\n"
+                  "  out: { type: file, path: g.yaml, inputs: [src] }\n")
+    before = cfg.read_text()
+    config_error(t, cfg, "4:28", "the configuration file itself")
+    expect(cfg.read_text() == before, "the config file was overwritten")
+
+
+@case
+def paths_compared_after_env_expansion(t):
+    cfg = t.write("g.yaml", "version: 1\nnodes:\n"
+                  "  src: { type: generate, count: 3 }\n"
+                  "  a: { type: file, path: \"${DIR_A}/x.txt\", inputs: [src] }\n"
+                  "  b: { type: file, path: \"${DIR_B}/x.txt\", inputs: [src] }\n")
+    config_error(t, cfg, "5:26", "two sinks on one file",
+                 env={"DIR_A": "out", "DIR_B": "./out/"})
+
+
+@case
+def empty_path_from_set_is_one_clear_error(t):
+    cfg = t.write("g.yaml", "version: 1\nnodes:\n"
+                  "  src: { type: generate, count: 3 }\n"
+                  "  out: { type: file, path: out.txt, inputs: [src] }\n")
+    p = t.troupe("run", cfg, "--no-progress", "--set", "nodes.out.path=")
+    expect(p.returncode == EXIT_CONFIG, f"exit {p.returncode}: {p.stderr}")
+    errors = [l for l in p.stderr.splitlines() if ": error: " in l]
+    expect(errors == ["<command line>: error: 'path' is empty (an unset "
+                      "${VAR}?); name a file"], f"got {errors}")
+    expect("crashed" not in p.stderr, "the sink ran and crashed")
+
+
+@case
+def missing_input_file(t):
+    cfg = t.write("g.yaml", "version: 1\nnodes:\n"
+                  "  src: { type: file, path: missing.txt }\n"
+                  "  out: { type: stdout, inputs: [src] }\n")
+    config_error(t, cfg, "3:28", "input file 'missing.txt' does not exist")
+
+
+@case
+def input_is_a_directory(t):
+    (t.tmp / "folder").mkdir()
+    cfg = t.write("g.yaml", "version: 1\nnodes:\n"
+                  "  src: { type: file, path: folder }\n"
+                  "  out: { type: stdout, inputs: [src] }\n")
+    config_error(t, cfg, "3:28", "is a directory, not a file")
+
+
+@case
+def output_is_a_directory(t):
+    (t.tmp / "folder").mkdir()
+    cfg = t.write("g.yaml", "version: 1\nnodes:\n"
+                  "  src: { type: generate, count: 3 }\n"
+                  "  out: { type: file, path: folder, inputs: [src] }\n")
+    config_error(t, cfg, "4:28", "names the directory 'folder'")
+
+
+@case
+def output_in_a_read_only_folder(t):
+    if os.geteuid() == 0:
+        raise Skip("root may write anywhere")
+    ro = t.tmp / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        cfg = t.write("g.yaml", "version: 1\nnodes:\n"
+                      "  src: { type: generate, count: 3 }\n"
+                      "  out: { type: file, path: ro/sub/x.txt, "
+                      "inputs: [src] }\n")
+        config_error(t, cfg, "4:28", "is not writable")
+    finally:
+        ro.chmod(0o755)
+
+
+@case
+def output_in_a_missing_folder_is_created(t):
+    cfg = t.write("g.yaml", "version: 1\nnodes:\n"
+                  "  src: { type: generate, count: 3 }\n"
+                  "  out: { type: file, path: new/dir/x.txt, format: lines, "
+                  "inputs: [src] }\n")
+    p = t.troupe("run", cfg, "--no-progress")
+    expect(p.returncode == 0, f"exit {p.returncode}: {p.stderr[-300:]}")
+    expect((t.tmp / "new/dir/x.txt").read_text() == "0\n1\n2\n",
+           "output not written")
+
+
+@case
+def devices_may_be_shared(t):
+    cfg = t.write("g.yaml", "version: 1\nnodes:\n"
+                  "  src: { type: generate, count: 3 }\n"
+                  "  a: { type: file, path: /dev/null, inputs: [src] }\n"
+                  "  b: { type: file, path: /dev/null, inputs: [src] }\n")
+    p = t.troupe("lint", cfg)
+    expect(p.returncode == 0, f"exit {p.returncode}: {p.stderr}")
+
+
+def main(binary, source):
+    binary = str(Path(binary).resolve())
+    source = Path(source).resolve()
+    passed = failed = 0
+    for fn in CASES:
+        with tempfile.TemporaryDirectory(prefix=f"troupe-{fn.__name__}-") as d:
+            try:
+                fn(Env(binary, source, Path(d)))
+                status, detail = "ok  ", ""
+            except Skip as e:
+                status, detail = "skip", f": {e}"
+            except Fail as e:
+                status, detail = "FAIL", f": {e}"
+            except subprocess.TimeoutExpired as e:
+                status, detail = "FAIL", f": timed out after {e.timeout}s"
+            except Exception as e:  # a broken case is a failed case
+                status, detail = "FAIL", f": {type(e).__name__}: {e}"
+        print(f"{status} {fn.__name__}{detail}", flush=True)
+        if status == "FAIL":
+            failed += 1
+        elif status == "ok  ":
+            passed += 1
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit(__doc__.split("\n\n")[1])
+    sys.exit(main(sys.argv[1], sys.argv[2]))
