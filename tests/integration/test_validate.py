@@ -101,6 +101,18 @@ def output_is_the_config_file(t):
 
 
 @case
+def report_path_equal_to_a_sink_output(t):
+    cfg = t.write("g.yaml", "version: 1\nnodes:\n"
+                  "  src: { type: generate, count: 3 }\n"
+                  "  out: { type: file, path: out.jsonl, inputs: [src] }\n")
+    p = t.troupe("run", cfg, "--no-progress", "--report", "./out.jsonl")
+    errors = [l for l in p.stderr.splitlines() if ": error: " in l]
+    expect(p.returncode == EXIT_CONFIG, f"exit {p.returncode}: {p.stderr}")
+    expect(len(errors) == 1 and "--report" in errors[0], f"got {errors}")
+    expect(not (t.tmp / "out.jsonl").exists(), "the graph ran anyway")
+
+
+@case
 def paths_compared_after_env_expansion(t):
     cfg = t.write("g.yaml", "version: 1\nnodes:\n"
                   "  src: { type: generate, count: 3 }\n"
