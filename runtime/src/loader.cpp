@@ -1,7 +1,9 @@
 #include "troupe/loader.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -788,9 +790,11 @@ load_result load_graph_file(const std::string& path, const registry& reg,
     return res;
   };
   struct stat st {};
-  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+  if (::stat(path.c_str(), &st) != 0)
+    return fail(std::string{"cannot read file: "} + std::strerror(errno));
+  if (S_ISDIR(st.st_mode))
     return fail("is a directory, not a configuration file");
-  bool regular = ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+  bool regular = S_ISREG(st.st_mode);
   // A regular file's size is known: refuse a huge one before reading it.
   if (regular && static_cast<uint64_t>(st.st_size) > detail::max_config_bytes)
     return fail("file is " + std::to_string(st.st_size)

@@ -13,6 +13,7 @@ case failed.
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +23,9 @@ from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 78, 130
 TIMEOUT = 30  # default seconds per troupe invocation
+CRASH = re.compile(
+    rb"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer"
+    rb"|runtime error:|terminate called|Segmentation fault|core dumped")
 
 
 class Fail(Exception):
@@ -57,11 +61,14 @@ class Env:
         full_env = dict(os.environb)
         full_env.pop(b"OUT_DIR", None)
         full_env.update(env or {})
-        return subprocess.run(
+        p = subprocess.run(
             [self.bin, *[a if isinstance(a, bytes) else str(a) for a in args]],
             cwd=self.tmp, env=full_env, input=stdin, capture_output=True,
             timeout=timeout, stdin=None if stdin is not None
             else subprocess.DEVNULL, **kw)
+        if m := CRASH.search(p.stderr):
+            raise Fail(f"crash output {m[0]!r}: {tail(p.stderr)}")
+        return p
 
     def write(self, name, text):
         path = self.tmp / name
