@@ -197,6 +197,8 @@ void start_child(sup_pointer self, size_t i) {
   // last one held).
   for (auto& u : st.plan->metrics->nodes[i]->unacked_in)
     u.store(0, std::memory_order_relaxed);
+  for (auto& u : st.plan->metrics->nodes[i]->unacked_out)
+    u.store(0, std::memory_order_relaxed);
   auto h = spawn_node(self, st.plan, i, std::move(w));
   self->monitor(h);
   auto& c = st.children[i];
@@ -265,6 +267,36 @@ void restart_child(sup_pointer self, size_t i) {
     self->send(st.children[i].handle, stop_atom_v);
 }
 
+// at_most_once: a producer and its consumer went down together, so nobody
+// will send again what died in the consumer's mailbox (at_least_once
+// redelivers it from further upstream). Both are dead: their gauges are
+// final until the restarts below reset them.
+void count_lost_in_transit(supervisor_state& st,
+                           const std::vector<size_t>& nodes) {
+  if (st.plan->graph.runtime.delivery != delivery_mode::at_most_once)
+    return;
+  auto down = [&](size_t i) {
+    return std::find(nodes.begin(), nodes.end(), i) != nodes.end()
+           && !st.children[i].alive;
+  };
+  for (auto c : nodes) {
+    if (!down(c))
+      continue;
+    auto* cm = st.plan->metrics->nodes[c].get();
+    for (auto& e : st.plan->in_edges[c]) {
+      if (!down(e.producer))
+        continue;
+      auto* pm = st.plan->metrics->nodes[e.producer].get();
+      auto sent = pm->unacked_out[e.tag].exchange(0, std::memory_order_relaxed);
+      auto got = cm->unacked_in[e.in_port].load(std::memory_order_relaxed);
+      if (sent > got) {
+        cm->add(cm->in, sent - got);
+        cm->add(cm->lost, sent - got);
+      }
+    }
+  }
+}
+
 void run_batch(sup_pointer self, uint32_t id) {
   auto& st = self->state;
   auto it = st.batches.find(id);
@@ -272,6 +304,7 @@ void run_batch(sup_pointer self, uint32_t id) {
     return;
   auto nodes = std::move(it->second.nodes);
   st.batches.erase(it);
+  count_lost_in_transit(st, nodes);
   // Consumers first, so each restarted producer starts with their handles.
   std::sort(nodes.rbegin(), nodes.rend());
   for (auto i : nodes) {

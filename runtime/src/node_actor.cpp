@@ -520,6 +520,8 @@ void flush(node_pointer self) {
       e.queued -= n;
       e.in_flight += n;
       e.in_flight_bytes += i->second.bytes;
+      st.metrics->unacked_out[&e - st.edges.data()].fetch_add(
+        n, std::memory_order_relaxed);
       e.unacked.emplace(id, n);
       bool redelivery = e.resent.erase(id) > 0;
       if (!redelivery)
@@ -662,6 +664,25 @@ void dispatch(node_pointer self) {
   }
 }
 
+// Upstream can send us nothing more until we acknowledge something. If the
+// logic holds records, it must let go (a filling batch); if what we hold is
+// waiting for our consumers instead, one of them may be the one holding
+// (a batch behind a filter keeps one record of each of our inputs): pass
+// the word on to the consumers that have records of ours unacknowledged.
+void on_starved(node_pointer self) {
+  auto& st = self->state;
+  if (!st.workers.empty())
+    return; // workers always finish what they hold
+  if (st.logic->held() > 0) {
+    auto out = inline_emitter(self);
+    st.logic->starved(out);
+    release_open(self);
+  }
+  for (auto& e : st.edges)
+    if (e.in_flight > 0 && e.handle && !e.dropped)
+      self->send(e.handle, starved_atom_v);
+}
+
 void on_batch(node_pointer self, uint32_t in_port, uint32_t tag, uint64_t id,
               bool redelivery, record_batch& batch) {
   auto& st = self->state;
@@ -720,15 +741,8 @@ void on_batch(node_pointer self, uint32_t in_port, uint32_t tag, uint64_t id,
     st.logic->consume(std::move(batch), out);
   release_open(self);
   if (st.unacked_records[in_port] >= st.window
-      || st.unacked_bytes[in_port] >= st.window_bytes) {
-    // Upstream is out of credit for us: whatever the logic waits for will
-    // not come until it lets go of something.
-    if (st.logic->held() > 0) {
-      auto out = inline_emitter(self);
-      st.logic->starved(out);
-      release_open(self);
-    }
-  }
+      || st.unacked_bytes[in_port] >= st.window_bytes)
+    on_starved(self); // upstream is out of credit for us
   flush(self);
 }
 
@@ -756,6 +770,7 @@ void on_ack(node_pointer self, uint32_t tag, uint64_t id) {
   if (u == e.unacked.end())
     return; // acknowledgement from a consumer incarnation we moved past
   e.in_flight -= u->second;
+  st.metrics->unacked_out[tag].fetch_sub(u->second, std::memory_order_relaxed);
   if (auto o = st.outs.find(id); o != st.outs.end())
     e.in_flight_bytes -= o->second.bytes;
   e.unacked.erase(u);
@@ -781,6 +796,7 @@ void on_rewire(node_pointer self, uint32_t tag, caf::strong_actor_ptr h) {
   auto& e = st.edges[tag];
   e.handle = caf::actor_cast<node_actor>(h);
   e.in_flight = 0;
+  st.metrics->unacked_out[tag].store(0, std::memory_order_relaxed);
   e.in_flight_bytes = 0;
   e.eof_sent = false;
   auto unacked = std::move(e.unacked);
@@ -839,6 +855,7 @@ void on_drop(node_pointer self, uint32_t tag, bool finished) {
   e.queue.clear();
   e.unacked.clear();
   e.queued = e.in_flight = e.in_flight_bytes = 0;
+  st.metrics->unacked_out[tag].store(0, std::memory_order_relaxed);
   e.dropped = true;
   e.finished = finished;
   e.eof_sent = true;
@@ -939,6 +956,11 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
     },
     [=](drop_atom, uint32_t tag, bool finished) {
       on_drop(self, tag, finished);
+      commit(self);
+    },
+    [=](starved_atom) {
+      on_starved(self);
+      flush(self);
       commit(self);
     },
     [=](stop_atom) {

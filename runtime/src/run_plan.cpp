@@ -65,8 +65,12 @@ run_plan::make(const graph_spec& g, std::shared_ptr<const registry> shared,
     }
   }
   for (size_t c = 0; c < g.nodes.size(); ++c)
+  {
     p->metrics->nodes[c]->unacked_in
       = std::vector<std::atomic<uint64_t>>(p->in_edges[c].size());
+    p->metrics->nodes[c]->unacked_out
+      = std::vector<std::atomic<uint64_t>>(p->out_edges[c].size());
+  }
   return p;
 }
 

@@ -53,6 +53,10 @@ using node_actor = caf::typed_actor<
   // duplicates what it had. Otherwise a temporary consumer was removed
   // after a crash: what it never received is counted lost.
   caf::reacts_to<drop_atom, uint32_t, bool>,
+  // starved: from a producer that holds a whole window of its own input
+  // unacknowledged, all of it waiting for us: a consumer holding records
+  // lets go of what it can (node_logic::starved), or passes the word on.
+  caf::reacts_to<starved_atom>,
   // stop: sources stop producing; everything in flight drains.
   caf::reacts_to<stop_atom>,
   // Self-messages: timers and source pacing.
