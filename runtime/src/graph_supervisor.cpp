@@ -197,8 +197,12 @@ void start_child(sup_pointer self, size_t i) {
   // last one held).
   for (auto& u : st.plan->metrics->nodes[i]->unacked_in)
     u.store(0, std::memory_order_relaxed);
-  for (auto& u : st.plan->metrics->nodes[i]->unacked_out)
+  for (auto& u : st.plan->metrics->nodes[i]->received_in)
     u.store(0, std::memory_order_relaxed);
+  // Producers count what they send to this new incarnation from zero.
+  for (auto& e : st.plan->in_edges[i])
+    st.plan->metrics->nodes[e.producer]->sent_out[e.tag].store(
+      0, std::memory_order_relaxed);
   auto h = spawn_node(self, st.plan, i, std::move(w));
   self->monitor(h);
   auto& c = st.children[i];
@@ -275,9 +279,9 @@ void count_lost_in_transit(supervisor_state& st,
                            const std::vector<size_t>& nodes) {
   if (st.plan->graph.runtime.delivery != delivery_mode::at_most_once)
     return;
-  auto down = [&](size_t i) {
+  auto down = [&](size_t i) { // went down with the batch, not finished
     return std::find(nodes.begin(), nodes.end(), i) != nodes.end()
-           && !st.children[i].alive;
+           && !st.children[i].alive && !st.children[i].finished;
   };
   for (auto c : nodes) {
     if (!down(c))
@@ -287,8 +291,8 @@ void count_lost_in_transit(supervisor_state& st,
       if (!down(e.producer))
         continue;
       auto* pm = st.plan->metrics->nodes[e.producer].get();
-      auto sent = pm->unacked_out[e.tag].exchange(0, std::memory_order_relaxed);
-      auto got = cm->unacked_in[e.in_port].load(std::memory_order_relaxed);
+      auto sent = pm->sent_out[e.tag].exchange(0, std::memory_order_relaxed);
+      auto got = cm->received_in[e.in_port].load(std::memory_order_relaxed);
       if (sent > got) {
         cm->add(cm->in, sent - got);
         cm->add(cm->lost, sent - got);

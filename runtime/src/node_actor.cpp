@@ -520,7 +520,7 @@ void flush(node_pointer self) {
       e.queued -= n;
       e.in_flight += n;
       e.in_flight_bytes += i->second.bytes;
-      st.metrics->unacked_out[&e - st.edges.data()].fetch_add(
+      st.metrics->sent_out[&e - st.edges.data()].fetch_add(
         n, std::memory_order_relaxed);
       e.unacked.emplace(id, n);
       bool redelivery = e.resent.erase(id) > 0;
@@ -703,6 +703,7 @@ void on_batch(node_pointer self, uint32_t in_port, uint32_t tag, uint64_t id,
   auto n = batch.size();
   st.metrics->add(st.metrics->in, n);
   st.metrics->unacked_in[in_port].fetch_add(n, std::memory_order_relaxed);
+  st.metrics->received_in[in_port].fetch_add(n, std::memory_order_relaxed);
   auto token = st.next_token++;
   auto& in = st.inputs[token];
   in.tag = tag;
@@ -770,7 +771,6 @@ void on_ack(node_pointer self, uint32_t tag, uint64_t id) {
   if (u == e.unacked.end())
     return; // acknowledgement from a consumer incarnation we moved past
   e.in_flight -= u->second;
-  st.metrics->unacked_out[tag].fetch_sub(u->second, std::memory_order_relaxed);
   if (auto o = st.outs.find(id); o != st.outs.end())
     e.in_flight_bytes -= o->second.bytes;
   e.unacked.erase(u);
@@ -796,7 +796,7 @@ void on_rewire(node_pointer self, uint32_t tag, caf::strong_actor_ptr h) {
   auto& e = st.edges[tag];
   e.handle = caf::actor_cast<node_actor>(h);
   e.in_flight = 0;
-  st.metrics->unacked_out[tag].store(0, std::memory_order_relaxed);
+  st.metrics->sent_out[tag].store(0, std::memory_order_relaxed); // new consumer
   e.in_flight_bytes = 0;
   e.eof_sent = false;
   auto unacked = std::move(e.unacked);
@@ -855,7 +855,6 @@ void on_drop(node_pointer self, uint32_t tag, bool finished) {
   e.queue.clear();
   e.unacked.clear();
   e.queued = e.in_flight = e.in_flight_bytes = 0;
-  st.metrics->unacked_out[tag].store(0, std::memory_order_relaxed);
   e.dropped = true;
   e.finished = finished;
   e.eof_sent = true;

@@ -68,7 +68,9 @@ run_plan::make(const graph_spec& g, std::shared_ptr<const registry> shared,
   {
     p->metrics->nodes[c]->unacked_in
       = std::vector<std::atomic<uint64_t>>(p->in_edges[c].size());
-    p->metrics->nodes[c]->unacked_out
+    p->metrics->nodes[c]->received_in
+      = std::vector<std::atomic<uint64_t>>(p->in_edges[c].size());
+    p->metrics->nodes[c]->sent_out
       = std::vector<std::atomic<uint64_t>>(p->out_edges[c].size());
   }
   return p;

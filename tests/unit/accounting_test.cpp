@@ -259,3 +259,51 @@ nodes:
   REQUIRE(h.drive(run));
   CHECK(run.report().status == "timed_out");
 }
+
+TEST_CASE("finding 13, wider: a batch behind a filter cannot stall") {
+  // Each input batch of the filter keeps one record or none; those records
+  // wait in the partial group, pinning the filter's whole input window.
+  harness h;
+  auto run = h.start(R"(version: 1
+runtime: {window: 256, batch_size: 64}
+nodes:
+  src:   {type: generate, count: 2000}
+  rare:  {type: filter, contains: "99", inputs: [src]}
+  group: {type: batch, size: 64, inputs: [rare]}
+  out:   {type: collect, inputs: [group]}
+)");
+  REQUIRE(h.drive(run));
+  CHECK(run.report().status == "completed");
+  CHECK(unique_seqs(h.sinks["out"]).size() == 38); // 99, 199, …, 1990–1999
+  check_balanced(run.report());
+}
+
+TEST_CASE("at_most_once: what dies in the mailbox of a node restarted with "
+          "its producer is counted lost") {
+  harness h;
+  auto run = h.start(R"(version: 1
+runtime: {delivery: at_most_once, batch_size: 7}
+supervision: {strategy: rest_for_one, intensity: 1000}
+nodes:
+  src:   {type: generate, count: 3000}
+  flaky: {type: chaos, seed: 163, kill: 0.1, inputs: [src]}
+  calm:  {type: map, fn: identity, inputs: [src]}
+  out1:  {type: null, inputs: [flaky]}
+  out2:  {type: collect, inputs: [calm]}
+)");
+  REQUIRE(h.drive(run));
+  auto rep = run.report();
+  REQUIRE(rep.status == "completed");
+  check_balanced(rep);
+  uint64_t lost = 0;
+  for (auto& n : rep.nodes)
+    if (n.name == "calm" || n.name == "out2")
+      lost += n.lost;
+  auto got = unique_seqs(h.sinks["out2"]).size();
+  // On one thread nothing dies in a mailbox, so this pins that the count
+  // never over-counts (records acknowledged just before both went down);
+  // the fuzzer's regression new_at_most_once_sibling_restart runs the same
+  // graph on real threads, where records do die there.
+  CHECK(got == h.sinks["out2"].records.size()); // at most once: no copies
+  CHECK(got + lost == 3000);                    // each one somewhere
+}

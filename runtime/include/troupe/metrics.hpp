@@ -44,10 +44,12 @@ struct node_metrics {
   // consumer is removed for good, what its producer sent but it never
   // received (its mailbox died with it) is the difference.
   std::vector<std::atomic<uint64_t>> unacked_in;
-  // Per output edge: records sent and not acknowledged. When a producer and
-  // its consumer die together, the difference to the consumer's unacked_in
-  // is what died in the consumer's mailbox.
-  std::vector<std::atomic<uint64_t>> unacked_out;
+  // Per input port: records this incarnation received; per output edge:
+  // records sent to the consumer's current incarnation. When a producer and
+  // its consumer die together, the difference is what died in the
+  // consumer's mailbox.
+  std::vector<std::atomic<uint64_t>> received_in;
+  std::vector<std::atomic<uint64_t>> sent_out;
   // Processing latency per batch, log2 buckets of nanoseconds.
   std::array<std::atomic<uint64_t>, 48> latency{};
 
