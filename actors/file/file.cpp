@@ -127,12 +127,12 @@ private:
   std::unique_ptr<file_source_memory> open(uint64_t max_line) {
     unique_fd fd{::open(path_.c_str(), O_RDONLY | O_CLOEXEC)};
     if (fd.get() < 0)
-      throw_errno(errno, "cannot open input " + path_);
+      throw_errno(errno, "cannot open input '" + path_ + "'");
     struct stat s;
     if (::fstat(fd.get(), &s) != 0)
-      throw_errno(errno, "cannot read input " + path_);
+      throw_errno(errno, "cannot read input '" + path_ + "'");
     if (S_ISDIR(s.st_mode))
-      throw unrecoverable_error("input " + path_
+      throw unrecoverable_error("input '" + path_ + "'"
                                 + " is a directory, not a file");
     auto m = std::make_unique<file_source_memory>();
     m->reader = std::make_unique<line_reader>(
@@ -211,7 +211,7 @@ public:
                              | (append ? O_APPEND : O_TRUNC),
                            0666)};
     if (fd_.get() < 0)
-      throw_errno(errno, "cannot open output " + path_);
+      throw_errno(errno, "cannot open output '" + path_ + "'");
     if (append)
       drop_partial_last_line(fd_.get(), path_);
     writer_ = std::make_unique<record_writer>(

@@ -68,7 +68,7 @@ bool is_regular(int fd) {
 
 } // namespace
 
-void write_all(int fd, const char* data, size_t n, const std::string& what,
+bool write_all(int fd, const char* data, size_t n, const std::string& what,
                size_t& written) {
   written = 0;
   while (written < n) {
@@ -79,17 +79,11 @@ void write_all(int fd, const char* data, size_t n, const std::string& what,
     }
     if (errno == EINTR)
       continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      // A non-blocking descriptor (inherited): wait until it drains, in
-      // bounded steps; a reader that stops reading stalls us as a blocking
-      // write would, and the run's shutdown timeout still applies.
-      pollfd p{fd, POLLOUT, 0};
-      if (::poll(&p, 1, 1000) < 0 && errno != EINTR)
-        throw_errno(errno, what);
-      continue;
-    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+      return false; // a non-blocking descriptor is full: try again later
     throw_errno(errno, what);
   }
+  return true;
 }
 
 uint64_t drop_partial_last_line(int fd, const std::string& path) {
@@ -147,7 +141,8 @@ void record_writer::add(record_batch batch, emitter& out) {
   if (failed_ || (buf_.size() < chunk_bytes && unwritten_ < chunk_records))
     return;
   try {
-    write_chunk();
+    if (!write_chunk())
+      return;
   } catch (...) {
     failed_ = std::current_exception(); // thrown by the next flush()
     return;
@@ -158,16 +153,22 @@ void record_writer::add(record_batch batch, emitter& out) {
 void record_writer::flush(emitter& out) {
   if (failed_)
     std::rethrow_exception(failed_);
-  write_chunk();
-  pass_on(out);
+  if (write_chunk())
+    pass_on(out);
 }
 
-void record_writer::write_chunk() {
+bool record_writer::write_chunk() {
   if (buf_.empty())
-    return;
+    return true;
   size_t written = 0;
   try {
-    write_all(fd_, buf_.data(), buf_.size(), "cannot write to " + name_, written);
+    if (!write_all(fd_, buf_.data(), buf_.size(), "cannot write to " + name_,
+                   written)) {
+      // A full non-blocking descriptor (an inherited O_NONBLOCK stdout):
+      // keep the rest for the next tick instead of blocking this thread.
+      buf_.erase(0, written);
+      return false;
+    }
   } catch (...) {
     // Nothing of this chunk counts as written: cut a regular file back to
     // where the chunk began, so it never ends inside a record.
@@ -182,6 +183,7 @@ void record_writer::write_chunk() {
     throw;
   }
   buf_.clear();
+  return true;
 }
 
 void record_writer::pass_on(emitter& out) {
@@ -350,8 +352,6 @@ void replay_log::forget_oldest() {
   while (records_ > max_records && !entries_.empty()) {
     auto i = entries_.begin();
     records_ -= i->second.batch.size();
-    if (i->second.has_end)
-      acked_ = i->second.end;
     entries_.erase(i);
   }
 }

@@ -55,9 +55,9 @@ private:
 };
 
 // Writes all of [data, data + n) to `fd`, retrying interrupted and partial
-// writes and waiting (bounded polls) on a non-blocking descriptor. On error,
-// `written` tells how much reached the kernel, and it throws (throw_errno).
-void write_all(int fd, const char* data, size_t n, const std::string& what,
+// writes. Returns false when a non-blocking descriptor is full (never waits).
+// On error it throws (throw_errno). `written`: how much reached the kernel.
+bool write_all(int fd, const char* data, size_t n, const std::string& what,
                size_t& written);
 
 // For a regular file opened to append: removes a last line that has no
@@ -95,7 +95,7 @@ public:
   static constexpr size_t chunk_records = 1024;
 
 private:
-  void write_chunk(); // throws
+  bool write_chunk(); // false: a non-blocking descriptor is full; throws
   void pass_on(emitter& out);
 
   int fd_;
