@@ -44,7 +44,7 @@ public:
     if (ctx.memory && *ctx.memory) {
       if (auto* m = dynamic_cast<file_source_memory*>(ctx.memory->get())) {
         mem_ = m;
-        mem_->log.restart(); // a replacement: replay, then read on
+        mem_->log.restart(replays_sent(ctx)); // replay, then read on
         return;
       }
     }
@@ -136,7 +136,8 @@ private:
                                 + " is a directory, not a file");
     auto m = std::make_unique<file_source_memory>();
     m->reader = std::make_unique<line_reader>(
-      std::move(fd), path_, static_cast<size_t>(max_line), false);
+      std::move(fd), path_, static_cast<size_t>(max_line),
+      !S_ISREG(s.st_mode)); // a FIFO or device: never block a thread on it
     if (!checkpoint_.empty())
       resume(*m, s);
     return m;

@@ -331,6 +331,10 @@ line_reader::status line_reader::next(std::string& body) {
   }
 }
 
+bool replays_sent(const node_context&) {
+  return true; // TODO(lead): ctx.delivery == delivery_mode::at_least_once
+}
+
 void fail_too_long(record r, const line_reader& reader, const std::string& what,
                    emitter& out) {
   auto reason = what + ": line " + std::to_string(r.seq)
@@ -406,11 +410,19 @@ size_t replay_log::acknowledged(const record_batch& b) {
   return advanced;
 }
 
-void replay_log::restart() {
+void replay_log::restart(bool replay_sent) {
   replay_.clear();
-  for (auto& [key, e] : entries_)
+  for (auto i = entries_.begin(); i != entries_.end();) {
+    auto& e = i->second;
+    if (!replay_sent && e.bump) { // sent before: not ours to send again
+      records_ -= e.batch.size();
+      i = entries_.erase(i);
+      continue;
+    }
     if (!e.acked)
-      replay_.push_back(key);
+      replay_.push_back(i->first);
+    ++i;
+  }
 }
 
 size_t replay_log::replay(size_t max, emitter& out) {

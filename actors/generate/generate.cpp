@@ -72,18 +72,18 @@ struct generate_memory : node_memory {
 
 class generate_logic : public node_logic {
 public:
-  generate_logic(generate_config cfg, std::unique_ptr<node_memory>* memory)
+  generate_logic(generate_config cfg, const node_context& ctx)
     : cfg_(std::move(cfg)), body_(cfg_.body), key_(cfg_.key) {
-    if (memory && *memory)
-      if (auto* m = dynamic_cast<generate_memory*>(memory->get())) {
+    if (ctx.memory && *ctx.memory)
+      if (auto* m = dynamic_cast<generate_memory*>(ctx.memory->get())) {
         mem_ = m;
-        mem_->log.restart();
+        mem_->log.restart(replays_sent(ctx));
         return;
       }
     auto m = std::make_unique<generate_memory>();
     mem_ = m.get();
-    if (memory)
-      *memory = std::move(m);
+    if (ctx.memory)
+      *ctx.memory = std::move(m);
     else
       own_ = std::move(m);
   }
@@ -164,7 +164,7 @@ actor_type generate_type() {
   };
   t.make_node = [](const node_context& ctx) {
     return std::make_unique<generate_logic>(
-      generate_config::from(ctx.spec.params), ctx.memory);
+      generate_config::from(ctx.spec.params), ctx);
   };
   return t;
 }

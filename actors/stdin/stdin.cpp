@@ -29,7 +29,7 @@ public:
     if (ctx.memory && *ctx.memory) {
       if (auto* m = dynamic_cast<stdin_memory*>(ctx.memory->get())) {
         mem_ = m;
-        mem_->log.restart();
+        mem_->log.restart(replays_sent(ctx));
         return;
       }
     }

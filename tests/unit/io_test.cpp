@@ -255,3 +255,16 @@ TEST_CASE("record_writer: a full non-blocking descriptor never blocks or loses")
   CHECK(got.size() == 200 * 1024 + 1);
   CHECK(w.buffered() == 0);
 }
+
+TEST_CASE("replay_log: at_most_once replays only what was never emitted") {
+  replay_log log;
+  log.sent(batch_of(0, 4));
+  std::vector<record> rs(1);
+  rs[0].seq = 4;
+  log.unsent(std::move(rs));
+  log.restart(false);
+  test_emitter out;
+  CHECK(log.replay(10, out) == 1);
+  CHECK(out.emitted[0].records()[0].seq == 4);
+  CHECK(log.records() == 1);
+}

@@ -15,6 +15,7 @@
 #include "troupe/graph_spec.hpp"
 #include "troupe/node_logic.hpp"
 #include "troupe/record.hpp"
+#include "troupe/registry.hpp"
 #include "troupe/source_location.hpp"
 
 namespace troupe::actors {
@@ -165,6 +166,11 @@ private:
   bool eof_ = false;
 };
 
+// Whether a restarted source replays what it sent and was not acknowledged:
+// under at_least_once it must; under at_most_once it must not. node_context
+// does not carry the delivery mode yet, so this answers at_least_once.
+bool replays_sent(const node_context& ctx);
+
 // The default for the sources' `max_line`: far above any sane record, far
 // below memory.
 inline constexpr const char* default_max_line = "4MiB";
@@ -203,8 +209,10 @@ public:
     return acked_;
   }
 
-  // A new incarnation: what is unacknowledged will be replayed.
-  void restart();
+  // A new incarnation: what is unacknowledged will be replayed. Without
+  // `replay_sent` (at_most_once) only what was never emitted is; what was
+  // sent is delivered or counted lost by the runtime, never sent twice.
+  void restart(bool replay_sent = true);
   bool replaying() const {
     return !replay_.empty();
   }
