@@ -125,7 +125,13 @@ public:
 
 private:
   std::unique_ptr<file_source_memory> open(uint64_t max_line) {
-    unique_fd fd{::open(path_.c_str(), O_RDONLY | O_CLOEXEC)};
+    // A FIFO is opened without blocking (open would wait for a writer) and
+    // read when poll says so: a quiet pipe idles the source, it never holds
+    // a scheduler thread, and a stop request still gets through.
+    struct stat before;
+    bool fifo = ::stat(path_.c_str(), &before) == 0 && S_ISFIFO(before.st_mode);
+    unique_fd fd{::open(path_.c_str(),
+                        O_RDONLY | O_CLOEXEC | (fifo ? O_NONBLOCK : 0))};
     if (fd.get() < 0)
       throw_errno(errno, "cannot open input '" + path_ + "'");
     struct stat s;

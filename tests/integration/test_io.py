@@ -394,6 +394,36 @@ nodes:
     expect_failed(p, "delete the checkpoint")
 
 
+@case
+def fifo_without_writer_stops_cleanly(t):
+    """A FIFO nobody writes to idles the source; a stop still drains."""
+    os.mkfifo(t.tmp / "ff")
+    cfg = t.write("fifo.yaml", """\
+version: 1
+runtime: { shutdown_timeout: 2s }
+nodes:
+  src: { type: file, path: ff }
+  out: { type: stdout, inputs: [src] }
+""")
+    p = subprocess.Popen([t.bin, "run", str(cfg), "--no-progress", "--report",
+                          "r.json"], cwd=t.tmp, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(0.5)
+    expect(p.poll() is None, "finished without a writer")
+    start = time.monotonic()
+    os.kill(p.pid, signal.SIGTERM)
+    try:
+        _, err = p.communicate(timeout=10)
+    finally:
+        p.kill()
+    took = time.monotonic() - start
+    err = err.decode(errors="replace")
+    expect(p.returncode == EXIT_INTERRUPTED, f"exit {p.returncode}: {tail(err)}")
+    expect(t.report()["status"] == "interrupted",
+           f"status {t.report()['status']}: {tail(err)}")
+    expect(took < 1.5, f"took {took:.1f}s to stop")
+
+
 # --- findings 3 and 15: sources resume after a restart ---------------------------------
 
 GROUP = """\
