@@ -1,30 +1,34 @@
 // file: as a source (no inputs) reads a text file line by line; as a sink
 // (with inputs) writes records as jsonl or lines.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
-#include <map>
-#include <stdexcept>
+#include <memory>
+#include <system_error>
 
 #include "troupe/actors/builtin_types.hpp"
+#include "troupe/actors/io.hpp"
 #include "troupe/actors/record_format.hpp"
 
 namespace troupe::actors {
 
 namespace {
 
-struct file_closer {
-  void operator()(std::FILE* f) const {
-    if (f)
-      std::fclose(f);
-  }
+// The node's memory (node_context::memory), kept across its restarts: the
+// open input and where reading stands, and what was emitted but not
+// acknowledged. A replacement replays that, then reads on, so a crash of the
+// source or a group restart around it loses nothing and redoes little.
+struct file_source_memory : node_memory {
+  std::unique_ptr<line_reader> reader;
+  replay_log log;
+  uint64_t next_seq = 0;
+  bool dirty = false; // the acknowledged position moved since the last save
+  size_t unsaved = 0; // batches acknowledged since the last save
 };
-using file_ptr = std::unique_ptr<std::FILE, file_closer>;
-
-std::runtime_error io_error(const std::string& what, const std::string& path) {
-  return std::runtime_error(what + " " + path + ": " + std::strerror(errno));
-}
 
 // With `checkpoint: PATH` the source remembers how far acknowledged work got
 // (byte offset and line number, in a small text file replaced atomically), and
@@ -32,18 +36,28 @@ std::runtime_error io_error(const std::string& what, const std::string& path) {
 // acknowledged is read again and nothing unacknowledged is skipped.
 class file_source : public node_logic {
 public:
-  explicit file_source(const param_set& p)
-    : path_(p.str("path")),
-      checkpoint_(p.has("checkpoint") ? p.str("checkpoint") : "") {
-    file_.reset(std::fopen(path_.c_str(), "rb"));
-    if (!file_)
-      throw io_error("cannot open", path_);
-    if (!checkpoint_.empty())
-      resume();
+  explicit file_source(const node_context& ctx)
+    : path_(ctx.spec.params.str("path")),
+      checkpoint_(ctx.spec.params.has("checkpoint")
+                    ? ctx.spec.params.str("checkpoint")
+                    : "") {
+    if (ctx.memory && *ctx.memory) {
+      if (auto* m = dynamic_cast<file_source_memory*>(ctx.memory->get())) {
+        mem_ = m;
+        mem_->log.restart(replays_sent(ctx)); // replay, then read on
+        return;
+      }
+    }
+    auto m = open(ctx.spec.params.bytes("max_line"));
+    mem_ = m.get();
+    if (ctx.memory)
+      *ctx.memory = std::move(m);
+    else
+      own_ = std::move(m);
   }
 
   ~file_source() override {
-    if (checkpoint_.empty() || !dirty_)
+    if (checkpoint_.empty() || !mem_->dirty)
       return;
     try {
       save();
@@ -53,168 +67,195 @@ public:
   }
 
   produce_status produce(size_t max, emitter& out) override {
+    auto& m = *mem_;
+    if (m.log.replaying()) {
+      m.log.replay(max, out);
+      return produce_status::more;
+    }
     std::vector<record> rs;
     rs.reserve(max);
-    char* line = nullptr;
-    size_t cap = 0;
-    while (rs.size() < max) {
-      auto len = ::getline(&line, &cap, file_.get());
-      if (len < 0)
+    auto status = produce_status::more;
+    try {
+      while (rs.size() < max) {
+        record r;
+        auto got = m.reader->next(r.body);
+        if (got == line_reader::status::line) {
+          r.seq = m.next_seq++;
+          rs.push_back(std::move(r));
+          continue;
+        }
+        if (got == line_reader::status::too_long) {
+          r.seq = m.next_seq++;
+          fail_too_long(std::move(r), *m.reader, path_, out);
+          continue;
+        }
+        if (got == line_reader::status::eof)
+          status = produce_status::done;
+        else if (got == line_reader::status::would_block)
+          status = produce_status::idle;
         break;
-      record r;
-      r.seq = next_++;
-      r.body.assign(line, static_cast<size_t>(len));
-      if (!r.body.empty() && r.body.back() == '\n')
-        r.body.pop_back();
-      rs.push_back(std::move(r));
+      }
+    } catch (...) {
+      // Lines taken from the input but not emitted: the next incarnation
+      // (if a restart can help) emits them first.
+      replay_log::position pos{m.reader->position(), m.next_seq};
+      m.log.unsent(std::move(rs), &pos);
+      throw;
     }
-    std::free(line);
-    bool eof = rs.size() < max;
     if (!rs.empty()) {
-      if (!checkpoint_.empty())
-        pending_[rs.front().seq] = {std::ftell(file_.get()), next_, false};
-      out.create(rs.size());
-      out.emit(record_batch{std::move(rs)});
+      record_batch b{std::move(rs)};
+      replay_log::position pos{m.reader->position(), m.next_seq};
+      m.log.sent(b, &pos);
+      out.create(b.size());
+      out.emit(std::move(b));
     }
-    return eof ? produce_status::done : produce_status::more;
+    return status;
   }
 
   void acknowledged(const record_batch& batch) override {
-    if (checkpoint_.empty() || batch.empty())
+    auto& m = *mem_;
+    auto advanced = m.log.acknowledged(batch);
+    if (checkpoint_.empty() || advanced == 0)
       return;
-    auto i = pending_.find(batch.records()[0].seq);
-    if (i == pending_.end())
-      return;
-    i->second.acked = true;
-    // Advance over the acknowledged prefix only: a later batch acknowledged
-    // first must not let the checkpoint skip an earlier one.
-    while (!pending_.empty() && pending_.begin()->second.acked) {
-      offset_ = pending_.begin()->second.end_offset;
-      line_ = pending_.begin()->second.next_line;
-      pending_.erase(pending_.begin());
-      dirty_ = true;
-      ++unsaved_;
-    }
-    if (unsaved_ >= 16)
+    m.dirty = true;
+    m.unsaved += advanced;
+    if (m.unsaved >= 16)
       save();
   }
 
 private:
-  struct batch_end {
-    long end_offset;    // file position after the batch
-    uint64_t next_line; // line number after the batch
-    bool acked;
-  };
+  std::unique_ptr<file_source_memory> open(uint64_t max_line) {
+    // A FIFO is opened without blocking (open would wait for a writer) and
+    // read when poll says so: a quiet pipe idles the source, it never holds
+    // a scheduler thread, and a stop request still gets through.
+    struct stat before;
+    bool fifo = ::stat(path_.c_str(), &before) == 0 && S_ISFIFO(before.st_mode);
+    unique_fd fd{::open(path_.c_str(),
+                        O_RDONLY | O_CLOEXEC | (fifo ? O_NONBLOCK : 0))};
+    if (fd.get() < 0)
+      throw_errno(errno, "cannot open input '" + path_ + "'");
+    struct stat s;
+    if (::fstat(fd.get(), &s) != 0)
+      throw_errno(errno, "cannot read input '" + path_ + "'");
+    if (S_ISDIR(s.st_mode))
+      throw unrecoverable_error("input '" + path_ + "'"
+                                + " is a directory, not a file");
+    auto m = std::make_unique<file_source_memory>();
+    m->reader = std::make_unique<line_reader>(
+      std::move(fd), path_, static_cast<size_t>(max_line),
+      !S_ISREG(s.st_mode)); // a FIFO or device: never block a thread on it
+    if (!checkpoint_.empty())
+      resume(*m, s);
+    return m;
+  }
 
-  void resume() {
+  void resume(file_source_memory& m, const struct stat& input) {
     std::FILE* f = std::fopen(checkpoint_.c_str(), "r");
     if (!f)
       return; // first run
-    long offset = 0;
-    unsigned long long line = 0;
-    bool ok = std::fscanf(f, "%ld %llu", &offset, &line) == 2;
+    unsigned long long offset = 0, line = 0;
+    bool ok = std::fscanf(f, "%llu %llu", &offset, &line) == 2;
     std::fclose(f);
-    if (!ok || std::fseek(file_.get(), offset, SEEK_SET) != 0)
-      throw std::runtime_error("checkpoint " + checkpoint_
-                               + " is unreadable; delete it to start over");
-    offset_ = offset;
-    line_ = next_ = line;
+    if (!ok)
+      throw unrecoverable_error("checkpoint " + checkpoint_
+                                + " is unreadable; delete it to start over");
+    if (S_ISREG(input.st_mode)
+        && offset > static_cast<unsigned long long>(input.st_size))
+      throw unrecoverable_error(
+        "checkpoint " + checkpoint_ + " is at byte " + std::to_string(offset)
+        + " but " + path_ + " has only " + std::to_string(input.st_size)
+        + " bytes: the input changed since; delete the checkpoint to start "
+          "over");
+    m.reader->seek(offset);
+    m.next_seq = line;
   }
 
   void save() {
+    auto& m = *mem_;
     auto tmp = checkpoint_ + ".tmp";
     std::FILE* f = std::fopen(tmp.c_str(), "w");
     if (!f)
-      throw io_error("cannot write checkpoint", tmp);
-    std::fprintf(f, "%ld %llu\n", offset_,
-                 static_cast<unsigned long long>(line_));
-    std::fclose(f);
+      throw_errno(errno, "cannot write checkpoint " + tmp);
+    std::fprintf(f, "%llu %llu\n",
+                 static_cast<unsigned long long>(m.log.acked().offset),
+                 static_cast<unsigned long long>(m.log.acked().next_seq));
+    bool failed = std::ferror(f) != 0;
+    int err = errno;
+    if (std::fclose(f) != 0 && !failed) {
+      failed = true;
+      err = errno;
+    }
+    if (failed)
+      throw_errno(err, "cannot write checkpoint " + tmp);
     if (std::rename(tmp.c_str(), checkpoint_.c_str()) != 0)
-      throw io_error("cannot replace checkpoint", checkpoint_);
-    dirty_ = false;
-    unsaved_ = 0;
+      throw_errno(errno, "cannot replace checkpoint " + checkpoint_);
+    m.dirty = false;
+    m.unsaved = 0;
   }
 
   std::string path_;
   std::string checkpoint_;
-  file_ptr file_;
-  uint64_t next_ = 0;
-  std::map<uint64_t, batch_end> pending_; // by first seq, unacknowledged
-  long offset_ = 0;
-  uint64_t line_ = 0;
-  bool dirty_ = false;
-  int unsaved_ = 0;
+  file_source_memory* mem_ = nullptr;
+  std::unique_ptr<file_source_memory> own_; // without node_context::memory
 };
 
 class file_sink : public node_logic {
 public:
   file_sink(const param_set& p, bool restarted)
-    : path_(p.str("path")), format_(parse_record_format(p.str("format"))) {
+    : path_(p.str("path")) {
     auto parent = std::filesystem::path(path_).parent_path();
-    if (!parent.empty())
-      std::filesystem::create_directories(parent);
+    if (!parent.empty()) {
+      std::error_code ec;
+      std::filesystem::create_directories(parent, ec);
+      if (ec)
+        throw unrecoverable_error("cannot create folder " + parent.string()
+                                  + " for " + path_ + ": " + ec.message());
+    }
     // A restarted sink appends: what its predecessor wrote stays written.
     bool append = restarted || p.boolean("append");
-    file_.reset(std::fopen(path_.c_str(), append ? "ab" : "wb"));
-    if (!file_)
-      throw io_error("cannot open", path_);
-    // Our own buffer, written in chunks: glibc ignores setvbuf's size
-    // without a caller buffer and writes every batch larger than 4 KiB
-    // through to the kernel (26k write calls per million records).
-    std::setvbuf(file_.get(), nullptr, _IONBF, 0);
-    buf_.reserve(chunk_bytes + 64 * 1024);
+    fd_ = unique_fd{::open(path_.c_str(),
+                           O_WRONLY | O_CREAT | O_CLOEXEC
+                             | (append ? O_APPEND : O_TRUNC),
+                           0666)};
+    if (fd_.get() < 0)
+      throw_errno(errno, "cannot open output '" + path_ + "'");
+    if (append)
+      drop_partial_last_line(fd_.get(), path_);
+    writer_ = std::make_unique<record_writer>(
+      fd_.get(), path_, parse_record_format(p.str("format")));
   }
 
-  // Records stay `buffered` (unacknowledged upstream) until their chunk is
-  // handed to the kernel, so a kill -9 can lose only unacknowledged records,
-  // which a checkpointed source reads again.
+  // Records stay `buffered` (unacknowledged upstream, not yet `out`) until
+  // their chunk is handed to the kernel, so a kill -9 or a failed write loses
+  // only unacknowledged records, which upstream (or a checkpointed source)
+  // delivers again. What is not written when the node goes down is not
+  // written by a destructor either: it was not acknowledged.
   void consume(record_batch batch, emitter& out) override {
-    for (auto& r : batch.records())
-      append_record(buf_, r, format_);
-    unwritten_ += batch.size();
-    if (buf_.size() >= chunk_bytes || unwritten_ >= chunk_records)
-      write_out();
-    out.emit(std::move(batch));
+    writer_->add(std::move(batch), out);
   }
-
   size_t buffered() const override {
-    return unwritten_;
+    return writer_->buffered();
   }
   duration tick_interval() const override {
     return std::chrono::milliseconds(20);
   }
-  void tick(emitter&) override {
-    write_out();
+  void tick(emitter& out) override {
+    writer_->flush(out);
   }
-  void finish(emitter&) override {
-    write_out();
-  }
-
-  ~file_sink() override {
-    if (!buf_.empty())
-      std::fwrite(buf_.data(), 1, buf_.size(), file_.get());
+  void finish(emitter& out) override {
+    writer_->flush(out);
   }
 
 private:
-  // Well below the default credit window (16384 records), so upstream never
-  // waits for the 20 ms tick in steady flow.
-  static constexpr size_t chunk_bytes = 256 * 1024;
-  static constexpr size_t chunk_records = 1024;
-
-  void write_out() {
-    if (!buf_.empty()
-        && std::fwrite(buf_.data(), 1, buf_.size(), file_.get()) != buf_.size())
-      throw io_error("cannot write", path_);
-    buf_.clear();
-    unwritten_ = 0;
-  }
-
   std::string path_;
-  record_format format_;
-  file_ptr file_;
-  std::string buf_;
-  size_t unwritten_ = 0; // records in buf_
+  unique_fd fd_;
+  std::unique_ptr<record_writer> writer_;
 };
+
+void check_source(const node_spec& n, const graph_spec&, const registry&,
+                  std::vector<diagnostic>& errors) {
+  check_max_line(n, errors);
+}
 
 // A rerun after a crash continues a checkpointed source where it stopped; a
 // sink that truncates its file would throw away what the first run wrote.
@@ -246,10 +287,15 @@ actor_type file_source_type() {
     {"path", param_type::string, true, "", "file to read", {}, 0},
     {"checkpoint", param_type::string, false, "",
      "file keeping the acknowledged offset; a rerun continues from it", {}, 0},
+    {"max_line", param_type::size, false, default_max_line,
+     "longest line; a longer one goes to `errors` (its first 1 KiB) and is "
+     "skipped",
+     {}, 0},
   };
   t.make_node = [](const node_context& ctx) {
-    return std::make_unique<file_source>(ctx.spec.params);
+    return std::make_unique<file_source>(ctx);
   };
+  t.validate = check_source;
   return t;
 }
 

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "troupe/actors/builtin_types.hpp"
+#include "troupe/actors/io.hpp"
 
 namespace troupe::actors {
 
@@ -59,42 +60,76 @@ private:
   std::vector<std::string> parts_; // literal text around each {i}
 };
 
+// Kept across restarts (node_context::memory): how far generating got, and
+// what was emitted but not acknowledged, which a replacement sends again
+// (attempt + 1) before it goes on. So a restart, alone or with its group,
+// makes progress instead of starting over.
+struct generate_memory : node_memory {
+  replay_log log;
+  uint64_t next = 0; // records made so far
+  std::chrono::steady_clock::time_point began; // of the rate's token bucket
+};
+
 class generate_logic : public node_logic {
 public:
-  explicit generate_logic(generate_config cfg)
+  generate_logic(generate_config cfg, const node_context& ctx)
     : cfg_(std::move(cfg)), body_(cfg_.body), key_(cfg_.key) {
+    if (ctx.memory && *ctx.memory)
+      if (auto* m = dynamic_cast<generate_memory*>(ctx.memory->get())) {
+        mem_ = m;
+        mem_->log.restart(replays_sent(ctx));
+        return;
+      }
+    auto m = std::make_unique<generate_memory>();
+    mem_ = m.get();
+    if (ctx.memory)
+      *ctx.memory = std::move(m);
+    else
+      own_ = std::move(m);
   }
 
   produce_status produce(size_t max, emitter& out) override {
-    auto left = cfg_.count - next_;
+    auto& next = mem_->next;
+    if (mem_->log.replaying()) {
+      mem_->log.replay(max, out);
+      return produce_status::more;
+    }
+    auto left = cfg_.count - next;
     auto n = std::min<uint64_t>(left, max);
     if (cfg_.rate > 0) {
       // Token bucket of one second: only what the elapsed time allows.
       auto now = std::chrono::steady_clock::now();
-      if (next_ == 0)
-        began_ = now;
-      auto secs = std::chrono::duration<double>(now - began_).count();
+      auto& began = mem_->began;
+      if (next == 0)
+        began = now;
+      auto secs = std::chrono::duration<double>(now - began).count();
       auto allowed = static_cast<uint64_t>(secs * cfg_.rate) + 1;
-      auto made = next_;
+      auto made = next;
       n = std::min<uint64_t>(n, allowed > made ? allowed - made : 0);
       if (n == 0)
         return left == 0 ? produce_status::done : produce_status::idle;
     }
     std::vector<record> rs(n);
     for (auto& r : rs) {
-      auto i = cfg_.start + next_++;
+      auto i = cfg_.start + next++;
       r.seq = i;
       body_.expand(i, r.body);
       if (!key_.empty())
         key_.expand(i, r.key);
     }
     if (n > 0) {
+      record_batch b{std::move(rs)};
+      mem_->log.sent(b);
       out.create(n);
-      out.emit(record_batch{std::move(rs)});
+      out.emit(std::move(b));
     }
-    if (next_ == cfg_.count)
+    if (next == cfg_.count)
       return produce_status::done;
     return cfg_.rate > 0 ? produce_status::idle : produce_status::more;
+  }
+
+  void acknowledged(const record_batch& batch) override {
+    mem_->log.acknowledged(batch);
   }
 
   duration idle_delay() const override {
@@ -106,8 +141,8 @@ private:
   generate_config cfg_;
   index_template body_;
   index_template key_;
-  uint64_t next_ = 0;
-  std::chrono::steady_clock::time_point began_;
+  generate_memory* mem_ = nullptr;
+  std::unique_ptr<generate_memory> own_; // without node_context::memory
 };
 
 } // namespace
@@ -129,7 +164,7 @@ actor_type generate_type() {
   };
   t.make_node = [](const node_context& ctx) {
     return std::make_unique<generate_logic>(
-      generate_config::from(ctx.spec.params));
+      generate_config::from(ctx.spec.params), ctx);
   };
   return t;
 }

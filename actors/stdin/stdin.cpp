@@ -1,69 +1,107 @@
 // stdin: one record per line of standard input. Reads without blocking (poll
 // with a zero timeout), so a quiet terminal never stalls a scheduler thread.
-#include <poll.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <stdexcept>
+#include <memory>
 
 #include "troupe/actors/builtin_types.hpp"
+#include "troupe/actors/io.hpp"
 
 namespace troupe::actors {
 
 namespace {
 
+// Kept across restarts (node_context::memory): standard input cannot be read
+// again, so what was read but not acknowledged stays here and a replacement
+// sends it again before it reads on. Lines read from the pipe but not yet
+// complete stay in the reader.
+struct stdin_memory : node_memory {
+  std::unique_ptr<line_reader> reader;
+  replay_log log;
+  uint64_t next_seq = 0;
+};
+
 class stdin_source : public node_logic {
 public:
-  produce_status produce(size_t max, emitter& out) override {
-    std::vector<record> rs;
-    bool eof = false;
-    while (rs.size() < max) {
-      auto nl = pending_.find('\n', scanned_);
-      if (nl != std::string::npos) {
-        record r;
-        r.seq = next_++;
-        r.body = pending_.substr(0, nl);
-        pending_.erase(0, nl + 1);
-        scanned_ = 0;
-        rs.push_back(std::move(r));
-        continue;
+  explicit stdin_source(const node_context& ctx) {
+    if (ctx.memory && *ctx.memory) {
+      if (auto* m = dynamic_cast<stdin_memory*>(ctx.memory->get())) {
+        mem_ = m;
+        mem_->log.restart(replays_sent(ctx));
+        return;
       }
-      scanned_ = pending_.size();
-      if (eof)
-        break;
-      pollfd p{STDIN_FILENO, POLLIN, 0};
-      if (::poll(&p, 1, 0) <= 0)
-        break; // nothing to read now
-      char buf[65536];
-      auto n = ::read(STDIN_FILENO, buf, sizeof(buf));
-      if (n < 0 && errno != EINTR && errno != EAGAIN)
-        throw std::runtime_error("cannot read stdin");
-      if (n == 0)
-        eof = true;
-      if (n > 0)
-        pending_.append(buf, static_cast<size_t>(n));
     }
-    if (eof && !pending_.empty() && rs.size() < max) {
-      record r; // a last line without newline
-      r.seq = next_++;
-      r.body = std::move(pending_);
-      pending_.clear();
-      rs.push_back(std::move(r));
+    // A duplicate, so the end of the run never closes descriptor 0 itself.
+    unique_fd fd{::fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3)};
+    if (fd.get() < 0)
+      throw_errno(errno, "cannot read stdin");
+    auto m = std::make_unique<stdin_memory>();
+    m->reader = std::make_unique<line_reader>(
+      std::move(fd), "stdin",
+      static_cast<size_t>(ctx.spec.params.bytes("max_line")), true);
+    mem_ = m.get();
+    if (ctx.memory)
+      *ctx.memory = std::move(m);
+    else
+      own_ = std::move(m);
+  }
+
+  produce_status produce(size_t max, emitter& out) override {
+    auto& m = *mem_;
+    if (m.log.replaying()) {
+      m.log.replay(max, out);
+      return produce_status::more;
+    }
+    std::vector<record> rs;
+    auto status = produce_status::more;
+    try {
+      while (rs.size() < max) {
+        record r;
+        auto got = m.reader->next(r.body);
+        if (got == line_reader::status::line) {
+          r.seq = m.next_seq++;
+          rs.push_back(std::move(r));
+          continue;
+        }
+        if (got == line_reader::status::too_long) {
+          r.seq = m.next_seq++;
+          fail_too_long(std::move(r), *m.reader, "stdin", out);
+          continue;
+        }
+        if (got == line_reader::status::eof)
+          status = produce_status::done;
+        else if (got == line_reader::status::would_block)
+          status = produce_status::idle; // nothing to read now
+        break;
+      }
+    } catch (...) {
+      m.log.unsent(std::move(rs)); // read, not emitted: the next one sends it
+      throw;
     }
     if (!rs.empty()) {
-      out.create(rs.size());
-      out.emit(record_batch{std::move(rs)});
+      record_batch b{std::move(rs)};
+      m.log.sent(b);
+      out.create(b.size());
+      out.emit(std::move(b));
     }
-    if (eof && pending_.empty())
-      return produce_status::done;
-    return rs.size() == max ? produce_status::more : produce_status::idle;
+    return status;
+  }
+
+  void acknowledged(const record_batch& batch) override {
+    mem_->log.acknowledged(batch);
   }
 
 private:
-  std::string pending_;
-  size_t scanned_ = 0;
-  uint64_t next_ = 0;
+  stdin_memory* mem_ = nullptr;
+  std::unique_ptr<stdin_memory> own_; // without node_context::memory
 };
+
+void check_stdin(const node_spec& n, const graph_spec&, const registry&,
+                 std::vector<diagnostic>& errors) {
+  check_max_line(n, errors);
+}
 
 } // namespace
 
@@ -72,9 +110,16 @@ actor_type stdin_type() {
   t.name = "stdin";
   t.kind = actor_kind::source;
   t.doc = "Reads standard input; one record per line.";
-  t.make_node = [](const node_context&) {
-    return std::make_unique<stdin_source>();
+  t.params = {
+    {"max_line", param_type::size, false, default_max_line,
+     "longest line; a longer one goes to `errors` (its first 1 KiB) and is "
+     "skipped",
+     {}, 0},
   };
+  t.make_node = [](const node_context& ctx) {
+    return std::make_unique<stdin_source>(ctx);
+  };
+  t.validate = check_stdin;
   return t;
 }
 

@@ -1,37 +1,45 @@
 // stdout: writes records to standard output (data goes to stdout, logs to
 // stderr).
-#include <cstdio>
-#include <stdexcept>
+#include <unistd.h>
+
+#include <memory>
 
 #include "troupe/actors/builtin_types.hpp"
+#include "troupe/actors/io.hpp"
 #include "troupe/actors/record_format.hpp"
 
 namespace troupe::actors {
 
 namespace {
 
+// Writes in chunks straight to descriptor 1 (no stdio buffer that could hold
+// records the report already counts): a batch is `out` only once its chunk
+// reached the kernel, and a failed write (a full device, a closed stdout, a
+// reader that went away) fails the run with the reason.
 class stdout_sink : public node_logic {
 public:
   explicit stdout_sink(const param_set& p)
-    : format_(parse_record_format(p.str("format"))) {
+    : writer_(STDOUT_FILENO, "stdout", parse_record_format(p.str("format"))) {
   }
 
   void consume(record_batch batch, emitter& out) override {
-    buf_.clear();
-    for (auto& r : batch.records())
-      append_record(buf_, r, format_);
-    if (std::fwrite(buf_.data(), 1, buf_.size(), stdout) != buf_.size())
-      throw std::runtime_error("cannot write to stdout");
-    out.emit(std::move(batch));
+    writer_.add(std::move(batch), out);
   }
-
-  void finish(emitter&) override {
-    std::fflush(stdout);
+  size_t buffered() const override {
+    return writer_.buffered();
+  }
+  duration tick_interval() const override {
+    return std::chrono::milliseconds(20);
+  }
+  void tick(emitter& out) override {
+    writer_.flush(out);
+  }
+  void finish(emitter& out) override {
+    writer_.flush(out);
   }
 
 private:
-  record_format format_;
-  std::string buf_;
+  record_writer writer_;
 };
 
 } // namespace
