@@ -331,8 +331,8 @@ line_reader::status line_reader::next(std::string& body) {
   }
 }
 
-bool replays_sent(const node_context&) {
-  return true; // TODO(lead): ctx.delivery == delivery_mode::at_least_once
+bool replays_sent(const node_context& ctx) {
+  return ctx.delivery == delivery_mode::at_least_once;
 }
 
 void fail_too_long(record r, const line_reader& reader, const std::string& what,

@@ -1,6 +1,10 @@
 // troupe: run, lint, draw and document actor graphs written in YAML.
 #include <caf/config.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -30,6 +34,21 @@ exit codes: 0 ok, 1 run failed, 64 usage, 78 configuration invalid,
             130 interrupted
 )";
 
+// A standard descriptor the parent closed (`>&-`) would be reused by the
+// next open(): a stdout sink would then write into that file. Park the
+// wrong-way end of /dev/null there, so using it fails with EBADF instead.
+void hold_closed_std_fds() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+      continue;
+    int x = open("/dev/null", fd == 0 ? O_WRONLY : O_RDONLY);
+    if (x >= 0 && x != fd) {
+      dup2(x, fd);
+      close(x);
+    }
+  }
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -37,6 +56,7 @@ int main(int argc, char** argv) {
   // millisecond must reach our handler, not the default action.
   troupe::cli::install_signal_handlers(argc > 1
                                        && std::strcmp(argv[1], "run") == 0);
+  hold_closed_std_fds();
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h"
       || args[0] == "help") {

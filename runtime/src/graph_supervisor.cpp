@@ -448,7 +448,8 @@ void on_down(sup_pointer self, caf::down_msg& dm) {
   if (dm.reason.category() == caf::atom("troupe")
       && dm.reason.code() == static_cast<uint8_t>(errc::unrecoverable)) {
     // A restart cannot fix it (disk full, a closed pipe): fail now, loudly.
-    account_held(st, i, false);
+    // Nothing will deliver again what the node held: lost, not retried.
+    account_held(st, i, true);
     complete(self, {run_outcome::status::failed,
                     "node '" + spec.name + "' failed and a restart cannot fix "
                       "it: " + reason,

@@ -108,6 +108,8 @@ void consume_carefully(node_logic& logic, record_batch batch, emitter& sink,
       try {
         logic.consume(record_batch{std::vector<record>{r}}, out);
         break;
+      } catch (const unrecoverable_error&) {
+        throw; // not the record's fault: the run fails
       } catch (...) {
         auto why = describe(std::current_exception());
         if (r.ctx.attempt >= max_attempts) {
@@ -136,7 +138,8 @@ worker_fn(worker_actor::stateful_pointer<worker_state> self,
   const auto& spec = plan->graph.nodes[index];
   self->state.logic = plan->types[index]->make_node(
     node_context{spec, *plan->reg, worker, incarnation,
-                 plan->graph.runtime.max_attempts});
+                 plan->graph.runtime.max_attempts, nullptr,
+                 plan->graph.runtime.delivery});
   install_exception_handler(self, spec.name + " worker");
   install_default_handler(self, spec.name + " worker",
                           &plan->metrics->nodes[index]->unexpected);
@@ -182,6 +185,7 @@ struct out_entry {
 // incarnation held (the `held` and `processing` gauges) instead.
 struct tally {
   uint64_t out = 0, filtered = 0, dead_lettered = 0, errors = 0, created = 0;
+  uint64_t lost = 0;
   uint64_t batches = 0;
   int64_t unsent = 0;
 };
@@ -293,6 +297,8 @@ void commit(node_pointer self) {
     m.add(m.errors, c.errors);
   if (c.created)
     m.add(m.created, c.created);
+  if (c.lost)
+    m.add(m.lost, c.lost);
   if (c.batches)
     m.add(m.batches, c.batches);
   if (c.unsent)
@@ -351,7 +357,9 @@ void push_output(node_pointer self, uint32_t port, record_batch batch,
   }
   if (port == data_port && consumers == 0 && removed && !finished) {
     // Every consumer of this output was a temporary node that is gone.
-    st.metrics->add(st.metrics->lost, n);
+    st.counts.lost += n;
+    if (st.is_source)
+      st.logic->acknowledged(batch);
     return;
   }
   if (st.is_source && port == data_port)
@@ -366,8 +374,13 @@ void push_output(node_pointer self, uint32_t port, record_batch batch,
                        st.plan->resources.at(c->second)),
                      add_atom_v, static_cast<int64_t>(n));
   }
-  if (consumers == 0)
-    return; // only finished consumers: they had all of this already
+  if (consumers == 0) {
+    // Nobody will acknowledge it (finished or removed consumers, or none):
+    // a source may forget it now.
+    if (st.is_source && port == data_port)
+      st.logic->acknowledged(batch);
+    return;
+  }
   auto id = st.next_out++;
   auto& entry = st.outs[id];
   entry.bytes = batch.payload_bytes();
@@ -895,7 +908,8 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
   st.logic = type->make_node(
     node_context{*st.spec, *plan->reg, 0, wiring.incarnation,
                  plan->graph.runtime.max_attempts,
-                 st.memory ? st.memory.get() : nullptr});
+                 st.memory ? st.memory.get() : nullptr,
+                 plan->graph.runtime.delivery});
   auto n_inputs = plan->in_edges[index].size();
   st.ended.assign(n_inputs, false);
   st.unacked_records.assign(n_inputs, 0);

@@ -241,15 +241,15 @@ nodes:
 # --- 12: out after the shutdown timeout whatever a thread is doing ---------------
 
 @case
-def stuck_fifo_source_exits_after_shutdown_timeout(t):
-    fifo = t.tmp / "in.fifo"
-    os.mkfifo(fifo)  # nobody ever writes: open() blocks forever
+def stuck_fifo_sink_exits_after_shutdown_timeout(t):
+    fifo = t.tmp / "out.fifo"
+    os.mkfifo(fifo)  # nobody ever reads: the sink's open() blocks forever
     cfg = t.write("stuck.yaml", f"""\
 version: 1
 runtime: {{ shutdown_timeout: 1s }}
 nodes:
-  src: {{ type: file, path: {fifo} }}
-  out: {{ type: "null", inputs: [src] }}
+  src: {{ type: generate, count: 10 }}
+  out: {{ type: file, path: {fifo}, inputs: [src] }}
 """)
     proc = subprocess.Popen([t.bin, "run", str(cfg), "--no-progress",
                              "--report", "r.json"], cwd=t.tmp,

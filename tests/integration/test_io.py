@@ -356,31 +356,6 @@ nodes:
 
 
 @case
-def directory_input_fails(t):
-    (t.tmp / "adir").mkdir()
-    cfg = t.write("dir.yaml", """\
-version: 1
-nodes:
-  src: { type: file, path: adir }
-  out: { type: "null", inputs: [src] }
-""")
-    p = t.troupe("run", cfg, "--no-progress")
-    expect_failed(p, "is a directory")
-
-
-@case
-def missing_input_fails_at_once(t):
-    cfg = t.write("miss.yaml", """\
-version: 1
-nodes:
-  src: { type: file, path: nope.txt }
-  out: { type: "null", inputs: [src] }
-""")
-    p = t.troupe("run", cfg, "--no-progress")
-    expect_failed(p, "No such file or directory")
-
-
-@case
 def checkpoint_past_end_fails(t):
     t.write("in.txt", "a\nb\nc\n")
     t.write("in.ckpt", "1000 500\n")

@@ -50,6 +50,9 @@ struct node_context {
   // start. A logic that needs it creates it: `if (!memory) memory = ...;`.
   // Null for parallel workers, which keep nothing across restarts.
   std::unique_ptr<node_memory>* memory = nullptr;
+  // runtime.delivery: a restarted source replays what it sent but was not
+  // acknowledged only under at_least_once.
+  delivery_mode delivery = delivery_mode::at_least_once;
 };
 
 using node_factory
