@@ -172,6 +172,26 @@ void check_completion(sup_pointer self) {
       return;
     }
   }
+  // at_least_once promises every record: a temporary node that went away
+  // with records (counted lost) leaves the rest of the graph to finish, but
+  // the run did not deliver everything, so it does not end as a success.
+  if (st.plan->graph.runtime.delivery == delivery_mode::at_least_once) {
+    uint64_t lost = 0;
+    std::string where;
+    for (auto& m : st.plan->metrics->nodes)
+      if (auto n = m->lost.load(std::memory_order_relaxed); n > 0) {
+        lost += n;
+        where += (where.empty() ? "" : ", ") + m->name + " " + std::to_string(n);
+      }
+    if (lost > 0) {
+      complete(self, {run_outcome::status::failed,
+                      std::to_string(lost)
+                        + " records lost with removed temporary nodes ("
+                        + where + ") although delivery is at_least_once",
+                      {}});
+      return;
+    }
+  }
   complete(self, {st.stopping ? run_outcome::status::interrupted
                               : run_outcome::status::completed,
                   st.stopping ? "stopped by signal; drained" : "", {}});
