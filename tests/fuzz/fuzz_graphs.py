@@ -1169,7 +1169,7 @@ def regression_cases(dirpath):
 
 # CI: (seed, small) pairs, all with --avoid-known (the known findings run as
 # regressions instead). Seeds that exposed a new class became regressions.
-CI_SEEDS = [(s, True) for s in range(300)] + [(s, False) for s in range(100)]
+CI_SEEDS = [(s, True) for s in range(300)] + [(s, False) for s in range(200)]
 CI_SEEDS_SANITIZED = [(s, True) for s in range(60)] + [(s, False) for s in range(12)]
 
 
