@@ -172,6 +172,17 @@ void check_completion(sup_pointer self) {
       return;
     }
   }
+  // A source removed before it ended did not read all its input: whatever
+  // it never made is counted nowhere, so the run cannot be a success.
+  for (size_t i = 0; i < st.children.size(); ++i)
+    if (st.children[i].removed
+        && st.plan->types[i]->kind == actor_kind::source) {
+      complete(self, {run_outcome::status::failed,
+                      "temporary source '" + st.plan->graph.nodes[i].name
+                        + "' was removed before it produced all its records",
+                      {}});
+      return;
+    }
   // at_least_once promises every record: a temporary node that went away
   // with records (counted lost) leaves the rest of the graph to finish, but
   // the run did not deliver everything, so it does not end as a success.

@@ -339,6 +339,20 @@ void acknowledge(node_pointer self, uint64_t token) {
 void flush(node_pointer self);
 void arm_tick(node_pointer self);
 
+// Records meant for the consumer of edge `e`, a temporary node removed for
+// good, that it will never receive: counted where they would have arrived
+// (the node is gone, its counters are final), as lost. So a fan-out that
+// loses one branch accounts for that branch's share.
+void count_lost_at(node_state& st, const consumer_edge& e, uint64_t n) {
+  if (n == 0)
+    return;
+  auto& m = *st.plan->metrics
+               ->nodes[st.plan->out_edges[st.index][&e - st.edges.data()]
+                         .consumer];
+  m.add(m.in, n);
+  m.add(m.lost, n);
+}
+
 // Creates an output entry on `port` and queues it for every consumer.
 void push_output(node_pointer self, uint32_t port, record_batch batch,
                  const std::vector<uint64_t>& lineage) {
@@ -347,20 +361,12 @@ void push_output(node_pointer self, uint32_t port, record_batch batch,
   if (n == 0)
     return;
   size_t consumers = 0;
-  bool removed = false, finished = false;
   for (auto& e : st.edges) {
     if (e.port != port)
       continue;
     consumers += !e.dropped;
-    removed |= e.dropped && !e.finished;
-    finished |= e.finished;
-  }
-  if (port == data_port && consumers == 0 && removed && !finished) {
-    // Every consumer of this output was a temporary node that is gone.
-    st.counts.lost += n;
-    if (st.is_source)
-      st.logic->acknowledged(batch);
-    return;
+    if (e.dropped && !e.finished)
+      count_lost_at(st, e, n); // its share would have gone to a removed node
   }
   if (st.is_source && port == data_port)
     for (auto& r : batch.mutable_records())
@@ -754,10 +760,12 @@ void on_batch(node_pointer self, uint32_t in_port, uint32_t tag, uint64_t id,
   else
     st.logic->consume(std::move(batch), out);
   release_open(self);
+  flush(self); // first, so the word below follows what it is about
   if (st.unacked_records[in_port] >= st.window
-      || st.unacked_bytes[in_port] >= st.window_bytes)
+      || st.unacked_bytes[in_port] >= st.window_bytes) {
     on_starved(self); // upstream is out of credit for us
-  flush(self);
+    flush(self);
+  }
 }
 
 // One consumer is done with output entry `id` (acknowledged, or gone for
@@ -846,17 +854,15 @@ void on_drop(node_pointer self, uint32_t tag, bool finished) {
   if (tag >= st.edges.size() || st.edges[tag].dropped)
     return;
   auto& e = st.edges[tag];
-  if (!finished && e.in_flight > 0) {
-    // Sent but never received: it died in the removed node's mailbox. The
-    // node is gone, so its counters are final; count them where they
-    // vanished, as lost.
+  if (!finished) {
+    // Sent but never received (it died in the removed node's mailbox), and
+    // queued for it but never sent.
     auto& m = *st.plan->metrics->nodes[st.plan->out_edges[st.index][tag]
                                          .consumer];
     auto received = m.unacked_in[e.in_port].load(std::memory_order_relaxed);
-    if (e.in_flight > received) {
-      m.add(m.in, e.in_flight - received);
-      m.add(m.lost, e.in_flight - received);
-    }
+    count_lost_at(st, e,
+                  e.queued + (e.in_flight > received ? e.in_flight - received
+                                                     : 0));
   }
   for (auto id : e.queue)
     if (auto o = st.outs.find(id); o != st.outs.end() && !e.resent.count(id))
