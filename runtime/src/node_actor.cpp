@@ -218,8 +218,10 @@ struct node_state {
   std::shared_ptr<const run_plan> plan;
   const node_spec* spec = nullptr;
   node_metrics* metrics = nullptr;
-  std::unique_ptr<node_logic> logic;
+  // Declared before the logic, so the logic's destructor (a checkpoint
+  // save) still finds its memory.
   std::shared_ptr<std::unique_ptr<node_memory>> memory; // across restarts
+  std::unique_ptr<node_logic> logic;
   size_t index = 0;    // in the graph
   uint32_t origin = 0; // index + 1: stamped on a source's records
   bool is_source = false;
