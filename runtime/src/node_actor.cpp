@@ -289,23 +289,18 @@ void commit(node_pointer self) {
   auto& st = self->state;
   auto& m = *st.metrics;
   auto& c = st.counts;
-  if (c.out)
-    m.add(m.out, c.out);
-  if (c.filtered)
-    m.add(m.filtered, c.filtered);
-  if (c.dead_lettered)
-    m.add(m.dead_lettered, c.dead_lettered);
-  if (c.errors)
-    m.add(m.errors, c.errors);
-  if (c.created)
-    m.add(m.created, c.created);
-  if (c.lost)
-    m.add(m.lost, c.lost);
-  if (c.batches)
-    m.add(m.batches, c.batches);
-  if (c.unsent)
-    m.unsent.fetch_add(static_cast<uint64_t>(c.unsent),
-                       std::memory_order_relaxed); // wraps for negatives
+  auto publish = [&m](std::atomic<uint64_t>& to, uint64_t n) {
+    if (n)
+      m.add(to, n);
+  };
+  publish(m.out, c.out);
+  publish(m.filtered, c.filtered);
+  publish(m.dead_lettered, c.dead_lettered);
+  publish(m.errors, c.errors);
+  publish(m.created, c.created);
+  publish(m.lost, c.lost);
+  publish(m.batches, c.batches);
+  publish(m.unsent, static_cast<uint64_t>(c.unsent)); // wraps for negatives
   c = tally{};
   auto held = (st.logic ? st.logic->held() : 0) + st.worker_records;
   m.held.store(held, std::memory_order_relaxed);
