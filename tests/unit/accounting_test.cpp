@@ -4,6 +4,10 @@
 // time on CAF's test coordinator; each case names its finding.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <set>
 #include <stdexcept>
 
@@ -308,4 +312,28 @@ nodes:
   // graph on real threads, where records do die there.
   CHECK(got == h.sinks["out2"].records.size()); // at most once: no copies
   CHECK(got + lost == 3000);                    // each one somewhere
+}
+
+TEST_CASE("a sink whose credit window is full writes at once, not at its "
+          "next tick") {
+  // window 16 of records waiting for the sink's next 20 ms chunk used to
+  // pace a run at 16 records per tick; starved() writes them right away.
+  harness h;
+  auto path = std::filesystem::temp_directory_path()
+              / ("troupe-starved-sink-" + std::to_string(::getpid()) + ".txt");
+  auto run = h.start(R"(version: 1
+runtime: {window: 16, batch_size: 16}
+nodes:
+  src: {type: generate, count: 1000}
+  out: {type: file, path: ")" + path.string() + R"(", format: lines, inputs: [src]}
+)");
+  h.sched->run(); // no virtual time passes: no tick ever fires
+  CHECK(run.finished());
+  CHECK(run.report().status == "completed");
+  std::ifstream in(path);
+  size_t lines = 0;
+  for (std::string l; std::getline(in, l);)
+    ++lines;
+  CHECK(lines == 1000);
+  std::filesystem::remove(path);
 }
