@@ -8,6 +8,7 @@ own troupe() and calls run_cases(argv, env_class, doc).
 """
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -98,6 +99,26 @@ def wait_with_rusage(proc, timeout):
             proc.wait()
             raise Fail(f"still running after {timeout}s")
         time.sleep(0.02)
+
+
+def stop_with_signal(t, args, after, sig=signal.SIGTERM, limit=10):
+    """Starts `troupe ARGS`, sends `sig` after `after` seconds, returns
+    (returncode, stderr, seconds from the signal to the exit)."""
+    p = subprocess.Popen([t.bin, *map(str, args)], cwd=t.tmp,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    time.sleep(after)
+    if p.poll() is not None:
+        raise Fail(f"exited early ({p.returncode}): {tail(p.communicate()[1])}")
+    sent = time.monotonic()
+    p.send_signal(sig)
+    try:
+        _, err = p.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        raise Fail(f"still running {limit} s after the signal")
+    return p.returncode, err, time.monotonic() - sent
 
 
 def main(binary, source, env_class, timings=True):

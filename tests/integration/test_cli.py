@@ -11,7 +11,6 @@ any case failed.
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -19,7 +18,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (  # noqa: E402
     EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED, Fail, Skip, expect, case, tail,
-    load_report, check_balanced, wait_with_rusage, run_cases)
+    load_report, check_balanced, wait_with_rusage, stop_with_signal,
+    run_cases)
 from harness import Env as BaseEnv  # noqa: E402
 
 TIMEOUT = 60  # default seconds per troupe invocation
@@ -283,23 +283,10 @@ nodes:
   gen: { type: generate, count: 100000000, rate: 50000/s }
   out: { type: "null", inputs: [gen] }
 """)
-    p = subprocess.Popen([t.bin, "run", str(cfg), "--no-progress",
-                          "--report", "r.json"], cwd=t.tmp,
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(1)
-        expect(p.poll() is None, f"exited early ({p.returncode})")
-        sent = time.monotonic()
-        p.send_signal(signal.SIGTERM)
-        _, err = p.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.communicate()
-        raise Fail("still running 10 s after SIGTERM")
-    took = time.monotonic() - sent
-    expect(p.returncode == EXIT_INTERRUPTED,
-           f"exit {p.returncode}, expected {EXIT_INTERRUPTED}: {tail(err)}")
+    rc, err, took = stop_with_signal(t, ["run", cfg, "--no-progress",
+                                         "--report", "r.json"], after=1)
+    expect(rc == EXIT_INTERRUPTED,
+           f"exit {rc}, expected {EXIT_INTERRUPTED}: {tail(err)}")
     r = load_report(t.tmp / "r.json")
     expect(r["status"] == "interrupted", f"status {r['status']!r}")
     check_balanced(r)
@@ -344,26 +331,6 @@ nodes:
 
 
 # --- delivery under failure (supervision issue) ------------------------------
-
-def stop_with_signal(t, args, after, sig=signal.SIGTERM, limit=10):
-    """Starts `troupe ARGS`, sends `sig` after `after` seconds, returns
-    (returncode, stderr, seconds from the signal to the exit)."""
-    p = subprocess.Popen([t.bin, *map(str, args)], cwd=t.tmp,
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    time.sleep(after)
-    if p.poll() is not None:
-        raise Fail(f"exited early ({p.returncode}): {tail(p.communicate()[1])}")
-    sent = time.monotonic()
-    p.send_signal(sig)
-    try:
-        _, err = p.communicate(timeout=limit)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.communicate()
-        raise Fail(f"still running {limit} s after the signal")
-    return p.returncode, err, time.monotonic() - sent
-
 
 @case
 def chaos_million_exactly_once(t):

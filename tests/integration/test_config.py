@@ -22,7 +22,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (  # noqa: E402
     EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED, Fail, expect, case,
-    tail, load_report, run_cases)
+    tail, load_report, stop_with_signal, run_cases)
 from harness import Env as BaseEnv  # noqa: E402
 
 TIMEOUT = 30  # default seconds per troupe invocation
@@ -212,23 +212,10 @@ nodes:
   src: {{ type: generate, count: 10 }}
   out: {{ type: file, path: {fifo}, inputs: [src] }}
 """)
-    proc = subprocess.Popen([t.bin, "run", str(cfg), "--no-progress",
-                             "--report", "r.json"], cwd=t.tmp,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    time.sleep(0.5)
-    expect(proc.poll() is None, f"exited early: {proc.returncode}")
-    sent = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    try:
-        _, err = proc.communicate(timeout=12)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise Fail("still running 12 s after SIGTERM (shutdown_timeout 1s)")
-    took = time.monotonic() - sent
-    expect(proc.returncode == EXIT_INTERRUPTED,
-           f"exit {proc.returncode}: {tail(err)}")
+    rc, err, took = stop_with_signal(t, ["run", cfg, "--no-progress",
+                                         "--report", "r.json"], after=0.5,
+                                     limit=12)
+    expect(rc == EXIT_INTERRUPTED, f"exit {rc}: {tail(err)}")
     r = load_report(t.tmp / "r.json")
     expect(r["status"] == "timed_out", f"status {r['status']!r}")
     expect(took < 10, f"took {took:.1f}s")
