@@ -22,10 +22,7 @@ namespace {
 // open input and where reading stands, and what was emitted but not
 // acknowledged. A replacement replays that, then reads on, so a crash of the
 // source or a group restart around it loses nothing and redoes little.
-struct file_source_memory : node_memory {
-  std::unique_ptr<line_reader> reader;
-  replay_log log;
-  uint64_t next_seq = 0;
+struct file_source_memory : line_source_memory {
   bool dirty = false; // the acknowledged position moved since the last save
   size_t unsaved = 0; // batches acknowledged since the last save
 };
@@ -67,49 +64,8 @@ public:
   }
 
   produce_status produce(size_t max, emitter& out) override {
-    auto& m = *mem_;
-    if (m.log.replaying()) {
-      m.log.replay(max, out);
-      return produce_status::more;
-    }
-    std::vector<record> rs;
-    rs.reserve(max);
-    auto status = produce_status::more;
-    try {
-      while (rs.size() < max) {
-        record r;
-        auto got = m.reader->next(r.body);
-        if (got == line_reader::status::line) {
-          r.seq = m.next_seq++;
-          rs.push_back(std::move(r));
-          continue;
-        }
-        if (got == line_reader::status::too_long) {
-          r.seq = m.next_seq++;
-          fail_too_long(std::move(r), *m.reader, path_, out);
-          continue;
-        }
-        if (got == line_reader::status::eof)
-          status = produce_status::done;
-        else if (got == line_reader::status::would_block)
-          status = produce_status::idle;
-        break;
-      }
-    } catch (...) {
-      // Lines taken from the input but not emitted: the next incarnation
-      // (if a restart can help) emits them first.
-      replay_log::position pos{m.reader->position(), m.next_seq};
-      m.log.unsent(std::move(rs), &pos);
-      throw;
-    }
-    if (!rs.empty()) {
-      record_batch b{std::move(rs)};
-      replay_log::position pos{m.reader->position(), m.next_seq};
-      m.log.sent(b, &pos);
-      out.create(b.size());
-      out.emit(std::move(b));
-    }
-    return status;
+    return produce_lines(*mem_, max, out, path_, /*positions=*/true,
+                         /*reserve=*/true);
   }
 
   void acknowledged(const record_batch& batch) override {
@@ -292,10 +248,7 @@ actor_type file_source_type() {
     {"path", param_type::string, true, "", "file to read", {}, 0},
     {"checkpoint", param_type::string, false, "",
      "file keeping the acknowledged offset; a rerun continues from it", {}, 0},
-    {"max_line", param_type::size, false, default_max_line,
-     "longest line; a longer one goes to `errors` (its first 1 KiB) and is "
-     "skipped",
-     {}, 0},
+    max_line_param(),
   };
   t.make_node = [](const node_context& ctx) {
     return std::make_unique<file_source>(ctx);

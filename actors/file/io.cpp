@@ -350,6 +350,61 @@ void check_max_line(const node_spec& n, std::vector<diagnostic>& errors) {
                       "'max_line' must be at least 1 byte"});
 }
 
+param_spec max_line_param() {
+  return {"max_line", param_type::size, false, default_max_line,
+          "longest line; a longer one goes to `errors` (its first 1 KiB) and "
+          "is skipped",
+          {}, 0};
+}
+
+produce_status produce_lines(line_source_memory& m, size_t max, emitter& out,
+                             const std::string& what, bool positions,
+                             bool reserve) {
+  if (m.log.replaying()) {
+    m.log.replay(max, out);
+    return produce_status::more;
+  }
+  std::vector<record> rs;
+  if (reserve)
+    rs.reserve(max);
+  auto status = produce_status::more;
+  try {
+    while (rs.size() < max) {
+      record r;
+      auto got = m.reader->next(r.body);
+      if (got == line_reader::status::line) {
+        r.seq = m.next_seq++;
+        rs.push_back(std::move(r));
+        continue;
+      }
+      if (got == line_reader::status::too_long) {
+        r.seq = m.next_seq++;
+        fail_too_long(std::move(r), *m.reader, what, out);
+        continue;
+      }
+      if (got == line_reader::status::eof)
+        status = produce_status::done;
+      else if (got == line_reader::status::would_block)
+        status = produce_status::idle; // nothing to read now
+      break;
+    }
+  } catch (...) {
+    // Lines taken from the input but not emitted: the next incarnation (if a
+    // restart can help) emits them first.
+    replay_log::position pos{m.reader->position(), m.next_seq};
+    m.log.unsent(std::move(rs), positions ? &pos : nullptr);
+    throw;
+  }
+  if (!rs.empty()) {
+    record_batch b{std::move(rs)};
+    replay_log::position pos{m.reader->position(), m.next_seq};
+    m.log.sent(b, positions ? &pos : nullptr);
+    out.create(b.size());
+    out.emit(std::move(b));
+  }
+  return status;
+}
+
 // -- replay_log ---------------------------------------------------------------
 
 void replay_log::forget_oldest() {

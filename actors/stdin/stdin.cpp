@@ -17,11 +17,7 @@ namespace {
 // again, so what was read but not acknowledged stays here and a replacement
 // sends it again before it reads on. Lines read from the pipe but not yet
 // complete stay in the reader.
-struct stdin_memory : node_memory {
-  std::unique_ptr<line_reader> reader;
-  replay_log log;
-  uint64_t next_seq = 0;
-};
+struct stdin_memory : line_source_memory {};
 
 class stdin_source : public node_logic {
 public:
@@ -49,44 +45,8 @@ public:
   }
 
   produce_status produce(size_t max, emitter& out) override {
-    auto& m = *mem_;
-    if (m.log.replaying()) {
-      m.log.replay(max, out);
-      return produce_status::more;
-    }
-    std::vector<record> rs;
-    auto status = produce_status::more;
-    try {
-      while (rs.size() < max) {
-        record r;
-        auto got = m.reader->next(r.body);
-        if (got == line_reader::status::line) {
-          r.seq = m.next_seq++;
-          rs.push_back(std::move(r));
-          continue;
-        }
-        if (got == line_reader::status::too_long) {
-          r.seq = m.next_seq++;
-          fail_too_long(std::move(r), *m.reader, "stdin", out);
-          continue;
-        }
-        if (got == line_reader::status::eof)
-          status = produce_status::done;
-        else if (got == line_reader::status::would_block)
-          status = produce_status::idle; // nothing to read now
-        break;
-      }
-    } catch (...) {
-      m.log.unsent(std::move(rs)); // read, not emitted: the next one sends it
-      throw;
-    }
-    if (!rs.empty()) {
-      record_batch b{std::move(rs)};
-      m.log.sent(b);
-      out.create(b.size());
-      out.emit(std::move(b));
-    }
-    return status;
+    return produce_lines(*mem_, max, out, "stdin", /*positions=*/false,
+                         /*reserve=*/false);
   }
 
   void acknowledged(const record_batch& batch) override {
@@ -111,10 +71,7 @@ actor_type stdin_type() {
   t.kind = actor_kind::source;
   t.doc = "Reads standard input; one record per line.";
   t.params = {
-    {"max_line", param_type::size, false, default_max_line,
-     "longest line; a longer one goes to `errors` (its first 1 KiB) and is "
-     "skipped",
-     {}, 0},
+    max_line_param(),
   };
   t.make_node = [](const node_context& ctx) {
     return std::make_unique<stdin_source>(ctx);

@@ -11,14 +11,17 @@ any case failed.
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-EXIT_OK, EXIT_USAGE, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 64, 78, 130
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (  # noqa: E402
+    EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED, Fail, Skip, expect, case, tail,
+    load_report, check_balanced, wait_with_rusage, stop_with_signal,
+    run_cases)
+from harness import Env as BaseEnv  # noqa: E402
+
 TIMEOUT = 60  # default seconds per troupe invocation
 NODE_KEYS = ["in", "out", "errors", "dead_lettered", "restarts", "batches",
              "latency_p50_us", "latency_p99_us"]
@@ -26,33 +29,7 @@ BUILTIN_TYPES = ["generate", "map", "filter", "batch", "reduce", "file",
                  "stdout", "null", "stdin", "counter", "chaos", "dedupe"]
 
 
-class Fail(Exception):
-    pass
-
-
-class Skip(Exception):
-    pass
-
-
-def expect(condition, message):
-    if not condition:
-        raise Fail(message)
-
-
-CASES = []
-
-
-def case(fn):
-    CASES.append(fn)
-    return fn
-
-
-class Env:
-    """What a case works with: the binary, the source tree, its temp dir."""
-
-    def __init__(self, binary, source, tmp):
-        self.bin, self.src, self.tmp = binary, source, tmp
-
+class Env(BaseEnv):
     def troupe(self, *args, timeout=TIMEOUT, env=None, stdin=None):
         """Runs troupe in the temp dir; returns the CompletedProcess (text)."""
         full_env = dict(os.environ)
@@ -71,18 +48,8 @@ class Env:
                f"{tail(p.stderr)}")
         return p
 
-    def write(self, name, text):
-        path = self.tmp / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        return path
-
     def config(self, name):
         return self.src / "config" / name
-
-
-def tail(text, lines=5):
-    return " | ".join(text.strip().splitlines()[-lines:]) or "(empty)"
 
 
 def read_lines(path):
@@ -92,28 +59,6 @@ def read_lines(path):
 
 def read_jsonl(path):
     return [json.loads(line) for line in read_lines(path) if line.strip()]
-
-
-def load_report(path):
-    expect(path.exists(), f"report {path.name} was not written")
-    try:
-        return json.loads(path.read_text())
-    except ValueError as e:
-        raise Fail(f"report is not JSON: {e}")
-
-
-def check_balanced(report, drained=True):
-    """Every node must account for each record it saw (and, when the run
-    drained, hold none)."""
-    for name, n in report["nodes"].items():
-        lhs = n["in"] + n["created"]
-        rhs = (n["out"] + n["filtered"] + n["dead_lettered"] + n["in_flight"]
-               + n["retried"] + n["lost"])
-        expect(lhs == rhs, f"node {name}: in + created = {lhs} but out + "
-                           f"filtered + dead_lettered + in_flight + retried "
-                           f"+ lost = {rhs}")
-        expect(not drained or n["in_flight"] == 0,
-               f"node {name}: {n['in_flight']} records still in flight")
 
 
 # --- the seed ETL pipeline -----------------------------------------------------
@@ -338,23 +283,10 @@ nodes:
   gen: { type: generate, count: 100000000, rate: 50000/s }
   out: { type: "null", inputs: [gen] }
 """)
-    p = subprocess.Popen([t.bin, "run", str(cfg), "--no-progress",
-                          "--report", "r.json"], cwd=t.tmp,
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(1)
-        expect(p.poll() is None, f"exited early ({p.returncode})")
-        sent = time.monotonic()
-        p.send_signal(signal.SIGTERM)
-        _, err = p.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.communicate()
-        raise Fail("still running 10 s after SIGTERM")
-    took = time.monotonic() - sent
-    expect(p.returncode == EXIT_INTERRUPTED,
-           f"exit {p.returncode}, expected {EXIT_INTERRUPTED}: {tail(err)}")
+    rc, err, took = stop_with_signal(t, ["run", cfg, "--no-progress",
+                                         "--report", "r.json"], after=1)
+    expect(rc == EXIT_INTERRUPTED,
+           f"exit {rc}, expected {EXIT_INTERRUPTED}: {tail(err)}")
     r = load_report(t.tmp / "r.json")
     expect(r["status"] == "interrupted", f"status {r['status']!r}")
     check_balanced(r)
@@ -363,21 +295,6 @@ nodes:
     expect(r["totals"]["sink_records"] == n,
            f"{n} records made, {r['totals']['sink_records']} reached the sink")
     expect(took < 10, f"took {took:.1f}s to stop")
-
-
-def wait_with_rusage(proc, timeout):
-    """Waits for proc; returns (exit code, its own peak RSS in KiB)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            return proc.returncode, usage.ru_maxrss
-        if time.monotonic() > deadline:
-            proc.kill()
-            proc.wait()
-            raise Fail(f"still running after {timeout}s")
-        time.sleep(0.02)
 
 
 @case
@@ -398,7 +315,8 @@ nodes:
                                 stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
-        rc, peak_kib = wait_with_rusage(proc, timeout=120)
+        usage = wait_with_rusage(proc, timeout=120)
+        rc, peak_kib = proc.returncode, usage.ru_maxrss
         expect(rc == EXIT_OK, f"{delivery}: exit {rc}")
         # AddressSanitizer's shadow memory and quarantine inflate RSS; the
         # bound is about troupe's buffers, so it applies to the plain build.
@@ -413,26 +331,6 @@ nodes:
 
 
 # --- delivery under failure (supervision issue) ------------------------------
-
-def stop_with_signal(t, args, after, sig=signal.SIGTERM, limit=10):
-    """Starts `troupe ARGS`, sends `sig` after `after` seconds, returns
-    (returncode, stderr, seconds from the signal to the exit)."""
-    p = subprocess.Popen([t.bin, *map(str, args)], cwd=t.tmp,
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    time.sleep(after)
-    if p.poll() is not None:
-        raise Fail(f"exited early ({p.returncode}): {tail(p.communicate()[1])}")
-    sent = time.monotonic()
-    p.send_signal(sig)
-    try:
-        _, err = p.communicate(timeout=limit)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.communicate()
-        raise Fail(f"still running {limit} s after the signal")
-    return p.returncode, err, time.monotonic() - sent
-
 
 @case
 def chaos_million_exactly_once(t):
@@ -536,37 +434,5 @@ nodes:
     expect(got + lost >= 200_000, f"{got} delivered + {lost} lost < 200000")
 
 
-# --- driver ----------------------------------------------------------------------
-
-def main(binary, source):
-    binary = str(Path(binary).resolve())
-    source = Path(source).resolve()
-    passed = failed = 0
-    for fn in CASES:
-        start = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix=f"troupe-{fn.__name__}-") as d:
-            try:
-                fn(Env(binary, source, Path(d)))
-                status, detail = "ok  ", ""
-            except Skip as e:
-                status, detail = "skip", f": {e}"
-            except Fail as e:
-                status, detail = "FAIL", f": {e}"
-            except subprocess.TimeoutExpired as e:
-                status, detail = "FAIL", f": timed out after {e.timeout}s"
-            except Exception as e:  # a broken case is a failed case
-                status, detail = "FAIL", f": {type(e).__name__}: {e}"
-        secs = time.monotonic() - start
-        print(f"{status} {fn.__name__} ({secs:.1f}s){detail}", flush=True)
-        if status == "FAIL":
-            failed += 1
-        elif status == "ok  ":
-            passed += 1
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit(__doc__.split("\n\n")[1])
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    run_cases(sys.argv, Env, __doc__)

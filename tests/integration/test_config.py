@@ -17,44 +17,21 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 78, 130
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (  # noqa: E402
+    EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED, Fail, expect, case,
+    tail, load_report, stop_with_signal, run_cases)
+from harness import Env as BaseEnv  # noqa: E402
+
 TIMEOUT = 30  # default seconds per troupe invocation
 CRASH = re.compile(
     rb"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer"
     rb"|runtime error:|terminate called|Segmentation fault|core dumped")
 
 
-class Fail(Exception):
-    pass
-
-
-def expect(condition, message):
-    if not condition:
-        raise Fail(message)
-
-
-CASES = []
-
-
-def case(fn):
-    CASES.append(fn)
-    return fn
-
-
-def tail(text, lines=5):
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    return " | ".join(text.strip().splitlines()[-lines:]) or "(empty)"
-
-
-class Env:
-    def __init__(self, binary, source, tmp):
-        self.bin, self.src, self.tmp = binary, source, tmp
-
+class Env(BaseEnv):
     def troupe(self, *args, timeout=TIMEOUT, env=None, stdin=None, **kw):
         """Runs troupe in the temp dir; returns the CompletedProcess (bytes).
         Arguments may be bytes (invalid UTF-8 on the command line)."""
@@ -70,14 +47,6 @@ class Env:
             raise Fail(f"crash output {m[0]!r}: {tail(p.stderr)}")
         return p
 
-    def write(self, name, text):
-        path = self.tmp / name
-        if isinstance(text, bytes):
-            path.write_bytes(text)
-        else:
-            path.write_text(text)
-        return path
-
 
 GRAPH = """\
 version: 1
@@ -86,14 +55,6 @@ nodes:
   src: { type: generate, count: 3 }
   out: { type: file, path: out.txt, format: lines, inputs: [src] }
 """
-
-
-def load_report(path):
-    expect(path.exists(), f"report {path.name} was not written")
-    try:
-        return json.loads(path.read_bytes())
-    except ValueError as e:
-        raise Fail(f"report is not JSON: {e}")
 
 
 def every_line_json(path):
@@ -251,23 +212,10 @@ nodes:
   src: {{ type: generate, count: 10 }}
   out: {{ type: file, path: {fifo}, inputs: [src] }}
 """)
-    proc = subprocess.Popen([t.bin, "run", str(cfg), "--no-progress",
-                             "--report", "r.json"], cwd=t.tmp,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    time.sleep(0.5)
-    expect(proc.poll() is None, f"exited early: {proc.returncode}")
-    sent = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    try:
-        _, err = proc.communicate(timeout=12)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise Fail("still running 12 s after SIGTERM (shutdown_timeout 1s)")
-    took = time.monotonic() - sent
-    expect(proc.returncode == EXIT_INTERRUPTED,
-           f"exit {proc.returncode}: {tail(err)}")
+    rc, err, took = stop_with_signal(t, ["run", cfg, "--no-progress",
+                                         "--report", "r.json"], after=0.5,
+                                     limit=12)
+    expect(rc == EXIT_INTERRUPTED, f"exit {rc}: {tail(err)}")
     r = load_report(t.tmp / "r.json")
     expect(r["status"] == "timed_out", f"status {r['status']!r}")
     expect(took < 10, f"took {took:.1f}s")
@@ -385,35 +333,5 @@ def huge_numbers_rejected_not_truncated(t):
                f"kill: {value!r}: exit {p.returncode}: {tail(p.stderr)}")
 
 
-# --- driver ---------------------------------------------------------------------
-
-def main(binary, source):
-    binary = str(Path(binary).resolve())
-    source = Path(source).resolve()
-    passed = failed = 0
-    for fn in CASES:
-        start = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix=f"troupe-{fn.__name__}-") as d:
-            try:
-                fn(Env(binary, source, Path(d)))
-                status, detail = "ok  ", ""
-            except Fail as e:
-                status, detail = "FAIL", f": {e}"
-            except subprocess.TimeoutExpired as e:
-                status, detail = "FAIL", f": timed out after {e.timeout}s"
-            except Exception as e:  # a broken case is a failed case
-                status, detail = "FAIL", f": {type(e).__name__}: {e}"
-        secs = time.monotonic() - start
-        print(f"{status} {fn.__name__} ({secs:.1f}s){detail}", flush=True)
-        if status == "FAIL":
-            failed += 1
-        else:
-            passed += 1
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit(__doc__.split("\n\n")[1])
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    run_cases(sys.argv, Env, __doc__)

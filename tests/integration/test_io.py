@@ -11,47 +11,21 @@ timeout on every run, one line per case, exit 1 if any case failed.
 import json
 import os
 import re
-import resource
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (  # noqa: E402
+    EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED, Skip, expect, case, tail,
+    load_report, check_balanced, wait_with_rusage, run_cases)
+from harness import Env as BaseEnv  # noqa: E402
+
 TIMEOUT = 60
 
 
-class Fail(Exception):
-    pass
-
-
-class Skip(Exception):
-    pass
-
-
-def expect(condition, message):
-    if not condition:
-        raise Fail(message)
-
-
-CASES = []
-
-
-def case(fn):
-    CASES.append(fn)
-    return fn
-
-
-def tail(text, lines=5):
-    return " | ".join(text.strip().splitlines()[-lines:]) or "(empty)"
-
-
-class Env:
-    def __init__(self, binary, source, tmp):
-        self.bin, self.src, self.tmp = binary, source, tmp
-
+class Env(BaseEnv):
     def troupe(self, *args, timeout=TIMEOUT, stdin=None, stdout=None,
                input=None):
         """Runs troupe in the temp dir (SIGPIPE ignored, as the CLI does)."""
@@ -62,31 +36,12 @@ class Env:
             stdout=stdout if stdout is not None else subprocess.PIPE,
             stderr=subprocess.PIPE, timeout=timeout, restore_signals=False)
 
-    def write(self, name, text):
-        path = self.tmp / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        return path
-
     def report(self, name="r.json"):
-        path = self.tmp / name
-        expect(path.exists(), f"report {name} was not written")
-        return json.loads(path.read_text())
+        return load_report(self.tmp / name)
 
 
 def err_text(p):
     return p.stderr.decode(errors="replace")
-
-
-def check_balanced(report, drained=True):
-    for name, n in report["nodes"].items():
-        lhs = n["in"] + n["created"]
-        rhs = (n["out"] + n["filtered"] + n["dead_lettered"] + n["in_flight"]
-               + n["retried"] + n["lost"])
-        expect(lhs == rhs, f"node {name}: in + created = {lhs} but "
-                           f"the right side is {rhs}")
-        expect(not drained or n["in_flight"] == 0,
-               f"node {name}: {n['in_flight']} records still in flight")
 
 
 def expect_failed(p, reason, report=None):
@@ -258,18 +213,6 @@ nodes:
 
 
 # --- finding 9: lines without end ----------------------------------------------------
-
-def wait_with_rusage(proc, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            return usage
-        time.sleep(0.05)
-    proc.kill()
-    raise Fail(f"no exit within {timeout}s")
-
 
 @case
 def dev_zero_input_is_bounded_and_reported(t):
@@ -456,37 +399,5 @@ def one_for_all_file_source_resumes(t):
     check_resumed(t, p, n, {f"rec-{i}" for i in range(n)})
 
 
-# --- driver ----------------------------------------------------------------------
-
-def main(binary, source):
-    binary = str(Path(binary).resolve())
-    source = Path(source).resolve()
-    passed = failed = 0
-    for fn in CASES:
-        start = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix=f"troupe-{fn.__name__}-") as d:
-            try:
-                fn(Env(binary, source, Path(d)))
-                status, detail = "ok  ", ""
-            except Skip as e:
-                status, detail = "skip", f": {e}"
-            except Fail as e:
-                status, detail = "FAIL", f": {e}"
-            except subprocess.TimeoutExpired as e:
-                status, detail = "FAIL", f": timed out after {e.timeout}s"
-            except Exception as e:  # a broken case is a failed case
-                status, detail = "FAIL", f": {type(e).__name__}: {e}"
-        secs = time.monotonic() - start
-        print(f"{status} {fn.__name__} ({secs:.1f}s){detail}", flush=True)
-        if status == "FAIL":
-            failed += 1
-        elif status == "ok  ":
-            passed += 1
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit(__doc__.split("\n\n")[1])
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    run_cases(sys.argv, Env, __doc__)

@@ -10,50 +10,22 @@ line per case and `N passed, M failed`; exits 1 if any case failed.
 import os
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
-EXIT_CONFIG = 78
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (  # noqa: E402
+    EXIT_CONFIG, Skip, expect, case, run_cases)
+from harness import Env as BaseEnv  # noqa: E402
+
 TIMEOUT = 30
 
 
-class Fail(Exception):
-    pass
-
-
-class Skip(Exception):
-    pass
-
-
-def expect(condition, message):
-    if not condition:
-        raise Fail(message)
-
-
-CASES = []
-
-
-def case(fn):
-    CASES.append(fn)
-    return fn
-
-
-class Env:
-    def __init__(self, binary, source, tmp):
-        self.bin, self.src, self.tmp = binary, source, tmp
-
+class Env(BaseEnv):
     def troupe(self, *args, env=None):
         full_env = dict(os.environ)
         full_env.update(env or {})
         return subprocess.run([self.bin, *map(str, args)], cwd=self.tmp,
                               env=full_env, text=True, capture_output=True,
                               timeout=TIMEOUT, stdin=subprocess.DEVNULL)
-
-    def write(self, name, text):
-        path = self.tmp / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        return path
 
 
 def config_error(t, cfg, line_col, text, *extra, env=None):
@@ -200,33 +172,5 @@ def devices_may_be_shared(t):
     expect(p.returncode == 0, f"exit {p.returncode}: {p.stderr}")
 
 
-def main(binary, source):
-    binary = str(Path(binary).resolve())
-    source = Path(source).resolve()
-    passed = failed = 0
-    for fn in CASES:
-        with tempfile.TemporaryDirectory(prefix=f"troupe-{fn.__name__}-") as d:
-            try:
-                fn(Env(binary, source, Path(d)))
-                status, detail = "ok  ", ""
-            except Skip as e:
-                status, detail = "skip", f": {e}"
-            except Fail as e:
-                status, detail = "FAIL", f": {e}"
-            except subprocess.TimeoutExpired as e:
-                status, detail = "FAIL", f": timed out after {e.timeout}s"
-            except Exception as e:  # a broken case is a failed case
-                status, detail = "FAIL", f": {type(e).__name__}: {e}"
-        print(f"{status} {fn.__name__}{detail}", flush=True)
-        if status == "FAIL":
-            failed += 1
-        elif status == "ok  ":
-            passed += 1
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit(__doc__.split("\n\n")[1])
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    run_cases(sys.argv, Env, __doc__, timings=False)

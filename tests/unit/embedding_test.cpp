@@ -17,6 +17,7 @@
 #include <caf/send.hpp>
 #include <caf/type_id.hpp>
 
+#include "supervisor_fixture.hpp"
 #include "troupe/errors.hpp"
 #include "troupe/hygiene.hpp"
 #include "troupe/loader.hpp"
@@ -167,11 +168,15 @@ TEST_CASE("runtime::start from several threads at once is safe") {
 
 // -- 22: errors instead of segfaults -----------------------------------------
 
-TEST_CASE("a node factory returning nullptr fails the run with a reason") {
+namespace {
+
+// Runs src -> gap -> out where gap's factory returns no node logic.
+run_report run_with_null_factory(bool parallel) {
   driven d;
   actor_type nothing;
   nothing.name = "nothing";
   nothing.kind = actor_kind::stage;
+  nothing.parallel = parallel;
   nothing.make_node = [](const node_context&) {
     return std::unique_ptr<node_logic>{};
   };
@@ -179,32 +184,24 @@ TEST_CASE("a node factory returning nullptr fails the run with a reason") {
   graph_spec g;
   g.nodes.push_back(generate("src", 10));
   g.nodes.push_back(node("gap", "nothing", {"src"}));
+  if (parallel)
+    g.nodes.back().workers = 2;
   g.nodes.push_back(node("out", "null", {"gap"}));
   auto run = d.rt->start(g);
   REQUIRE(d.drive(run));
-  auto rep = run.report();
+  return run.report();
+}
+
+} // namespace
+
+TEST_CASE("a node factory returning nullptr fails the run with a reason") {
+  auto rep = run_with_null_factory(false);
   CHECK(rep.status == "failed");
   CHECK(contains(rep.message, "returned no node logic"));
 }
 
 TEST_CASE("a parallel factory returning nullptr fails the run too") {
-  driven d;
-  actor_type nothing;
-  nothing.name = "nothing";
-  nothing.kind = actor_kind::stage;
-  nothing.parallel = true;
-  nothing.make_node = [](const node_context&) {
-    return std::unique_ptr<node_logic>{};
-  };
-  d.reg->add(nothing);
-  graph_spec g;
-  g.nodes.push_back(generate("src", 10));
-  g.nodes.push_back(node("gap", "nothing", {"src"}));
-  g.nodes.back().workers = 2;
-  g.nodes.push_back(node("out", "null", {"gap"}));
-  auto run = d.rt->start(g);
-  REQUIRE(d.drive(run));
-  auto rep = run.report();
+  auto rep = run_with_null_factory(true);
   CHECK(rep.status == "failed");
   CHECK(contains(rep.message, "returned no node logic"));
 }
@@ -507,52 +504,15 @@ TEST_CASE("the validator rejects paths that overlap or cannot work") {
 
 namespace {
 
-// Function actors take an unused int: CAF 0.17 dereferences a null argument
-// tuple when a function actor takes no arguments (UBSan reports it). This is
-// the form the README shows.
-constexpr int no_args = 0;
+using troupe_test::no_args;
 
-struct sup_fixture {
-  caf::actor_system_config cfg;
-  std::unique_ptr<caf::actor_system> sys;
-  caf::scheduler::test_coordinator* sched = nullptr;
-  std::map<std::string, int> starts;
-  std::vector<std::string> stopped;
+struct sup_fixture : troupe_test::supervisor_fixture {
   caf::error sup_exit;
   bool sup_down = false;
   caf::actor observer;
 
-  sup_fixture() {
-    cfg.set("scheduler.policy", caf::atom("testing"));
-    cfg.add_message_types<caf::id_block::troupe>();
-    sys = std::make_unique<caf::actor_system>(cfg);
-    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
-  }
-
   ~sup_fixture() {
-    sched->run();
-  }
-
-  static caf::behavior worker(caf::event_based_actor* self, std::string name,
-                              std::vector<std::string>* stopped,
-                              bool ignore_exit) {
-    install_exception_handler(self, name);
-    self->attach_functor([stopped, name] { stopped->push_back(name); });
-    if (ignore_exit) // a child slow to stop: only a kill ends it
-      self->set_exit_handler([](caf::exit_msg&) {});
-    return {[](const std::string& cmd) {
-      if (cmd == "crash")
-        throw std::runtime_error("asked to crash");
-    }};
-  }
-
-  child_spec child(std::string name,
-                   restart_type restart = restart_type::permanent,
-                   bool ignore_exit = false) {
-    return {name, restart, [this, name, ignore_exit](caf::local_actor& p) {
-              ++starts[name];
-              return p.spawn(worker, name, &stopped, ignore_exit);
-            }};
+    sched->run(); // before the observer's handle goes
   }
 
   supervisor_config config(uint32_t intensity = 5) {
@@ -578,25 +538,6 @@ struct sup_fixture {
     }, no_args);
     sched->run();
     return sup;
-  }
-
-  caf::actor get(const supervisor_actor& sup, const std::string& name) {
-    caf::actor result;
-    auto* out = &result;
-    sys->spawn([out, sup, name](caf::event_based_actor* self, int) {
-      self->request(sup, std::chrono::seconds(1), get_atom_v, name)
-        .then([out](const caf::actor& h) { *out = h; });
-    }, no_args);
-    sched->run();
-    return result;
-  }
-
-  void settle(duration total = 1s) {
-    for (duration t{0}; t < total; t += 10ms) {
-      sched->run();
-      sched->advance_time(10ms);
-    }
-    sched->run();
   }
 };
 

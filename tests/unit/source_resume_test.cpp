@@ -3,78 +3,16 @@
 // actor on many batches must still finish with every record delivered.
 // Before, every group restart started the sources over (and the same batch
 // killed the stage again), so such a run never finished.
-#include <doctest/doctest.h>
-
 #include <unistd.h>
 
-#include <algorithm>
-#include <cstdio>
-#include <map>
 #include <set>
 #include <string>
 
-#include <caf/actor_system.hpp>
-#include <caf/scheduler/test_coordinator.hpp>
+#include "graph_harness.hpp"
 
-#include "troupe/loader.hpp"
-#include "troupe/registry.hpp"
-#include "troupe/runtime.hpp"
-
-using namespace troupe;
-using namespace std::chrono_literals;
+using namespace troupe_test;
 
 namespace {
-
-class keep_sink : public node_logic {
-public:
-  explicit keep_sink(std::vector<std::string>* out) : out_(out) {
-  }
-  void consume(record_batch batch, emitter& out) override {
-    for (auto& r : batch.records())
-      out_->push_back(r.body);
-    out.emit(std::move(batch));
-  }
-
-private:
-  std::vector<std::string>* out_;
-};
-
-struct resume_harness {
-  registry reg;
-  std::vector<std::string> got;
-  std::unique_ptr<runtime> rt;
-  caf::scheduler::test_coordinator* sched = nullptr;
-
-  resume_harness() {
-    register_builtins(reg);
-    actor_type keep;
-    keep.name = "keep";
-    keep.kind = actor_kind::sink;
-    keep.make_node = [this](const node_context&) {
-      return std::make_unique<keep_sink>(&got);
-    };
-    reg.add(keep);
-    rt = std::make_unique<runtime>(reg, runtime_options{1, true});
-    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(
-      rt->system().scheduler());
-  }
-  ~resume_harness() {
-    sched->run();
-  }
-
-  run_report run(const std::string& yaml) {
-    auto res = load_graph_text(yaml, "resume.yaml", reg);
-    REQUIRE(res.ok());
-    auto run = rt->start(*res.graph);
-    sched->run();
-    for (duration t{0}; t < 120s && !run.finished(); t += 10ms) {
-      sched->advance_time(10ms);
-      sched->run();
-    }
-    REQUIRE_MESSAGE(run.finished(), "the run never finished");
-    return run.report();
-  }
-};
 
 const char* group_yaml = R"(version: 1
 runtime: { batch_size: 16 }
@@ -87,7 +25,7 @@ groups:
 nodes:
   src:   SOURCE
   chaos: { type: chaos, seed: 11, kill: 0.1, inputs: [src] }
-  out:   { type: keep, inputs: [chaos] }
+  out:   { type: collect, inputs: [chaos] }
 )";
 
 std::string with_source(const std::string& source) {
@@ -96,15 +34,21 @@ std::string with_source(const std::string& source) {
   return yaml;
 }
 
-void check_complete(const run_report& rep, const std::vector<std::string>& got,
+// Runs `source` in the group until the run ends; every record of `want`
+// must reach the sink, and the source must have been restarted.
+void check_complete(harness& h, const std::string& source,
                     const std::set<std::string>& want) {
+  auto run = h.start(with_source(source));
+  REQUIRE_MESSAGE(h.drive(run, 120s), "the run never finished");
+  auto rep = run.report();
   CHECK(rep.status == "completed");
-  for (auto& n : rep.nodes) {
-    CHECK_MESSAGE(n.balanced(), "node " << n.name << " is not balanced");
+  check_balanced(rep);
+  for (auto& n : rep.nodes)
     if (n.name == "src")
       CHECK(n.restarts > 0);
-  }
-  std::set<std::string> seen(got.begin(), got.end());
+  std::set<std::string> seen;
+  for (auto& r : h.sinks["out"].records)
+    seen.insert(r.body);
   size_t missing = 0;
   for (auto& w : want)
     missing += seen.count(w) == 0;
@@ -114,12 +58,11 @@ void check_complete(const run_report& rep, const std::vector<std::string>& got,
 } // namespace
 
 TEST_CASE("a generate source in a one_for_all group resumes, not restarts") {
-  resume_harness h;
-  auto rep = h.run(with_source("{ type: generate, count: 3000 }"));
+  harness h;
   std::set<std::string> want;
   for (int i = 0; i < 3000; ++i)
     want.insert(std::to_string(i));
-  check_complete(rep, h.got, want);
+  check_complete(h, "{ type: generate, count: 3000 }", want);
 }
 
 TEST_CASE("a file source in a one_for_all group resumes where it was") {
@@ -136,10 +79,9 @@ TEST_CASE("a file source in a one_for_all group resumes where it was") {
           == static_cast<ssize_t>(text.size()));
   ::close(fd);
   {
-    resume_harness h;
-    auto rep = h.run(
-      with_source(std::string("{ type: file, path: \"") + name + "\" }"));
-    check_complete(rep, h.got, want);
+    harness h;
+    check_complete(h, std::string("{ type: file, path: \"") + name + "\" }",
+                   want);
   }
   ::unlink(name);
 }

@@ -1,63 +1,22 @@
 // The embeddable supervisor, on CAF's test coordinator.
 #include <doctest/doctest.h>
 
-#include <map>
-#include <stdexcept>
+#include <string>
 
-#include <caf/actor_system.hpp>
-#include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
-#include <caf/scheduler/test_coordinator.hpp>
 #include <caf/send.hpp>
 
+#include "supervisor_fixture.hpp"
 #include "troupe/errors.hpp"
-#include "troupe/hygiene.hpp"
 #include "troupe/supervisor.hpp"
-#include "troupe/type_ids.hpp"
 
 using namespace troupe;
 using namespace std::chrono_literals;
+using troupe_test::no_args;
 
 namespace {
 
-// Function actors here take an unused int: CAF 0.17 dereferences a null
-// argument tuple when a function actor takes no arguments (UBSan reports it).
-constexpr int no_args = 0;
-
-struct fixture {
-  caf::actor_system_config cfg;
-  std::unique_ptr<caf::actor_system> sys;
-  caf::scheduler::test_coordinator* sched = nullptr;
-  std::vector<std::string> stopped; // children, in the order they ended
-  std::map<std::string, int> starts;
-
-  fixture() {
-    cfg.set("scheduler.policy", caf::atom("testing"));
-    cfg.add_message_types<caf::id_block::troupe>();
-    sys = std::make_unique<caf::actor_system>(cfg);
-    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
-  }
-
-  ~fixture() {
-    sched->run();
-  }
-
-  // A child that throws when sent "crash" and records when it ends.
-  child_spec child(std::string name,
-                   restart_type restart = restart_type::permanent) {
-    return {name, restart, [this, name](caf::local_actor& parent) {
-              ++starts[name];
-              return parent.spawn([this, name](caf::event_based_actor* self, int) {
-                install_exception_handler(self, name);
-                self->attach_functor([this, name] { stopped.push_back(name); });
-                return caf::behavior{[](const std::string& cmd) {
-                  if (cmd == "crash")
-                    throw std::runtime_error("asked to crash");
-                }};
-              }, no_args);
-            }};
-  }
-
+struct fixture : troupe_test::supervisor_fixture {
   supervisor_config config(strategy s, uint32_t intensity = 5) {
     supervisor_config c;
     c.policy.strategy = s;
@@ -66,26 +25,6 @@ struct fixture {
     c.policy.backoff = {10ms, 100ms, 0};
     c.children = {child("a"), child("b"), child("c")};
     return c;
-  }
-
-  // The child's current incarnation, asked over the supervisor's protocol.
-  caf::actor get(const supervisor_actor& sup, const std::string& name) {
-    caf::actor result;
-    auto* out = &result; // the init closure is gone when the reply comes
-    sys->spawn([out, sup, name](caf::event_based_actor* self, int) {
-      self->request(sup, std::chrono::seconds(1), get_atom_v, name)
-        .then([out](const caf::actor& h) { *out = h; });
-    }, no_args);
-    sched->run();
-    return result;
-  }
-
-  void settle() {
-    for (int i = 0; i < 100; ++i) {
-      sched->run();
-      sched->advance_time(10ms);
-    }
-    sched->run();
   }
 };
 

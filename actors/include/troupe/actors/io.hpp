@@ -183,6 +183,9 @@ void fail_too_long(record r, const line_reader& reader, const std::string& what,
 // `max_line` must leave room for a line.
 void check_max_line(const node_spec& n, std::vector<diagnostic>& errors);
 
+// The `max_line` parameter of a line source (file, stdin).
+param_spec max_line_param();
+
 // What a source emitted and was not acknowledged yet, by first seq. Kept in
 // node_memory, it lets a restarted source replay exactly that (each record's
 // attempt + 1, so fault injection decides anew) before it continues, and it
@@ -243,5 +246,23 @@ private:
   position acked_;
   size_t records_ = 0;
 };
+
+// What a line source (file, stdin) keeps across restarts
+// (node_context::memory): its reader, what was sent and not acknowledged, and
+// the next seq.
+struct line_source_memory : node_memory {
+  std::unique_ptr<line_reader> reader;
+  replay_log log;
+  uint64_t next_seq = 0;
+};
+
+// The produce() of a line source: first what the log replays, then up to
+// `max` lines from the reader, one record each (seq counts lines); a line
+// longer than max_line goes to `errors`, named by `what`. `positions`: each
+// batch remembers where reading stands (a source that checkpoints);
+// `reserve`: room for `max` records is taken up front.
+produce_status produce_lines(line_source_memory& m, size_t max, emitter& out,
+                             const std::string& what, bool positions,
+                             bool reserve);
 
 } // namespace troupe::actors
