@@ -202,6 +202,7 @@ struct consumer_edge {
   std::unordered_set<uint64_t> resent;   // queued again after a rewire
   std::unordered_set<uint64_t> received; // at_most_once: never resend these
   bool eof_sent = false;
+  bool starved_told = false; // told it we are starved, this episode
   bool dropped = false;  // the consumer is gone for good
   bool finished = false; // ... because it finished: it had everything we
                          // emitted before; what we emit now are duplicates
@@ -233,6 +234,9 @@ struct node_state {
   std::vector<bool> ended;               // per in_port
   std::vector<size_t> unacked_records;   // per in_port: received, not acked
   std::vector<size_t> unacked_bytes;
+  // A producer told us it is out of input credit and waits for what it
+  // sent us; lasts until we have acknowledged everything we received.
+  bool upstream_starved = false;
   std::unordered_map<uint64_t, input_entry> inputs; // by token
   std::deque<uint64_t> open;             // tokens the inline logic may hold
   uint64_t consumed = 0;
@@ -331,6 +335,8 @@ void acknowledge(node_pointer self, uint64_t token) {
   st.metrics->unacked_in[in.in_port].fetch_sub(in.size,
                                                std::memory_order_relaxed);
   st.inputs.erase(i);
+  if (st.inputs.empty())
+    st.upstream_starved = false;
 }
 
 void flush(node_pointer self);
@@ -522,9 +528,13 @@ void maybe_finish(node_pointer self) {
   flush(self);
 }
 
+bool pressing(const node_state& st);
+
 void flush(node_pointer self) {
   auto& st = self->state;
+  bool starved = pressing(st);
   for (auto& e : st.edges) {
+    bool sent = false;
     while (!e.queue.empty() && e.in_flight < st.window
            && e.in_flight_bytes < st.window_bytes) {
       auto id = e.queue.front();
@@ -546,6 +556,16 @@ void flush(node_pointer self) {
         self->send(e.handle, batch_atom_v, e.in_port,
                    static_cast<uint32_t>(&e - st.edges.data()), id, redelivery,
                    i->second.batch);
+      sent = true;
+    }
+    // While we are starved, a consumer holding what we sent may be what
+    // pins our input: tell it, after the batches it is about.
+    if (!starved) {
+      e.starved_told = false;
+    } else if ((sent || !e.starved_told) && e.in_flight > 0 && e.handle
+               && !e.dropped) {
+      e.starved_told = true;
+      self->send(e.handle, starved_atom_v);
     }
     if (st.input_done && e.queue.empty() && !e.eof_sent) {
       e.eof_sent = true;
@@ -680,23 +700,41 @@ void dispatch(node_pointer self) {
   }
 }
 
-// Upstream can send us nothing more until we acknowledge something. If the
-// logic holds records, it must let go (a filling batch); if what we hold is
-// waiting for our consumers instead, one of them may be the one holding
-// (a batch behind a filter keeps one record of each of our inputs): pass
-// the word on to the consumers that have records of ours unacknowledged.
+// Upstream can send us nothing more until we acknowledge something: our own
+// input window is full, or a producer told us its is and it waits for what
+// it sent us. Then a logic holding records must let go of them (a filling
+// batch), and if what pins our input waits in our consumers instead (a
+// batch behind a filter keeps one record of each of our inputs), flush()
+// passes the word on with what we send them.
+bool pressing(const node_state& st) {
+  if (st.upstream_starved)
+    return true;
+  for (size_t p = 0; p < st.unacked_records.size(); ++p)
+    if (st.unacked_records[p] >= st.window
+        || st.unacked_bytes[p] >= st.window_bytes)
+      return true;
+  return false;
+}
+
+void let_go(node_pointer self) {
+  auto& st = self->state;
+  if (!st.workers.empty() || st.logic->held() == 0)
+    return; // workers always finish what they hold
+  auto out = inline_emitter(self);
+  st.logic->starved(out);
+  release_open(self);
+}
+
+// A producer is starved and waits for us.
 void on_starved(node_pointer self) {
   auto& st = self->state;
-  if (!st.workers.empty())
-    return; // workers always finish what they hold
-  if (st.logic->held() > 0) {
-    auto out = inline_emitter(self);
-    st.logic->starved(out);
-    release_open(self);
-  }
+  if (st.inputs.empty())
+    return; // we hold nothing of anyone's: it is not waiting for us
+  st.upstream_starved = true;
+  let_go(self);
   for (auto& e : st.edges)
-    if (e.in_flight > 0 && e.handle && !e.dropped)
-      self->send(e.handle, starved_atom_v);
+    e.starved_told = false; // pass it on, even without anything new
+  flush(self);
 }
 
 void on_batch(node_pointer self, uint32_t in_port, uint32_t tag, uint64_t id,
@@ -744,6 +782,8 @@ void on_batch(node_pointer self, uint32_t in_port, uint32_t tag, uint64_t id,
     st.waiting.push_back(token);
     st.waiting_batches.emplace(token, std::make_pair(redelivery, std::move(batch)));
     dispatch(self);
+    if (pressing(st))
+      flush(self); // tells consumers holding our earlier output
     return;
   }
   st.consumed += n;
@@ -757,12 +797,9 @@ void on_batch(node_pointer self, uint32_t in_port, uint32_t tag, uint64_t id,
   else
     st.logic->consume(std::move(batch), out);
   release_open(self);
-  flush(self); // first, so the word below follows what it is about
-  if (st.unacked_records[in_port] >= st.window
-      || st.unacked_bytes[in_port] >= st.window_bytes) {
-    on_starved(self); // upstream is out of credit for us
-    flush(self);
-  }
+  if (pressing(st))
+    let_go(self);
+  flush(self);
 }
 
 // One consumer is done with output entry `id` (acknowledged, or gone for
@@ -976,7 +1013,6 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
     },
     [=](starved_atom) {
       on_starved(self);
-      flush(self);
       commit(self);
     },
     [=](stop_atom) {
