@@ -337,3 +337,43 @@ nodes:
   CHECK(lines == 1000);
   std::filesystem::remove(path);
 }
+
+TEST_CASE("starvation reaches a batch through another batch, workers and a "
+          "delaying stage that restarts") {
+  harness h;
+  SUBCASE("two batches in a row, window_bytes smaller than a source batch") {
+    auto run = h.start(R"(version: 1
+runtime: {window_bytes: 1KiB}
+nodes:
+  g: {type: generate, count: 1000, key: "k{i}"}
+  a: {type: batch, inputs: [g]}
+  b: {type: batch, inputs: [a]}
+  s: {type: collect, inputs: [b]}
+)");
+    REQUIRE(h.drive(run));
+    CHECK(unique_seqs(h.sinks["s"]).size() == 1000);
+  }
+  SUBCASE("a filter on two workers, then a batch") {
+    auto run = h.start(R"(version: 1
+runtime: {window: 1024, batch_size: 1000}
+nodes:
+  g: {type: generate, count: 5000}
+  f: {type: filter, contains: "0", workers: 2, inputs: [g]}
+  b: {type: batch, inputs: [f]}
+  s: {type: collect, inputs: [b]}
+)");
+    REQUIRE(h.drive(run));
+    CHECK(unique_seqs(h.sinks["s"]).size() == 1265);
+  }
+  SUBCASE("chaos with kill and delay, then a batch without timeout") {
+    auto run = h.start(R"(version: 1
+nodes:
+  g: {type: generate, count: 20000}
+  c: {type: chaos, seed: 1, kill: 0.05, delay: 1ms, inputs: [g]}
+  b: {type: batch, inputs: [c]}
+  s: {type: collect, inputs: [b]}
+)");
+    REQUIRE(h.drive(run));
+    CHECK(unique_seqs(h.sinks["s"]).size() == 20000);
+  }
+}
