@@ -2,6 +2,8 @@
 // the last `window` identities. After at-least-once delivery redelivered a
 // crashed node's records, a dedupe in front of the sink makes the output
 // effectively-once. Dropped duplicates count as `filtered` on this node.
+// `by: seq` means the record's identity: the source that made it and its
+// sequence number there, so two sources' records never collide.
 #include <deque>
 #include <unordered_set>
 
@@ -23,7 +25,9 @@ public:
     std::vector<bool> fresh(in.size());
     size_t kept = 0;
     for (size_t i = 0; i < in.size(); ++i) {
-      auto id = by_key_ ? in[i].key : std::to_string(in[i].seq);
+      auto id = by_key_ ? in[i].key
+                        : std::to_string(in[i].ctx.origin) + ':'
+                            + std::to_string(in[i].seq);
       if (!seen_.insert(id).second)
         continue;
       order_.push_back(std::move(id));

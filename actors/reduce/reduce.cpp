@@ -14,6 +14,7 @@
 // That needs each source to reach reduce by one path only (a diamond would
 // bring one record twice on purpose): lint rejects the other shapes.
 #include <bitset>
+#include <charconv>
 #include <cmath>
 #include <map>
 #include <unordered_map>
@@ -38,18 +39,15 @@ public:
       }
       auto& acc = totals_[by_key_ ? r.key : std::string{}];
       if (!sum_) {
-        acc += 1;
+        acc.whole += 1;
         out.drop(1);
         continue;
       }
-      char* end = nullptr;
-      auto v = std::strtod(r.body.c_str(), &end);
-      if (r.body.empty() || *end != '\0' || !std::isfinite(v)) {
-        out.fail(r, "sum: body is not a number: '" + r.body.substr(0, 40)
-                      + "'");
+      if (!acc.add(r.body)) {
+        out.fail(r, "sum: body is not a decimal number: '"
+                      + r.body.substr(0, 40) + "'");
         continue;
       }
-      acc += v;
       out.drop(1);
     }
   }
@@ -61,12 +59,7 @@ public:
       record r;
       r.seq = seq++;
       r.key = key;
-      char buf[64];
-      if (v == std::floor(v) && std::fabs(v) < 9e15)
-        std::snprintf(buf, sizeof(buf), "%.0f", v);
-      else
-        std::snprintf(buf, sizeof(buf), "%.17g", v);
-      r.body = buf;
+      r.body = v.str(key);
       rs.push_back(std::move(r));
     }
     if (!rs.empty()) {
@@ -76,6 +69,55 @@ public:
   }
 
 private:
+  // Integers add up exactly (128 bits: no realistic input overflows them);
+  // a body with a fraction or an exponent makes the key's sum a double.
+  struct total {
+    __int128 whole = 0;
+    double fraction = 0;
+    bool inexact = false;
+
+    // Strict decimal: no blanks, no hex, no '+', nothing after the number.
+    bool add(const std::string& body) {
+      auto* first = body.data();
+      auto* last = first + body.size();
+      int64_t i = 0;
+      if (auto [p, ec] = std::from_chars(first, last, i);
+          ec == std::errc{} && p == last) {
+        whole += i;
+        return true;
+      }
+      double d = 0;
+      auto [p, ec] = std::from_chars(first, last, d,
+                                     std::chars_format::general);
+      if (ec != std::errc{} || p != last || !std::isfinite(d))
+        return false;
+      fraction += d;
+      inexact = true;
+      return true;
+    }
+
+    std::string str(const std::string& key) const {
+      if (!inexact) {
+        auto neg = whole < 0;
+        auto u = neg ? -static_cast<unsigned __int128>(whole)
+                     : static_cast<unsigned __int128>(whole);
+        std::string digits;
+        do {
+          digits.insert(digits.begin(), static_cast<char>('0' + u % 10));
+          u /= 10;
+        } while (u != 0);
+        return neg ? "-" + digits : digits;
+      }
+      auto v = static_cast<double>(whole) + fraction;
+      if (!std::isfinite(v))
+        throw unrecoverable_error("reduce: the sum of key '" + key
+                                  + "' overflows a double");
+      char buf[64];
+      std::snprintf(buf, sizeof(buf), "%.17g", v);
+      return buf;
+    }
+  };
+
   struct block_key {
     uint32_t origin;
     uint64_t block;
@@ -110,7 +152,7 @@ private:
 
   bool sum_;
   bool by_key_;
-  std::map<std::string, double> totals_;
+  std::map<std::string, total> totals_;
   std::unordered_map<block_key, std::bitset<block_bits>, block_hash> seen_;
 };
 

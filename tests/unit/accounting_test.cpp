@@ -377,3 +377,31 @@ nodes:
     CHECK(unique_seqs(h.sinks["s"]).size() == 20000);
   }
 }
+
+TEST_CASE("reduce sums integers exactly, past 64 bits") {
+  harness h;
+  auto run = h.start(R"(version: 1
+nodes:
+  src: {type: generate, count: 10, start: 9223372036854775000}
+  r:   {type: reduce, op: sum, by: all, inputs: [src]}
+  out: {type: collect, inputs: [r]}
+)");
+  REQUIRE(h.drive(run));
+  REQUIRE(h.sinks["out"].records.size() == 1);
+  // sum(range(9223372036854775000, 9223372036854775010)), from Python
+  CHECK(h.sinks["out"].records[0].body == "92233720368547750045");
+}
+
+TEST_CASE("dedupe by seq tells two sources' records apart") {
+  harness h;
+  auto run = h.start(R"(version: 1
+nodes:
+  a:   {type: generate, count: 10}
+  b:   {type: generate, count: 10}
+  m:   {type: map, fn: identity, inputs: [a, b]}
+  d:   {type: dedupe, by: seq, inputs: [m]}
+  out: {type: collect, inputs: [d]}
+)");
+  REQUIRE(h.drive(run));
+  CHECK(h.sinks["out"].records.size() == 20);
+}
