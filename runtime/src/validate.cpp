@@ -49,6 +49,15 @@ fs::path real_path(const std::string& text) {
   return ec ? abs.lexically_normal() : real;
 }
 
+// Two names of one file: the same real path, or (hard links) the same
+// device and inode.
+bool same_file(const fs::path& a, const fs::path& b) {
+  if (a == b)
+    return true;
+  std::error_code ec;
+  return fs::equivalent(a, b, ec) && !ec;
+}
+
 bool is_device(const fs::path& p) {
   std::error_code ec;
   auto st = fs::status(p, ec);
@@ -84,7 +93,8 @@ std::vector<path_use> collect_paths(const graph_spec& g) {
 // Why `a` and `b` (the later one) may not name one file, or "".
 std::string overlap(const path_use& a, const path_use& b) {
   using r = path_use::role_type;
-  if (a.real != b.real || a.shared_ok || a.text.empty() || b.text.empty())
+  if (a.shared_ok || a.text.empty() || b.text.empty()
+      || !same_file(a.real, b.real))
     return {};
   if (a.role == r::input && b.role == r::input)
     return {}; // two readers of one file are fine
@@ -585,7 +595,7 @@ private:
     if (!g_.file.empty() && fs::is_regular_file(g_.file, ec)) {
       auto config = real_path(g_.file);
       for (auto& u : uses)
-        if (u.role != path_use::input && !u.text.empty() && u.real == config)
+        if (u.role != path_use::input && !u.text.empty() && same_file(u.real, config))
           error(u.where, "node '" + u.node + "'",
                 "'" + u.node + "' " + verb(u.role) + " '" + u.text
                   + "', the configuration file itself");
@@ -630,12 +640,12 @@ std::vector<diagnostic> check_extra_output(const graph_spec& g,
   if (self.shared_ok)
     return out;
   for (auto& u : collect_paths(g))
-    if (!u.text.empty() && !u.shared_ok && u.real == self.real)
+    if (!u.text.empty() && !u.shared_ok && same_file(u.real, self.real))
       out.push_back({w, what + " '" + path + "' is the file node '" + u.node
                           + "' " + verb(u.role) + "; choose another file"});
   std::error_code ec;
   if (!g.file.empty() && fs::is_regular_file(g.file, ec)
-      && real_path(g.file) == self.real)
+      && same_file(real_path(g.file), self.real))
     out.push_back({w, what + " '" + path + "' is the configuration file"});
   return out;
 }

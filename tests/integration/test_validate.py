@@ -63,6 +63,17 @@ def input_path_through_a_symlink(t):
 
 
 @case
+def input_path_through_a_hard_link(t):
+    data = t.write("data.txt", "x\n")
+    os.link(data, t.tmp / "other.txt")
+    cfg = t.write("g.yaml", "version: 1\nnodes:\n"
+                  "  src: { type: file, path: data.txt }\n"
+                  "  out: { type: file, path: other.txt, inputs: [src] }\n")
+    config_error(t, cfg, "4:28", "destroys the input")
+    expect(data.read_text() == "x\n", "the input was touched")
+
+
+@case
 def output_is_the_config_file(t):
     cfg = t.write("g.yaml", "version: 1\nnodes:\n"
                   "  src: { type: generate, count: 3 }\n"
