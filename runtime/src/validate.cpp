@@ -647,6 +647,17 @@ std::vector<diagnostic> check_extra_output(const graph_spec& g,
   if (!g.file.empty() && fs::is_regular_file(g.file, ec)
       && same_file(real_path(g.file), self.real))
     out.push_back({w, what + " '" + path + "' is the configuration file"});
+  // Written after the run: find out now that it could not be.
+  auto folder = self.real.parent_path();
+  if (fs::is_directory(self.real, ec))
+    out.push_back({w, what + " '" + path + "' is a directory; name a file"});
+  else if (!fs::is_directory(folder, ec))
+    out.push_back({w, what + " '" + path + "': the folder '" + folder.string()
+                        + "' does not exist"});
+  else if (::access(folder.c_str(), W_OK | X_OK) != 0
+           || (fs::exists(self.real, ec)
+               && ::access(self.real.c_str(), W_OK) != 0))
+    out.push_back({w, what + " '" + path + "' is not writable"});
   return out;
 }
 

@@ -63,6 +63,21 @@ def input_path_through_a_symlink(t):
 
 
 @case
+def report_path_that_cannot_be_written(t):
+    cfg = t.write("g.yaml", "version: 1\nnodes:\n"
+                  "  src: { type: generate, count: 3 }\n"
+                  "  out: { type: file, path: out.jsonl, inputs: [src] }\n")
+    (t.tmp / "adir").mkdir()
+    for report, why in (("adir", "is a directory"),
+                        ("missing/r.json", "does not exist")):
+        p = t.troupe("run", cfg, "--no-progress", "--report", report)
+        errors = [l for l in p.stderr.splitlines() if ": error: " in l]
+        expect(p.returncode == EXIT_CONFIG, f"{report}: exit {p.returncode}")
+        expect(len(errors) == 1 and why in errors[0], f"{report}: {errors}")
+        expect(not (t.tmp / "out.jsonl").exists(), "the graph ran anyway")
+
+
+@case
 def input_path_through_a_hard_link(t):
     data = t.write("data.txt", "x\n")
     os.link(data, t.tmp / "other.txt")
