@@ -51,13 +51,7 @@ void hold_closed_std_fds() {
 
 } // namespace
 
-int main(int argc, char** argv) {
-  // First, before any allocation or loading: a signal in the first
-  // millisecond must reach our handler, not the default action.
-  troupe::cli::install_signal_handlers(argc > 1
-                                       && std::strcmp(argv[1], "run") == 0);
-  hold_closed_std_fds();
-  std::vector<std::string> args(argv + 1, argv + argc);
+static int dispatch(std::vector<std::string> args) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h"
       || args[0] == "help") {
     std::cout << help_text;
@@ -81,4 +75,20 @@ int main(int argc, char** argv) {
     return troupe::cli::cmd_types(args);
   std::cerr << "troupe: unknown command '" << cmd << "'; see troupe --help\n";
   return troupe::cli::usage;
+}
+
+int main(int argc, char** argv) {
+  // First, before any allocation or loading: a signal in the first
+  // millisecond must reach our handler, not the default action.
+  troupe::cli::install_signal_handlers(argc > 1
+                                       && std::strcmp(argv[1], "run") == 0);
+  hold_closed_std_fds();
+  auto rc = dispatch(std::vector<std::string>(argv + 1, argv + argc));
+  // What `graph`, `types` or `--version` printed must have reached stdout.
+  std::cout.flush();
+  if (!std::cout && rc == troupe::cli::ok) {
+    std::cerr << "troupe: cannot write to stdout\n";
+    return troupe::cli::run_failed;
+  }
+  return rc;
 }

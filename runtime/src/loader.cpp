@@ -359,8 +359,14 @@ private:
     // Zero would mean "wait forever" to some readers: troupe never does.
     typed(r, "shutdown_timeout", rt.shutdown_timeout, positive_duration,
           "a positive duration such as 20s");
-    typed(r, "request_timeout", rt.request_timeout, positive_duration,
-          "a positive duration such as 30s");
+    // Below a millisecond no request between actors can be answered: every
+    // one would fail and burn the restart budget.
+    typed(r, "request_timeout", rt.request_timeout,
+          [](const std::string& x) -> std::optional<duration> {
+            auto v = positive_duration(x);
+            return v && *v >= std::chrono::milliseconds(1) ? v : std::nullopt;
+          },
+          "a duration of at least 1ms such as 30s");
     bounded(r, "batch_size", rt.batch_size, 1, max_batch_size,
             "a positive integer");
     bounded(r, "window", rt.window, 1, max_window, "a positive integer");

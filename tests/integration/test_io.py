@@ -82,6 +82,16 @@ def stdout_to_dev_full_fails(t):
 
 
 @case
+def cli_output_to_dev_full_fails(t):
+    for args in (["types"], ["--version"], ["graph", "full.yaml"]):
+        t.write("full.yaml", GEN_TO_STDOUT.format(fmt="lines"))
+        with open("/dev/full", "wb") as full:
+            p = t.troupe(*args, stdout=full)
+        expect(p.returncode == 1, f"{args}: exit {p.returncode}, want 1")
+        expect("cannot write to stdout" in p.stderr, f"{args}: {p.stderr}")
+
+
+@case
 def stdout_closed_fails(t):
     cfg = t.write("closed.yaml", GEN_TO_STDOUT.format(fmt="lines"))
     p = subprocess.run(["sh", "-c", 'exec "$0" run "$1" --no-progress >&-',
