@@ -88,7 +88,8 @@ def cli_output_to_dev_full_fails(t):
         with open("/dev/full", "wb") as full:
             p = t.troupe(*args, stdout=full)
         expect(p.returncode == 1, f"{args}: exit {p.returncode}, want 1")
-        expect("cannot write to stdout" in p.stderr, f"{args}: {p.stderr}")
+        err = p.stderr.decode(errors="replace")
+        expect("cannot write to stdout" in err, f"{args}: {err}")
 
 
 @case
