@@ -145,6 +145,22 @@ void complete(sup_pointer self, run_outcome outcome) {
       self->send_exit(c.handle, caf::exit_reason::kill);
     }
   }
+  // The run ends here: what producers sent that a node still running never
+  // received (its mailbox dies with it) is lost; count it there.
+  for (size_t c = 0; c < st.children.size(); ++c) {
+    if (!st.children[c].alive)
+      continue;
+    auto* cm = st.plan->metrics->nodes[c].get();
+    for (auto& e : st.plan->in_edges[c]) {
+      auto sent = st.plan->metrics->nodes[e.producer]->sent_out[e.tag].load(
+        std::memory_order_relaxed);
+      auto got = cm->received_in[e.in_port].load(std::memory_order_relaxed);
+      if (sent > got) {
+        cm->add(cm->in, sent - got);
+        cm->add(cm->lost, sent - got);
+      }
+    }
+  }
   if (st.done)
     st.done(std::move(outcome));
   self->quit();

@@ -375,7 +375,7 @@ private:
             auto v = parse_size(x);
             return v && *v > 0 && *v <= max_window_bytes ? v : std::nullopt;
           },
-          "a positive size up to 1TiB such as 32MiB");
+          "a positive size up to 1TiB such as 8MiB");
     bounded(r, "max_attempts", rt.max_attempts, 1, max_max_attempts,
             "a positive integer");
   }

@@ -218,6 +218,11 @@ nodes:
     expect(rc == EXIT_INTERRUPTED, f"exit {rc}: {tail(err)}")
     r = load_report(t.tmp / "r.json")
     expect(r["status"] == "timed_out", f"status {r['status']!r}")
+    # The ten records the stuck sink never received died in its mailbox:
+    # counted there as lost, not in no counter at all.
+    out = r["nodes"]["out"]
+    expect(out["in"] == 10 and out["lost"] == 10,
+           f"sink in {out['in']}, lost {out['lost']}")
     expect(took < 10, f"took {took:.1f}s")
 
 

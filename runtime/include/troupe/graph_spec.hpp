@@ -25,7 +25,7 @@ struct runtime_spec {
   size_t window = 16384;        // unacknowledged records per edge (credit)
   // ... and unacknowledged payload bytes (keys and bodies) per edge, so a
   // window of large records stays bounded in memory too.
-  size_t window_bytes = 32 * 1024 * 1024;
+  size_t window_bytes = 8 * 1024 * 1024;
   uint32_t max_attempts = 3;    // deliveries of one record before it fails
   duration request_timeout = std::chrono::seconds(30); // every ask()
 };
