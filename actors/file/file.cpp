@@ -1,13 +1,19 @@
 // file: as a source (no inputs) reads a text file line by line; as a sink
 // (with inputs) writes records as jsonl or lines.
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <limits>
 #include <memory>
+#include <optional>
 #include <system_error>
 
 #include "troupe/actors/builtin_types.hpp"
@@ -25,7 +31,117 @@ namespace {
 struct file_source_memory : line_source_memory {
   bool dirty = false; // the acknowledged position moved since the last save
   size_t unsaved = 0; // batches acknowledged since the last save
+  bool regular = false; // the input is a regular file (can be fingerprinted)
+  unique_fd lock;       // flock on CHECKPOINT.lock, held for the whole run
 };
+
+// -- the checkpoint file ------------------------------------------------------
+//
+// One line, `troupe-checkpoint 2 OFFSET LINE FINGERPRINT\n`: the byte offset
+// of the first unacknowledged line, its line number, and 16 hex digits
+// hashing the input's first and last (up to) 4 KiB before OFFSET. The
+// fingerprint ties the checkpoint to its input: a rotated or replaced file
+// fails the rerun instead of resuming mid-line in other data. Device and
+// inode are left out on purpose: a copy, a restore or a remount changes them
+// while the data stays the same. The old format `OFFSET LINE\n` is still
+// read (without the fingerprint, the offset must still start a line).
+
+struct checkpoint_state {
+  uint64_t offset = 0;
+  uint64_t line = 0;
+  std::optional<uint64_t> fingerprint; // none in the old format
+};
+
+constexpr const char* checkpoint_magic = "troupe-checkpoint 2 ";
+constexpr uint64_t fingerprint_span = 4096;
+
+// An unsigned decimal at s[i], strictly: digits only (no sign), no overflow.
+bool parse_u64(const std::string& s, size_t& i, uint64_t& v) {
+  size_t start = i;
+  v = 0;
+  for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i) {
+    auto d = static_cast<uint64_t>(s[i] - '0');
+    if (v > (std::numeric_limits<uint64_t>::max() - d) / 10)
+      return false;
+    v = v * 10 + d;
+  }
+  return i > start;
+}
+
+bool parse_hex64(const std::string& s, size_t& i, uint64_t& v) {
+  if (s.size() - i < 16)
+    return false;
+  v = 0;
+  for (size_t end = i + 16; i < end; ++i) {
+    char c = s[i];
+    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (d < 0)
+      return false;
+    v = v << 4 | static_cast<uint64_t>(d);
+  }
+  return true;
+}
+
+// The whole text, exactly as save() writes it, or nothing.
+std::optional<checkpoint_state> parse_checkpoint(const std::string& s) {
+  checkpoint_state c;
+  size_t i = 0;
+  std::string magic = checkpoint_magic;
+  bool v2 = s.compare(0, magic.size(), magic) == 0;
+  if (v2)
+    i = magic.size();
+  if (!parse_u64(s, i, c.offset) || i >= s.size() || s[i++] != ' '
+      || !parse_u64(s, i, c.line))
+    return std::nullopt;
+  if (v2) {
+    uint64_t h = 0;
+    if (i >= s.size() || s[i++] != ' ' || !parse_hex64(s, i, h))
+      return std::nullopt;
+    c.fingerprint = h;
+  }
+  if (i + 1 != s.size() || s[i] != '\n')
+    return std::nullopt;
+  return c;
+}
+
+// Reads up to n bytes at `at`; fewer only at the end of the file.
+size_t pread_all(int fd, char* buf, size_t n, uint64_t at,
+                 const std::string& name) {
+  size_t got = 0;
+  while (got < n) {
+    auto r = ::pread(fd, buf + got, n - got, static_cast<off_t>(at + got));
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0)
+      throw_errno(errno, "cannot read " + name);
+    if (r == 0)
+      break;
+    got += static_cast<size_t>(r);
+  }
+  return got;
+}
+
+// FNV-1a over the offset and the input's first and last (up to) 4 KiB
+// before it: cheap at every save, and a different file almost surely
+// differs in one of them.
+uint64_t fingerprint(int fd, uint64_t offset, const std::string& name) {
+  uint64_t h = 14695981039346656037ull;
+  auto mix = [&](const char* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      h ^= static_cast<unsigned char>(p[i]);
+      h *= 1099511628211ull;
+    }
+  };
+  for (int i = 0; i < 8; ++i) {
+    char b = static_cast<char>(offset >> (8 * i));
+    mix(&b, 1);
+  }
+  char buf[fingerprint_span];
+  auto n = std::min(offset, fingerprint_span);
+  mix(buf, pread_all(fd, buf, n, 0, name));
+  mix(buf, pread_all(fd, buf, n, offset - n, name));
+  return h;
+}
 
 // With `checkpoint: PATH` the source remembers how far acknowledged work got
 // (byte offset and line number, in a small text file replaced atomically), and
@@ -81,6 +197,9 @@ public:
 
 private:
   std::unique_ptr<file_source_memory> open(uint64_t max_line) {
+    auto m = std::make_unique<file_source_memory>();
+    if (!checkpoint_.empty())
+      m->lock = lock_checkpoint();
     // A FIFO is opened without blocking (open would wait for a writer) and
     // read when poll says so: a quiet pipe idles the source, it never holds
     // a scheduler thread, and a stop request still gets through.
@@ -96,7 +215,7 @@ private:
     if (S_ISDIR(s.st_mode))
       throw unrecoverable_error("input '" + path_ + "'"
                                 + " is a directory, not a file");
-    auto m = std::make_unique<file_source_memory>();
+    m->regular = S_ISREG(s.st_mode);
     m->reader = std::make_unique<line_reader>(
       std::move(fd), path_, static_cast<size_t>(max_line),
       !S_ISREG(s.st_mode)); // a FIFO or device: never block a thread on it
@@ -105,25 +224,87 @@ private:
     return m;
   }
 
+  // Created with its folder (as a sink creates its file's) at start, so a
+  // bad place fails the run before anything is written, not at the first
+  // save. A second run of the config fails at once rather than race this
+  // one for CHECKPOINT.tmp and move the checkpoint backwards.
+  unique_fd lock_checkpoint() {
+    auto parent = std::filesystem::path(checkpoint_).parent_path();
+    if (!parent.empty()) {
+      std::error_code ec;
+      std::filesystem::create_directories(parent, ec);
+      if (ec)
+        throw unrecoverable_error("cannot create folder " + parent.string()
+                                  + " for checkpoint " + checkpoint_ + ": "
+                                  + ec.message());
+    }
+    auto name = checkpoint_ + ".lock";
+    unique_fd fd{::open(name.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666)};
+    if (fd.get() < 0)
+      throw unrecoverable_error("cannot create checkpoint lock " + name + ": "
+                                + std::strerror(errno));
+    while (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+      if (errno == EINTR)
+        continue;
+      if (errno == EWOULDBLOCK)
+        throw unrecoverable_error("checkpoint " + checkpoint_
+                                  + " is in use by another run (it holds "
+                                  + name + ")");
+      throw unrecoverable_error("cannot lock " + name + ": "
+                                + std::strerror(errno));
+    }
+    return fd;
+  }
+
+  [[noreturn]] void bad_checkpoint(const std::string& why) const {
+    throw unrecoverable_error("checkpoint " + checkpoint_ + " " + why
+                              + "; delete the checkpoint to start over");
+  }
+
   void resume(file_source_memory& m, const struct stat& input) {
-    std::FILE* f = std::fopen(checkpoint_.c_str(), "r");
-    if (!f)
+    unique_fd fd{::open(checkpoint_.c_str(), O_RDONLY | O_CLOEXEC)};
+    if (fd.get() < 0 && errno == ENOENT)
       return; // first run
-    unsigned long long offset = 0, line = 0;
-    bool ok = std::fscanf(f, "%llu %llu", &offset, &line) == 2;
-    std::fclose(f);
-    if (!ok)
-      throw unrecoverable_error("checkpoint " + checkpoint_
-                                + " is unreadable; delete it to start over");
-    if (S_ISREG(input.st_mode)
-        && offset > static_cast<unsigned long long>(input.st_size))
-      throw unrecoverable_error(
-        "checkpoint " + checkpoint_ + " is at byte " + std::to_string(offset)
-        + " but " + path_ + " has only " + std::to_string(input.st_size)
-        + " bytes: the input changed since; delete the checkpoint to start "
-          "over");
-    m.reader->seek(offset);
-    m.next_seq = line;
+    if (fd.get() < 0)
+      throw unrecoverable_error("cannot read checkpoint " + checkpoint_ + ": "
+                                + std::strerror(errno));
+    char buf[256];
+    auto n = pread_all(fd.get(), buf, sizeof buf, 0, checkpoint_);
+    auto c = n < sizeof buf ? parse_checkpoint(std::string(buf, n))
+                            : std::nullopt;
+    if (!c)
+      bad_checkpoint("is corrupt or was edited (want one line, `"
+                     + std::string{checkpoint_magic}
+                     + "OFFSET LINE FINGERPRINT`)");
+    auto at = " is at byte " + std::to_string(c->offset) + ", line "
+              + std::to_string(c->line);
+    if (c->line > c->offset || (c->offset == 0) != (c->line == 0)
+        || c->offset > static_cast<uint64_t>(std::numeric_limits<off_t>::max()))
+      bad_checkpoint("is corrupt or was edited:" + at
+                     + ", which no input has");
+    if (m.regular) {
+      auto size = static_cast<uint64_t>(input.st_size);
+      if (c->offset > size)
+        bad_checkpoint("is at byte " + std::to_string(c->offset) + " but "
+                       + path_ + " has only " + std::to_string(size)
+                       + " bytes: the input changed since");
+      char before = '\n';
+      if (c->offset > 0)
+        pread_all(m.reader->fd(), &before, 1, c->offset - 1, path_);
+      if (before != '\n')
+        bad_checkpoint("does not belong to " + path_ + ": byte "
+                       + std::to_string(c->offset)
+                       + " is not the start of a line (was the input "
+                         "rotated or replaced?)");
+      if (c->fingerprint
+          && *c->fingerprint != fingerprint(m.reader->fd(), c->offset, path_))
+        bad_checkpoint("does not belong to " + path_ + ": the bytes before "
+                       "byte " + std::to_string(c->offset)
+                       + " changed since it was written (was the input "
+                         "rotated or replaced?)");
+    }
+    m.reader->seek(c->offset);
+    m.next_seq = c->line;
   }
 
   void save() {
@@ -132,9 +313,13 @@ private:
     std::FILE* f = std::fopen(tmp.c_str(), "w");
     if (!f)
       throw_errno(errno, "cannot write checkpoint " + tmp);
-    std::fprintf(f, "%llu %llu\n",
-                 static_cast<unsigned long long>(m.log.acked().offset),
-                 static_cast<unsigned long long>(m.log.acked().next_seq));
+    auto pos = m.log.acked();
+    // A pipe or device cannot be read back: its fingerprint is 0, unchecked.
+    auto print = m.regular ? fingerprint(m.reader->fd(), pos.offset, path_) : 0;
+    std::fprintf(f, "%s%llu %llu %016llx\n", checkpoint_magic,
+                 static_cast<unsigned long long>(pos.offset),
+                 static_cast<unsigned long long>(pos.next_seq),
+                 static_cast<unsigned long long>(print));
     bool failed = std::ferror(f) != 0;
     int err = errno;
     if (std::fclose(f) != 0 && !failed) {

@@ -323,6 +323,150 @@ nodes:
     expect_failed(p, "delete the checkpoint")
 
 
+# --- checkpoints: replaced inputs, edited files, missing folders, two runs -----------
+
+CKPT = """\
+version: 1
+nodes:
+  src: {{ type: file, path: in.txt, checkpoint: {ckpt} }}
+  out: {{ type: file, path: out.txt, format: lines, append: true,
+         inputs: [src] }}
+"""
+
+
+def ckpt_run(t, ckpt="in.ckpt"):
+    cfg = t.write("ck.yaml", CKPT.format(ckpt=ckpt))
+    return t.troupe("run", cfg, "--no-progress")
+
+
+def expect_ok(p):
+    expect(p.returncode == EXIT_OK, f"exit {p.returncode}: {tail(err_text(p))}")
+
+
+def out_lines(t):
+    return (t.tmp / "out.txt").read_text().splitlines()
+
+
+def replaced_input_fails(t, new_text):
+    t.write("in.txt", "alpha\nbravo\n")
+    expect_ok(ckpt_run(t))
+    expect(out_lines(t) == ["alpha", "bravo"], f"first run: {out_lines(t)}")
+    t.write("in.txt", new_text)
+    p = ckpt_run(t)
+    expect_failed(p, "delete the checkpoint")
+    expect("checkpoint in.ckpt" in err_text(p), tail(err_text(p)))
+    expect(out_lines(t) == ["alpha", "bravo"],
+           f"resumed in another input: {out_lines(t)}")
+
+
+@case
+def checkpoint_of_replaced_input_fails(t):
+    """The old offset lands mid-line in the new file: no torn '-line'."""
+    replaced_input_fails(t, "charlie-long-line\ndelta\necho\n")
+
+
+@case
+def checkpoint_of_rotated_input_fails(t):
+    """Same line lengths, other bytes: only the fingerprint tells."""
+    replaced_input_fails(t, "xxxxx\nyyyyy\nzulu\n")
+
+
+@case
+def checkpoint_resumes_a_grown_input(t):
+    t.write("in.txt", "alpha\nbravo\n")
+    expect_ok(ckpt_run(t))
+    with open(t.tmp / "in.txt", "a") as f:
+        f.write("charlie\n")
+    expect_ok(ckpt_run(t))
+    expect(out_lines(t) == ["alpha", "bravo", "charlie"], str(out_lines(t)))
+
+
+@case
+def edited_checkpoints_fail(t):
+    t.write("in.txt", "alpha\nbravo\n")
+    for text in ["5 1\n", "10 3 extra\n", "-5 3\n", "+6 1\n", "6 1", "6\n",
+                 "", " 6 1\n", "6 1\n\n", "6  1\n", "0 1\n", "6 0\n",
+                 "6 7\n", "99999999999999999999 1\n",
+                 "troupe-checkpoint 2 6 1\n",
+                 "troupe-checkpoint 2 6 1 00000000000000zz\n",
+                 "troupe-checkpoint 2 6 1 0000000000000000\n"]:
+        t.write("in.ckpt", text)
+        (t.tmp / "out.txt").unlink(missing_ok=True)
+        p = ckpt_run(t)
+        expect(p.returncode == EXIT_FAILED,
+               f"checkpoint {text!r}: exit {p.returncode}")
+        err = err_text(p)
+        expect("checkpoint in.ckpt" in err and "delete the checkpoint" in err,
+               f"checkpoint {text!r}: {tail(err)}")
+        out = t.tmp / "out.txt"
+        expect(not out.exists() or out.read_text() == "",
+               f"checkpoint {text!r} emitted {out.read_text()!r}")
+
+
+@case
+def old_format_checkpoint_resumes(t):
+    t.write("in.txt", "alpha\nbravo\n")
+    t.write("in.ckpt", "6 1\n")
+    expect_ok(ckpt_run(t))
+    expect(out_lines(t) == ["bravo"], str(out_lines(t)))
+
+
+@case
+def checkpoint_in_missing_folder_is_created(t):
+    """Lint passes it (like a sink's file), so the run must create it, not
+    fail after the sink wrote and duplicate those records on the rerun."""
+    t.write("in.txt", "alpha\nbravo\n")
+    cfg = t.write("ck.yaml", CKPT.format(ckpt="state/deep/in.ckpt"))
+    p = t.troupe("lint", cfg)
+    expect(p.returncode == EXIT_OK, f"lint exit {p.returncode}: "
+                                    f"{tail(err_text(p))}")
+    p = t.troupe("run", cfg, "--no-progress")
+    expect_ok(p)
+    expect("checkpoint" not in err_text(p), tail(err_text(p)))
+    expect((t.tmp / "state/deep/in.ckpt").is_file(), "no checkpoint written")
+    with open(t.tmp / "in.txt", "a") as f:
+        f.write("charlie\n")
+    expect_ok(t.troupe("run", cfg, "--no-progress"))
+    expect(out_lines(t) == ["alpha", "bravo", "charlie"], str(out_lines(t)))
+
+
+@case
+def second_run_on_one_checkpoint_fails(t):
+    """A run idles on a FIFO holding the checkpoint; a second one fails
+    at once instead of racing it for the checkpoint."""
+    import fcntl
+    os.mkfifo(t.tmp / "in.txt")
+    cfg = t.write("ck.yaml", CKPT.format(ckpt="in.ckpt"))
+    first = subprocess.Popen([t.bin, "run", str(cfg), "--no-progress"],
+                             cwd=t.tmp, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        held = False
+        while not held and time.monotonic() < deadline:
+            expect(first.poll() is None, f"first run ended: {first.returncode}")
+            try:
+                with open(t.tmp / "in.ckpt.lock", "a") as f:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(f, fcntl.LOCK_UN)
+            except FileNotFoundError:
+                pass
+            except BlockingIOError:
+                held = True
+            if not held:
+                time.sleep(0.02)
+        expect(held, "the first run never locked the checkpoint")
+        p = t.troupe("run", cfg, "--no-progress", timeout=10)
+        expect_failed(p, "checkpoint in.ckpt is in use by another run")
+    finally:
+        first.send_signal(signal.SIGTERM)
+        try:
+            first.wait(timeout=10)
+        finally:
+            first.kill()
+
+
 @case
 def fifo_without_writer_stops_cleanly(t):
     """A FIFO nobody writes to idles the source; a stop still drains."""

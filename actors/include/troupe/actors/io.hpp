@@ -139,6 +139,10 @@ public:
   }
   // Starts at byte `offset` of a regular file (a checkpoint).
   void seek(uint64_t offset);
+  // The input, for pread: a checkpoint fingerprints the bytes it skips.
+  int fd() const {
+    return fd_.get();
+  }
   size_t max_line() const {
     return max_line_;
   }
