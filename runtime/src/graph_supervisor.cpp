@@ -89,6 +89,13 @@ struct supervisor_state {
   std::minstd_rand rng{42}; // jitter; a fixed seed keeps tests repeatable
   bool stopping = false;
   bool completed = false;
+  // The outcome is decided; the nodes still running were killed and the
+  // run ends once they are down (or after a second): only then are their
+  // counters final.
+  bool ending = false;
+  bool ended = false;
+  run_outcome outcome;
+  std::vector<size_t> killed;
 };
 
 using sup_pointer = graph_supervisor_actor::stateful_pointer<supervisor_state>;
@@ -131,25 +138,14 @@ bool within(const supervisor_state& st, size_t node, int scope_index) {
   return false;
 }
 
-void complete(sup_pointer self, run_outcome outcome) {
+// Reports the outcome. What producers sent that a node killed at the end
+// never received died in its mailbox: lost, counted there.
+void end_run(sup_pointer self) {
   auto& st = self->state;
-  if (st.completed)
+  if (st.ended)
     return;
-  st.completed = true;
-  // Stop what still runs in reverse start order: consumers go first.
-  for (size_t i = st.children.size(); i > 0; --i) {
-    auto& c = st.children[i - 1];
-    if (c.alive) {
-      outcome.unfinished.insert(outcome.unfinished.begin(),
-                                st.plan->graph.nodes[i - 1].name);
-      self->send_exit(c.handle, caf::exit_reason::kill);
-    }
-  }
-  // The run ends here: what producers sent that a node still running never
-  // received (its mailbox dies with it) is lost; count it there.
-  for (size_t c = 0; c < st.children.size(); ++c) {
-    if (!st.children[c].alive)
-      continue;
+  st.ended = true;
+  for (auto c : st.killed) {
     auto* cm = st.plan->metrics->nodes[c].get();
     for (auto& e : st.plan->in_edges[c]) {
       auto sent = st.plan->metrics->nodes[e.producer]->sent_out[e.tag].load(
@@ -162,8 +158,34 @@ void complete(sup_pointer self, run_outcome outcome) {
     }
   }
   if (st.done)
-    st.done(std::move(outcome));
+    st.done(std::move(st.outcome));
   self->quit();
+}
+
+// `wait`: let the nodes still running go down before ending the run (not
+// possible from the supervisor's own exception handler).
+void complete(sup_pointer self, run_outcome outcome, bool wait = true) {
+  auto& st = self->state;
+  if (st.completed)
+    return;
+  st.completed = true;
+  // Stop what still runs in reverse start order: consumers go first.
+  for (size_t i = st.children.size(); i > 0; --i) {
+    auto& c = st.children[i - 1];
+    if (c.alive) {
+      outcome.unfinished.insert(outcome.unfinished.begin(),
+                                st.plan->graph.nodes[i - 1].name);
+      self->send_exit(c.handle, caf::exit_reason::kill);
+      st.killed.push_back(i - 1);
+    }
+  }
+  st.outcome = std::move(outcome);
+  if (!wait || st.killed.empty()) {
+    end_run(self);
+    return;
+  }
+  st.ending = true; // a node stuck in a call may never go down: bounded
+  self->delayed_send(self, std::chrono::seconds(1), timeout_atom_v);
 }
 
 // Every node ended: the run is over. It completed only if every node's
@@ -456,8 +478,16 @@ void on_down(sup_pointer self, caf::down_msg& dm) {
   for (; i < st.children.size(); ++i)
     if (st.children[i].alive && st.children[i].handle.address() == dm.source)
       break;
-  if (i == st.children.size() || st.completed)
+  if (i == st.children.size())
     return;
+  if (st.completed) {
+    st.children[i].alive = false;
+    if (st.ending
+        && std::none_of(st.children.begin(), st.children.end(),
+                        [](const child& c) { return c.alive; }))
+      end_run(self);
+    return;
+  }
   auto& c = st.children[i];
   c.alive = false;
   auto& spec = st.plan->graph.nodes[i];
@@ -535,7 +565,9 @@ supervisor_fn(sup_pointer self, std::shared_ptr<const run_plan> plan,
   self->set_exception_handler(
     [self](caf::scheduled_actor*, std::exception_ptr& e) -> caf::error {
       complete(self, {run_outcome::status::failed,
-                      "supervisor failed: " + describe(e), {}});
+                      "supervisor failed: " + describe(e), {}},
+               false);
+      end_run(self); // this actor ends with the handler: report now
       return make_error(errc::stage_failed, "supervisor: " + describe(e));
     });
   // Consumers first, so every producer starts with its consumers' handles.
@@ -556,6 +588,10 @@ supervisor_fn(sup_pointer self, std::shared_ptr<const run_plan> plan,
     },
     [=](restart_atom, uint32_t id) { run_batch(self, id); },
     [=](timeout_atom) {
+      if (self->state.ending) {
+        end_run(self); // gave the killed nodes a second to go down
+        return;
+      }
       complete(self, {run_outcome::status::timed_out,
                       "shutdown_timeout "
                         + format_duration(
