@@ -138,6 +138,18 @@ bool within(const supervisor_state& st, size_t node, int scope_index) {
   return false;
 }
 
+// What the producer of `e` sent to its consumer's current incarnation and
+// the consumer never received died in the consumer's mailbox. Only when
+// the consumer is down (its counters final).
+void count_mailbox_loss(supervisor_state& st, const edge& e) {
+  auto& m = *st.plan->metrics->nodes[e.consumer];
+  auto sent = st.plan->metrics->nodes[e.producer]->sent_out[e.tag].exchange(
+    0, std::memory_order_relaxed);
+  auto got = m.received_in[e.in_port].load(std::memory_order_relaxed);
+  if (sent > got)
+    m.lose_unreceived(sent - got);
+}
+
 // Reports the outcome. What producers sent that a node killed at the end
 // never received died in its mailbox: lost, counted there.
 void end_run(sup_pointer self) {
@@ -145,18 +157,9 @@ void end_run(sup_pointer self) {
   if (st.ended)
     return;
   st.ended = true;
-  for (auto c : st.killed) {
-    auto* cm = st.plan->metrics->nodes[c].get();
-    for (auto& e : st.plan->in_edges[c]) {
-      auto sent = st.plan->metrics->nodes[e.producer]->sent_out[e.tag].load(
-        std::memory_order_relaxed);
-      auto got = cm->received_in[e.in_port].load(std::memory_order_relaxed);
-      if (sent > got) {
-        cm->add(cm->in, sent - got);
-        cm->add(cm->lost, sent - got);
-      }
-    }
-  }
+  for (auto c : st.killed)
+    for (auto& e : st.plan->in_edges[c])
+      count_mailbox_loss(st, e);
   if (st.done)
     st.done(std::move(st.outcome));
   self->quit();
@@ -352,22 +355,11 @@ void count_lost_in_transit(supervisor_state& st,
     return std::find(nodes.begin(), nodes.end(), i) != nodes.end()
            && !st.children[i].alive && !st.children[i].finished;
   };
-  for (auto c : nodes) {
-    if (!down(c))
-      continue;
-    auto* cm = st.plan->metrics->nodes[c].get();
-    for (auto& e : st.plan->in_edges[c]) {
-      if (!down(e.producer))
-        continue;
-      auto* pm = st.plan->metrics->nodes[e.producer].get();
-      auto sent = pm->sent_out[e.tag].exchange(0, std::memory_order_relaxed);
-      auto got = cm->received_in[e.in_port].load(std::memory_order_relaxed);
-      if (sent > got) {
-        cm->add(cm->in, sent - got);
-        cm->add(cm->lost, sent - got);
-      }
-    }
-  }
+  for (auto c : nodes)
+    if (down(c))
+      for (auto& e : st.plan->in_edges[c])
+        if (down(e.producer))
+          count_mailbox_loss(st, e);
 }
 
 void run_batch(sup_pointer self, uint32_t id) {

@@ -232,8 +232,8 @@ struct node_state {
 
   // Inputs.
   std::vector<bool> ended;               // per in_port
-  std::vector<size_t> unacked_records;   // per in_port: received, not acked
-  std::vector<size_t> unacked_bytes;
+  std::vector<size_t> unacked_bytes;     // per in_port: received, not acked
+                                         // (records: metrics->unacked_in)
   // A producer told us it is out of input credit and waits for what it
   // sent us; lasts until we have acknowledged everything we received.
   bool upstream_starved = false;
@@ -330,7 +330,6 @@ void acknowledge(node_pointer self, uint64_t token) {
   auto& in = i->second;
   if (in.from)
     self->send(in.from, ack_atom_v, in.tag, in.batch_id);
-  st.unacked_records[in.in_port] -= in.size;
   st.unacked_bytes[in.in_port] -= in.bytes;
   st.metrics->unacked_in[in.in_port].fetch_sub(in.size,
                                                std::memory_order_relaxed);
@@ -346,14 +345,14 @@ void arm_tick(node_pointer self);
 // good, that it will never receive: counted where they would have arrived
 // (the node is gone, its counters are final), as lost. So a fan-out that
 // loses one branch accounts for that branch's share.
+node_metrics& consumer_metrics(node_state& st, const consumer_edge& e) {
+  auto tag = static_cast<size_t>(&e - st.edges.data());
+  return *st.plan->metrics->nodes[st.plan->out_edges[st.index][tag].consumer];
+}
+
 void count_lost_at(node_state& st, const consumer_edge& e, uint64_t n) {
-  if (n == 0)
-    return;
-  auto& m = *st.plan->metrics
-               ->nodes[st.plan->out_edges[st.index][&e - st.edges.data()]
-                         .consumer];
-  m.add(m.in, n);
-  m.add(m.lost, n);
+  if (n > 0)
+    consumer_metrics(st, e).lose_unreceived(n);
 }
 
 // Creates an output entry on `port` and queues it for every consumer.
@@ -709,8 +708,8 @@ void dispatch(node_pointer self) {
 bool pressing(const node_state& st) {
   if (st.upstream_starved)
     return true;
-  for (size_t p = 0; p < st.unacked_records.size(); ++p)
-    if (st.unacked_records[p] >= st.window
+  for (size_t p = 0; p < st.unacked_bytes.size(); ++p)
+    if (st.metrics->unacked_in[p].load(std::memory_order_relaxed) >= st.window
         || st.unacked_bytes[p] >= st.window_bytes)
       return true;
   return false;
@@ -768,7 +767,6 @@ void on_batch(node_pointer self, uint32_t in_port, uint32_t tag, uint64_t id,
   in.size = n;
   in.bytes = batch.payload_bytes();
   in.received = clock_type::now();
-  st.unacked_records[in_port] += n;
   st.unacked_bytes[in_port] += in.bytes;
   if (st.plan->graph.runtime.delivery == delivery_mode::at_most_once) {
     // At most once: tell the producer we have it, so a crash of ours never
@@ -891,9 +889,8 @@ void on_drop(node_pointer self, uint32_t tag, bool finished) {
   if (!finished) {
     // Sent but never received (it died in the removed node's mailbox), and
     // queued for it but never sent.
-    auto& m = *st.plan->metrics->nodes[st.plan->out_edges[st.index][tag]
-                                         .consumer];
-    auto received = m.unacked_in[e.in_port].load(std::memory_order_relaxed);
+    auto received = consumer_metrics(st, e).unacked_in[e.in_port].load(
+      std::memory_order_relaxed);
     count_lost_at(st, e,
                   e.queued + (e.in_flight > received ? e.in_flight - received
                                                      : 0));
@@ -952,7 +949,6 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
                  plan->graph.runtime.delivery});
   auto n_inputs = plan->in_edges[index].size();
   st.ended.assign(n_inputs, false);
-  st.unacked_records.assign(n_inputs, 0);
   st.unacked_bytes.assign(n_inputs, 0);
   for (size_t k = 0; k < wiring.closed_inputs.size() && k < n_inputs; ++k)
     st.ended[k] = wiring.closed_inputs[k];

@@ -56,6 +56,12 @@ struct node_metrics {
   void add(std::atomic<uint64_t>& c, uint64_t n) {
     c.fetch_add(n, std::memory_order_relaxed);
   }
+  // Records sent to this node that it never received (they died in a
+  // mailbox with it): they arrived, as far as the books go, and were lost.
+  void lose_unreceived(uint64_t n) {
+    add(in, n);
+    add(lost, n);
+  }
   void record_latency(uint64_t ns);
   // Upper bound of the bucket holding quantile q (0..1), in nanoseconds.
   uint64_t latency_quantile(double q) const;
