@@ -223,7 +223,8 @@ TEST_CASE("a default-constructed or moved-from graph_run is defined") {
   none.stop();
   CHECK(none.report().status == "none");
   CHECK(none.metrics().nodes.empty());
-  CHECK_FALSE(none.resource("x"));
+  none.release();
+  CHECK_THROWS_AS(none.resource("x"), std::invalid_argument);
 
   driven d;
   auto run = d.rt->start(chain(10));
