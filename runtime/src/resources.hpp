@@ -2,6 +2,7 @@
 // with what its type said about it, and how a node reports to its slots.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
