@@ -17,7 +17,7 @@
 //   t.protocol = "tally";
 //   t.service = troupe::typed_service<tally_actor>(
 //     [](caf::actor_system& sys, const troupe::resource_spec&) {
-//       return sys.spawn(tally_fn);
+//       return sys.spawn(tally_fn, 0); // (see README: CAF 0.17 and no args)
 //     },
 //     [](const tally_actor& h, const troupe::slot_event& e) {
 //       if (e.what == troupe::slot_event::kind::passed_on)
