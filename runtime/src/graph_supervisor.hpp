@@ -1,6 +1,8 @@
 // The graph supervisor: spawns the nodes of one run, restarts a crashed node
-// one_for_one within a restart budget, and drives an ordered, bounded
-// shutdown (internal).
+// with its scope's strategy (one_for_one, one_for_all or rest_for_one; the
+// root and each supervision group are scopes) within the scope's restart
+// budget, escalating to the parent scope when it is exhausted, and drives an
+// ordered, bounded shutdown (internal).
 #pragma once
 
 #include <functional>

@@ -376,11 +376,8 @@ void push_output(node_pointer self, uint32_t port, record_batch batch,
   if (port == data_port) {
     st.counts.out += n;
     st.counts.batches += 1;
-    if (auto c = st.spec->resources.find("counter");
-        c != st.spec->resources.end())
-      caf::anon_send(caf::actor_cast<counter_actor>(
-                       st.plan->resources.at(c->second)),
-                     add_atom_v, static_cast<int64_t>(n));
+    report_to_slots(*st.spec, st.plan->resources,
+                    {slot_event::kind::passed_on, n});
   }
   if (consumers == 0) {
     // Nobody will acknowledge it (finished or removed consumers, or none):
