@@ -566,8 +566,7 @@ supervisor_fn(sup_pointer self, std::shared_ptr<const run_plan> plan,
   for (size_t k = plan->graph.nodes.size(); k > 0; --k)
     start_child(self, k - 1);
   return {
-    [=](stop_atom) {
-      auto& st = self->state;
+    [=, &st = self->state](stop_atom) {
       if (st.stopping || st.completed)
         return;
       st.stopping = true;

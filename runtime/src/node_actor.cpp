@@ -983,8 +983,7 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
       on_ack(self, tag, id);
       commit(self);
     },
-    [=](received_atom, uint32_t tag, uint64_t id) {
-      auto& st = self->state;
+    [=, &st = self->state](received_atom, uint32_t tag, uint64_t id) {
       if (tag < st.edges.size() && st.edges[tag].unacked.count(id))
         st.edges[tag].received.insert(id);
     },
@@ -1016,8 +1015,7 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
         schedule_produce(self);
       }
     },
-    [=](tick_atom) {
-      auto& st = self->state;
+    [=, &st = self->state](tick_atom) {
       if (st.tick_armed) {
         st.tick_armed = false;
         if (!st.input_done) {

@@ -14,7 +14,7 @@ const char* to_string(param_type x) {
       return "number";
     case param_type::boolean:
       return "boolean";
-    case param_type::duration:
+    case param_type::time_span:
       return "duration";
     case param_type::rate:
       return "rate";
@@ -61,7 +61,7 @@ std::string parse_param(const param_spec& spec, const std::string& text,
       out.boolean = *v;
       return {};
     }
-    case param_type::duration: {
+    case param_type::time_span: {
       auto v = parse_duration(text);
       if (!v)
         return "expected a duration such as 250ms, 5s or 10m (at most "

@@ -138,9 +138,9 @@ std::vector<std::string> registry::function_names() const {
   return out;
 }
 
-const node_spec* graph_spec::find_node(const std::string& name) const {
+const node_spec* graph_spec::find_node(const std::string& wanted) const {
   for (auto& n : nodes)
-    if (n.name == name)
+    if (n.name == wanted)
       return &n;
   return nullptr;
 }

@@ -231,8 +231,7 @@ supervisor_actor::behavior_type supervisor_fn(pointer self,
       if (!self->state.quitting)
         shut_down(self, caf::error{});
     },
-    [=](restart_atom, uint32_t) {
-      auto& st = self->state;
+    [=, &st = self->state](restart_atom, uint32_t) {
       // Only our own timer restarts children.
       if (self->current_sender() != self->ctrl() || st.quitting
           || !st.restarts_pending)
@@ -254,8 +253,7 @@ supervisor_actor::behavior_type supervisor_fn(pointer self,
       }
       start_slots(self, to_start);
     },
-    [=](timeout_atom, uint32_t epoch) {
-      auto& st = self->state;
+    [=, &st = self->state](timeout_atom, uint32_t epoch) {
       // Only the timer we armed may kill a child: a timeout sent by anyone
       // else would cut its shutdown_timeout short.
       if (self->current_sender() == self->ctrl() && epoch == st.stop_epoch && st.stopping != SIZE_MAX
