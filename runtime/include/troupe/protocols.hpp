@@ -73,20 +73,17 @@ using counter_actor
   = caf::typed_actor<caf::replies_to<add_atom, int64_t>::with<int64_t>,
                      caf::replies_to<get_atom>::with<int64_t>>;
 
-// The graph supervisor: spawns, watches and restarts the nodes of one run.
-// (Internal; embedders use supervisor_actor below.)
-using graph_supervisor_actor
-  = caf::typed_actor<caf::reacts_to<stop_atom>,
-                     caf::reacts_to<restart_atom, uint32_t>,
-                     caf::reacts_to<timeout_atom>>;
+// The graph supervisor: spawns, watches and restarts the nodes of one run;
+// stop drains the graph. (Internal; embedders use supervisor_actor below.)
+// Its timers are internal to it, not part of this interface.
+using graph_supervisor_actor = caf::typed_actor<caf::reacts_to<stop_atom>>;
 
 // A supervisor for any actors (supervisor.hpp): get(name) answers the
 // child's current incarnation (an invalid handle while it is down or gone);
-// stop stops the children in reverse start order, then the supervisor.
+// stop stops the children in reverse start order, then the supervisor. Its
+// restart and stop timers are internal to it.
 using supervisor_actor
   = caf::typed_actor<caf::replies_to<get_atom, std::string>::with<caf::actor>,
-                     caf::reacts_to<stop_atom>,
-                     caf::reacts_to<restart_atom, uint32_t>,
-                     caf::reacts_to<timeout_atom, uint32_t>>;
+                     caf::reacts_to<stop_atom>>;
 
 } // namespace troupe
