@@ -51,6 +51,9 @@ using graph_supervisor_impl
 struct child {
   node_actor handle;
   uint32_t incarnations = 0;
+  // An incarnation of it received records, or records died in its mailbox:
+  // a node whose state redelivery cannot rebuild is not restarted then.
+  bool had_input = false;
   // What the node keeps across incarnations (node_context::memory).
   std::shared_ptr<std::unique_ptr<node_memory>> memory
     = std::make_shared<std::unique_ptr<node_memory>>();
@@ -99,15 +102,18 @@ bool finished_or_removed(const supervisor_state& st, size_t i) {
 }
 
 // What the producer of `e` sent to its consumer's current incarnation and
-// the consumer never received died in the consumer's mailbox. Only when
-// the consumer is down (its counters final).
+// the consumer never received died in the consumer's mailbox: the
+// supervisor's account of the consumer. Only when the consumer is down (its
+// gauges final); the producer's edge gauge is taken, so it counts once.
 void count_mailbox_loss(supervisor_state& st, const edge& e) {
   auto& m = *st.plan->metrics->nodes[e.consumer];
   auto sent = st.plan->metrics->nodes[e.producer]->sent_out[e.tag].exchange(
     0, std::memory_order_relaxed);
   auto got = m.received_in[e.in_port].load(std::memory_order_relaxed);
-  if (sent > got)
-    m.lose_unreceived(sent - got);
+  if (sent > got) {
+    m.add(m.supervised.unreceived, sent - got);
+    st.children[e.consumer].had_input = true;
+  }
 }
 
 // Reports the outcome. What producers sent that a node killed at the end
@@ -191,7 +197,7 @@ void check_completion(sup_pointer self) {
     uint64_t lost = 0;
     std::string where;
     for (auto& m : st.plan->metrics->nodes)
-      if (auto n = m->lost.load(std::memory_order_relaxed); n > 0) {
+      if (auto n = snapshot(*m).lost; n > 0) {
         lost += n;
         where += (where.empty() ? "" : ", ") + m->name + " " + std::to_string(n);
       }
@@ -240,24 +246,29 @@ void start_child(sup_pointer self, size_t i) {
   st.engine.started(i);
 }
 
-// Counts what a dead incarnation held: redelivered by its upstream
-// (at_least_once) or given up (at_most_once, or a removed temporary node).
+// Accounts what a dead incarnation held, in the supervisor's own section of
+// its metrics: redelivered by its upstream (at_least_once) or given up
+// (at_most_once, or a removed temporary node). Its gauges (what it held as
+// it last published them) are final now; they are taken, so a later
+// incarnation publishes from zero and nothing counts twice.
 void account_held(supervisor_state& st, size_t i, bool gone_for_good) {
   auto* m = st.plan->metrics->nodes[i].get();
+  auto& sup = m->supervised;
   bool lost = gone_for_good
               || st.plan->graph.runtime.delivery == delivery_mode::at_most_once;
   // Emitted but never handed over: under at_least_once the replacement emits
   // them again (counted again in `out`); otherwise they are lost, not out.
   auto unsent = m->unsent.exchange(0, std::memory_order_relaxed);
-  if (lost && unsent > 0) {
-    m->out.fetch_sub(unsent, std::memory_order_relaxed);
-    m->add(m->lost, unsent);
-  }
+  if (lost && unsent > 0)
+    m->add(sup.withdrawn, unsent);
   // What it held, as it last published it, and the batch it was handling.
   auto held = m->held.exchange(0, std::memory_order_relaxed)
               + m->processing.exchange(0, std::memory_order_relaxed);
   if (held > 0)
-    m->add(lost ? m->lost : m->retried, held);
+    m->add(lost ? sup.lost : sup.retried, held);
+  for (auto& r : m->received_in)
+    if (r.load(std::memory_order_relaxed) > 0)
+      st.children[i].had_input = true;
 }
 
 // A temporary node that is not restarted: its producers drop the edge to
@@ -276,8 +287,7 @@ void remove_child(sup_pointer self, size_t i) {
 void restart_child(sup_pointer self, size_t i) {
   auto& st = self->state;
   auto* type = st.plan->types[i];
-  if (!type->restartable
-      && st.plan->metrics->nodes[i]->in.load(std::memory_order_relaxed) > 0) {
+  if (!type->restartable && st.children[i].had_input) {
     complete(self, {run_outcome::status::failed,
                     "node '" + st.plan->graph.nodes[i].name + "' (" + type->name
                       + ") went down holding state that redelivery cannot "
@@ -288,7 +298,7 @@ void restart_child(sup_pointer self, size_t i) {
   }
   start_child(self, i);
   auto* m = st.plan->metrics->nodes[i].get();
-  m->add(m->restarts, 1);
+  m->add(m->supervised.restarts, 1);
   auto ptr = caf::actor_cast<caf::strong_actor_ptr>(st.children[i].handle);
   for (auto& e : st.plan->in_edges[i])
     if (st.engine.state(e.producer) == sv::unit_state::running)
@@ -414,7 +424,7 @@ void on_down(sup_pointer self, caf::down_msg& dm) {
     case sv::disposition::fatal:
       // A restart cannot fix it (disk full, a closed pipe): fail now, loudly.
       // Nothing will deliver again what the node held: lost, not retried.
-      m->add(m->errors, 1);
+      m->add(m->supervised.crashes, 1);
       account_held(st, i, true);
       complete(self, {run_outcome::status::failed,
                       "node '" + spec.name + "' failed and a restart cannot fix "
@@ -422,7 +432,7 @@ void on_down(sup_pointer self, caf::down_msg& dm) {
                       {}});
       return;
     case sv::disposition::removed:
-      m->add(m->errors, 1);
+      m->add(m->supervised.crashes, 1);
       std::cerr << "troupe: temporary node '" << spec.name << "' failed ("
                 << reason << "); removed\n";
       run(self, r.cmds);
@@ -430,7 +440,7 @@ void on_down(sup_pointer self, caf::down_msg& dm) {
       return;
     case sv::disposition::restarting:
     case sv::disposition::failed:
-      m->add(m->errors, 1);
+      m->add(m->supervised.crashes, 1);
       account_held(st, i, false);
       std::cerr << "troupe: node '" << spec.name << "' crashed (" << reason
                 << "); restarting\n";
