@@ -16,6 +16,7 @@
 #include "troupe/errors.hpp"
 #include "troupe/hygiene.hpp"
 #include "troupe/report.hpp"
+#include "supervision/completion.hpp"
 #include "supervision/engine.hpp"
 
 namespace troupe {
@@ -158,57 +159,22 @@ void complete(sup_pointer self, run_outcome outcome, bool wait = true) {
 }
 
 // Every node ended: the run is over. It completed only if every node's
-// counters balance against what it measurably holds, and nothing is held.
+// counters balance against what it measurably holds, nothing is held, and
+// nothing was lost that the delivery mode promised (completion.hpp).
 void check_completion(sup_pointer self) {
   auto& st = self->state;
   for (size_t i = 0; i < st.children.size(); ++i)
     if (!finished_or_removed(st, i))
       return;
-  for (auto& m : st.plan->metrics->nodes) {
-    auto n = snapshot(*m);
-    if (n.in_flight != 0 || !n.balanced()) {
-      complete(self,
-               {run_outcome::status::failed,
-                "node '" + n.name + "' ended with its records unaccounted for: "
-                  + std::to_string(n.in + n.created) + " in and created, "
-                  + std::to_string(n.out + n.filtered + n.dead_lettered
-                                   + n.retried + n.lost)
-                  + " out, filtered, dead-lettered, retried or lost, "
-                  + std::to_string(n.in_flight) + " still held",
-                {}});
-      return;
-    }
-  }
-  // A source removed before it ended did not read all its input: whatever
-  // it never made is counted nowhere, so the run cannot be a success.
+  std::vector<sv::ended_node> nodes;
   for (size_t i = 0; i < st.children.size(); ++i)
-    if (st.engine.state(i) == sv::unit_state::removed
-        && st.plan->types[i]->kind == actor_kind::source) {
-      complete(self, {run_outcome::status::failed,
-                      "temporary source '" + st.plan->graph.nodes[i].name
-                        + "' was removed before it produced all its records",
-                      {}});
-      return;
-    }
-  // at_least_once promises every record: a temporary node that went away
-  // with records (counted lost) leaves the rest of the graph to finish, but
-  // the run did not deliver everything, so it does not end as a success.
-  if (st.plan->graph.runtime.delivery == delivery_mode::at_least_once) {
-    uint64_t lost = 0;
-    std::string where;
-    for (auto& m : st.plan->metrics->nodes)
-      if (auto n = snapshot(*m).lost; n > 0) {
-        lost += n;
-        where += (where.empty() ? "" : ", ") + m->name + " " + std::to_string(n);
-      }
-    if (lost > 0) {
-      complete(self, {run_outcome::status::failed,
-                      std::to_string(lost)
-                        + " records lost with removed temporary nodes ("
-                        + where + ") although delivery is at_least_once",
-                      {}});
-      return;
-    }
+    nodes.push_back({snapshot(*st.plan->metrics->nodes[i]),
+                     st.plan->types[i]->kind == actor_kind::source,
+                     st.engine.state(i) == sv::unit_state::removed});
+  auto why = sv::completion_failure(nodes, st.plan->graph.runtime.delivery);
+  if (!why.empty()) {
+    complete(self, {run_outcome::status::failed, why, {}});
+    return;
   }
   complete(self, {st.stopping ? run_outcome::status::interrupted
                               : run_outcome::status::completed,

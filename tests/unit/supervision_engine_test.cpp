@@ -1,4 +1,5 @@
-// The supervision engine, event by event: no actors, no clock, no timers.
+// The supervision engine, event by event (no actors, no clock, no timers),
+// and the graph's end-of-run check.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "supervision/completion.hpp"
 #include "supervision/engine.hpp"
 
 using namespace troupe;
@@ -578,4 +580,64 @@ TEST_CASE("engine: randomized invariants") {
       CHECK(e.restart_due(token, now).empty());
     (void)failed;
   }
+}
+
+// -- the end-of-run check (supervision/completion.hpp) -----------------------
+
+namespace {
+
+ended_node ended(std::string name, uint64_t in, uint64_t out,
+                 uint64_t lost = 0, bool source = false,
+                 bool removed = false) {
+  ended_node x;
+  x.report.name = std::move(name);
+  if (source)
+    x.report.created = in;
+  else
+    x.report.in = in;
+  x.report.out = out;
+  x.report.lost = lost;
+  x.source = source;
+  x.removed = removed;
+  return x;
+}
+
+} // namespace
+
+TEST_CASE("completion: a balanced run that held and lost nothing completed") {
+  std::vector<ended_node> nodes{ended("src", 10, 10, 0, true),
+                                ended("sink", 10, 10)};
+  CHECK(completion_failure(nodes, delivery_mode::at_least_once).empty());
+}
+
+TEST_CASE("completion: an unbalanced node or one still holding records fails") {
+  std::vector<ended_node> nodes{ended("src", 10, 10, 0, true),
+                                ended("sink", 10, 9)};
+  CHECK(completion_failure(nodes, delivery_mode::at_most_once)
+        == "node 'sink' ended with its records unaccounted for: 10 in and "
+           "created, 9 out, filtered, dead-lettered, retried or lost, 0 "
+           "still held");
+  nodes[1].report.out = 10;
+  nodes[1].report.in_flight = 1;
+  nodes[1].report.in = 11;
+  CHECK(completion_failure(nodes, delivery_mode::at_most_once).find("1 still held")
+        != std::string::npos);
+}
+
+TEST_CASE("completion: a removed temporary source fails the run") {
+  std::vector<ended_node> nodes{ended("src", 5, 5, 0, true, true),
+                                ended("sink", 5, 5)};
+  CHECK(completion_failure(nodes, delivery_mode::at_most_once)
+        == "temporary source 'src' was removed before it produced all its "
+           "records");
+}
+
+TEST_CASE("completion: records lost fail at_least_once, not at_most_once") {
+  std::vector<ended_node> nodes{ended("src", 10, 10, 0, true),
+                                ended("tmp", 4, 0, 4, false, true),
+                                ended("side", 6, 3, 3), ended("sink", 3, 3)};
+  CHECK(completion_failure(nodes, delivery_mode::at_most_once).empty());
+  CHECK(completion_failure(nodes, delivery_mode::at_least_once)
+        == "7 records lost with removed temporary nodes (tmp 4, side 3) "
+           "although delivery is at_least_once");
 }
