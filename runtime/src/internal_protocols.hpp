@@ -81,4 +81,9 @@ using worker_actor
   = caf::typed_actor<
     caf::replies_to<exec_atom, bool, record_batch>::with<stage_result>>;
 
+// The graph supervisor: spawns, watches and restarts the nodes of one run;
+// stop drains the graph. Its timers are internal to it, not part of this
+// interface; embedders stop a run through graph_run.
+using graph_supervisor_actor = caf::typed_actor<caf::reacts_to<stop_atom>>;
+
 } // namespace troupe

@@ -605,8 +605,10 @@ TEST_CASE("supervisor: a timeout sent from outside kills nobody") {
   auto sup = f.spawn(c);
   caf::anon_send(sup, stop_atom_v);
   f.sched->run();
-  for (uint32_t epoch = 0; epoch < 4; ++epoch)
-    caf::anon_send(sup, timeout_atom_v, epoch);
+  // Not in supervisor_actor: only through an untyped handle.
+  auto untyped = caf::actor_cast<caf::actor>(sup);
+  for (uint64_t epoch = 0; epoch < 4; ++epoch)
+    caf::anon_send(untyped, timeout_atom_v, epoch);
   f.sched->run();
   CHECK_FALSE(has(f.stopped, "slow")); // still within its shutdown_timeout
   f.settle(6s); // the supervisor's own timer: killed after 5 s

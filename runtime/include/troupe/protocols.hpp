@@ -4,7 +4,7 @@
 // compiler checks every send and a CAF upgrade touches few files. Each
 // message type is registered once (type_ids.hpp) and has an `inspect`, so it
 // can cross to a remote node. The protocols troupe's own actors speak among
-// themselves (node, worker) are internal (runtime/src/internal_protocols.hpp);
+// themselves (node, worker, graph supervisor) are internal (runtime/src/internal_protocols.hpp);
 // a service's protocol lives with the service (e.g. counter_actor in
 // troupe/actors/counter.hpp).
 #pragma once
@@ -20,20 +20,12 @@
 
 namespace troupe {
 
-// The graph supervisor: spawns, watches and restarts the nodes of one run.
-// (Internal; embedders use supervisor_actor below.)
-using graph_supervisor_actor
-  = caf::typed_actor<caf::reacts_to<stop_atom>,
-                     caf::reacts_to<restart_atom, uint32_t>,
-                     caf::reacts_to<timeout_atom>>;
-
 // A supervisor for any actors (supervisor.hpp): get(name) answers the
 // child's current incarnation (an invalid handle while it is down or gone);
-// stop stops the children in reverse start order, then the supervisor.
+// stop stops the children in reverse start order, then the supervisor. Its
+// restart and stop timers are internal to it.
 using supervisor_actor
   = caf::typed_actor<caf::replies_to<get_atom, std::string>::with<caf::actor>,
-                     caf::reacts_to<stop_atom>,
-                     caf::reacts_to<restart_atom, uint32_t>,
-                     caf::reacts_to<timeout_atom, uint32_t>>;
+                     caf::reacts_to<stop_atom>>;
 
 } // namespace troupe
