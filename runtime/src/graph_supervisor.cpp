@@ -457,8 +457,7 @@ supervisor_fn(sup_pointer self, std::shared_ptr<const run_plan> plan,
                          timeout_atom_v);
     },
     // Timers: only our own count.
-    [=](restart_atom, uint64_t token) {
-      auto& st = self->state;
+    [=, &st = self->state](restart_atom, uint64_t token) {
       if (self->current_sender() != self->ctrl() || st.completed)
         return;
       auto cmds = st.engine.restart_due(token, self->clock().now());

@@ -173,8 +173,7 @@ supervisor_impl::behavior_type supervisor_fn(pointer self,
   });
   run(self, st.engine.start_all());
   return {
-    [=](get_atom, const std::string& name) -> caf::actor {
-      auto& st = self->state;
+    [=, &st = self->state](get_atom, const std::string& name) -> caf::actor {
       for (size_t i = 0; i < st.slots.size(); ++i)
         if (st.slots[i].spec.name == name && st.engine.up(i))
           return st.slots[i].handle;
