@@ -20,11 +20,38 @@ void record::set_attr(std::string name, std::string value) {
   attrs.emplace_back(std::move(name), std::move(value));
 }
 
-record_batch::record_batch() : data_(std::make_shared<std::vector<record>>()) {
+namespace detail {
+
+batch_storage::batch_storage(std::vector<record> records)
+  : block_(new block{{1}, std::move(records)}) {
 }
 
+batch_storage::batch_storage(const batch_storage& other) noexcept
+  : block_(other.block_) {
+  if (block_)
+    block_->refs.fetch_add(1, std::memory_order_relaxed);
+}
+
+batch_storage::batch_storage(batch_storage&& other) noexcept
+  : block_(other.block_) {
+  other.block_ = nullptr;
+}
+
+batch_storage& batch_storage::operator=(batch_storage other) noexcept {
+  std::swap(block_, other.block_);
+  return *this;
+}
+
+batch_storage::~batch_storage() {
+  // acq_rel: the last holder sees every other holder's reads before it frees.
+  if (block_ && block_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1)
+    delete block_;
+}
+
+} // namespace detail
+
 record_batch::record_batch(std::vector<record> records)
-  : data_(std::make_shared<std::vector<record>>(std::move(records))) {
+  : data_(std::move(records)) {
 }
 
 size_t record_batch::payload_bytes() const noexcept {
@@ -57,9 +84,9 @@ record_batch record_batch::select(const std::vector<bool>& keep) const {
 }
 
 std::vector<record>& record_batch::mutable_records() {
-  if (data_.use_count() > 1 || size_ != whole) {
+  if (!data_ || !owned()) {
     auto rs = records();
-    data_ = std::make_shared<std::vector<record>>(rs.begin(), rs.end());
+    data_ = detail::batch_storage{std::vector<record>(rs.begin(), rs.end())};
     offset_ = 0;
     size_ = whole;
   }
@@ -67,7 +94,9 @@ std::vector<record>& record_batch::mutable_records() {
 }
 
 std::vector<record> record_batch::take() {
-  if (data_.use_count() > 1 || size_ != whole) {
+  if (!data_)
+    return {};
+  if (!owned()) {
     auto rs = records();
     return std::vector<record>(rs.begin(), rs.end());
   }

@@ -14,8 +14,8 @@
 //   troupe::record_batch b{std::vector<troupe::record>{r}};
 #pragma once
 
+#include <atomic>
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -71,19 +71,63 @@ private:
   size_t size_;
 };
 
+namespace detail {
+
+// The shared storage of a record_batch, reference counted by hand: whether a
+// batch may be written in place is decided by an *acquire* load of the count,
+// which synchronises with the release of every other holder (a consumer on
+// another thread that read the records, then dropped its reference). A
+// std::shared_ptr offers only use_count(), a relaxed load: writing after it
+// raced with those readers (ThreadSanitizer, with a TSan-built CAF).
+class batch_storage {
+public:
+  batch_storage() noexcept = default;
+  explicit batch_storage(std::vector<record> records);
+  batch_storage(const batch_storage& other) noexcept;
+  batch_storage(batch_storage&& other) noexcept;
+  batch_storage& operator=(batch_storage other) noexcept;
+  ~batch_storage();
+
+  explicit operator bool() const noexcept {
+    return block_ != nullptr;
+  }
+  std::vector<record>& operator*() const noexcept {
+    return block_->records;
+  }
+  std::vector<record>* operator->() const noexcept {
+    return &block_->records;
+  }
+  // True when no other batch shares the storage: this holder may write.
+  bool unique() const noexcept {
+    return block_->refs.load(std::memory_order_acquire) == 1;
+  }
+
+private:
+  struct block {
+    std::atomic<size_t> refs{1};
+    std::vector<record> records;
+  };
+  block* block_ = nullptr;
+};
+
+} // namespace detail
+
 class record_batch {
 public:
-  record_batch();
+  record_batch() = default; // empty, allocates nothing
   explicit record_batch(std::vector<record> records);
 
   size_t size() const noexcept {
-    return size_ == whole ? data_->size() : size_;
+    if (size_ != whole)
+      return size_;
+    return data_ ? data_->size() : 0;
   }
   bool empty() const noexcept {
     return size() == 0;
   }
   record_span records() const noexcept {
-    return {data_->data() + offset_, size()};
+    return data_ ? record_span{data_->data() + offset_, size()}
+                 : record_span{nullptr, 0};
   }
   // Records [from, from + n) sharing this batch's storage (no copy).
   record_batch slice(size_t from, size_t n) const;
@@ -101,7 +145,12 @@ public:
 private:
   static constexpr size_t whole = static_cast<size_t>(-1);
 
-  std::shared_ptr<std::vector<record>> data_;
+  // Writable in place: unshared and not a slice.
+  bool owned() const noexcept {
+    return size_ == whole && data_.unique();
+  }
+
+  detail::batch_storage data_; // empty: no records
   size_t offset_ = 0;
   size_t size_ = whole; // `whole`: all of *data_, which may grow or shrink
 };
