@@ -284,28 +284,74 @@ private:
               "group name '" + grp.name + "' is used twice");
   }
 
-  // Required parameters, types, defaults: what the loader does for YAML.
+  // The schema: unknown names, values the parser left as text parsed,
+  // values built in code checked (type, range, choice), required ones
+  // present, defaults filled. `w` is where the node's or resource's fields
+  // are; `reserved` the fields that are not parameters (type, inputs, ...).
   void params(param_set& ps, const actor_type& t, const source_location& w,
-              const std::string& who_) {
+              const std::string& who_,
+              const std::vector<std::string>& reserved) {
+    std::vector<std::string> allowed = reserved;
+    for (auto& p : t.params)
+      allowed.push_back(p.name);
+    for (auto& name : ps.names()) {
+      if (std::find(allowed.begin(), allowed.end(), name) != allowed.end())
+        continue;
+      auto msg = "unknown field '" + name + "' for type '" + t.name + "'";
+      auto guess = did_you_mean(name, allowed);
+      if (!guess.empty())
+        msg += " (did you mean '" + guess + "'?)";
+      auto& pv = ps.get(name);
+      error(pv.where.file.empty() ? w : pv.where, who_, msg);
+    }
     for (auto& p : t.params) {
-      if (!ps.has(p.name)) {
+      auto* pv = ps.find(p.name);
+      if (!pv) {
         if (p.required) {
           error(w, who_, "missing required field '" + p.name
                            + "' for type '" + t.name + "' (" + p.doc + ")");
         } else if (!p.default_value.empty()) {
-          param_value pv;
-          parse_param(p, p.default_value, pv);
-          ps.set(p.name, std::move(pv));
+          param_value dv;
+          parse_param(p, p.default_value, dv);
+          ps.set(p.name, std::move(dv));
         }
         continue;
       }
-      auto& pv = ps.get(p.name);
-      if (pv.type != p.type)
-        error(pv.where.file.empty() ? w : pv.where, who_,
-              "'" + p.name + "' of type '" + t.name + "' expects a "
-                + to_string(p.type) + " value, got a "
-                + to_string(pv.type));
+      auto at_value = pv->where.file.empty() ? w : pv->where;
+      std::string msg;
+      if (pv->unparsed.empty()) {
+        msg = check_param(p, *pv);
+      } else if (pv->unparsed == "a list" && p.type == param_type::strings) {
+        pv->type = p.type;
+      } else if (pv->unparsed != "a scalar") {
+        auto tn = std::string{to_string(p.type)};
+        auto article = std::string{"aeiou"}.find(tn[0]) != std::string::npos
+                         ? "an "
+                         : "a ";
+        error(at_value, who_, "'" + p.name + "' expects " + article + tn
+                                + ", got " + pv->unparsed);
+        continue;
+      } else {
+        auto where = pv->where;
+        auto text = pv->text;
+        param_value parsed;
+        msg = parse_param(p, text, parsed);
+        parsed.where = where;
+        *pv = std::move(parsed);
+      }
+      pv->unparsed.clear();
+      if (!msg.empty())
+        error(at_value, who_, "'" + p.name + "': " + msg);
     }
+  }
+
+  // A node's fields that are not parameters of its type.
+  std::vector<std::string> node_fields_reserved() const {
+    std::vector<std::string> out{"type", "inputs", "workers", "ordered",
+                                 "restart"};
+    for (auto& [slot, _] : reg_.slots())
+      out.push_back(slot);
+    return out;
   }
 
   void node_fields() {
@@ -324,7 +370,7 @@ private:
                 + (reg_.find(t->name, actor_kind::source)
                      ? " (or set is_source for the source)"
                      : ""));
-      params(n.params, *t, n.where, who(n));
+      params(n.params, *t, n.where, who(n), node_fields_reserved());
       if (n.workers < 1 || n.workers > 1024)
         error(n.where, who(n), "'workers' expects 1..1024, got "
                                  + std::to_string(n.workers));
@@ -363,7 +409,7 @@ private:
         error(r.where, w, "'" + r.type + "' is not a registered service");
         continue;
       }
-      params(r.params, *t, r.where, w);
+      params(r.params, *t, r.where, w, {"type"});
     }
   }
 
