@@ -176,7 +176,7 @@ public:
       detail::validate_options vo;
       vo.broken = broken_;
       vo.deep = errors_.empty();
-      for (auto& d : detail::validate_graph(g, reg_, vo))
+      for (auto& d : detail::validate(g, reg_, vo))
         errors_.push_back(std::move(d));
     }
     if (!errors_.empty())
@@ -491,7 +491,10 @@ private:
     auto name = scalar(*t, "type");
     if (!name)
       return nullptr;
-    auto* at = reg_.find(*name);
+    const actor_type* at = nullptr;
+    for (auto* t : reg_.find_all(*name))
+      if (!at || at->kind == actor_kind::source)
+        at = t;
     if (at && !fields.find("inputs"))
       if (auto* src = reg_.find(*name, actor_kind::source);
           src && !fits_other_kind(fields, *src, *at))
@@ -581,6 +584,7 @@ private:
       n.name = k.value;
       n.type = type->name;
       n.is_source = type->kind == actor_kind::source;
+      n.kind = type->kind;
       n.where = k.where;
       n.params = load_params(v, *type, reserved);
       load_inputs(v, n);
@@ -632,7 +636,7 @@ private:
           error(ref->where, msg);
           continue;
         }
-        auto* rt = reg_.find(r->type);
+        auto* rt = reg_.find(r->type, actor_kind::service);
         if (rt && rt->protocol != proto.first) {
           error(ref->where, "'" + slot + "' needs a resource speaking '"
                               + proto.first + "', but '" + *s + "' is a "

@@ -154,7 +154,7 @@ size_t runtime::running() const {
 
 graph_run runtime::start(const graph_spec& graph) {
   auto spec = graph;
-  if (auto diags = validate_graph(spec, *reg_); !diags.empty()) {
+  if (auto diags = validate(spec, *reg_); !diags.empty()) {
     std::string msg;
     for (auto& d : diags)
       msg += (msg.empty() ? "" : "\n") + d.str();
@@ -178,7 +178,7 @@ graph_run runtime::start(const graph_spec& graph) {
       caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
   };
   for (auto& r : spec.resources) {
-    auto* t = reg_->find(r.type);
+    auto* t = reg_->find(r.type, actor_kind::service);
     caf::actor handle;
     try {
       handle = t->make_service(*impl_->sys, r);

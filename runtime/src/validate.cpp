@@ -187,38 +187,60 @@ private:
     return i == index_.end() ? nullptr : &g_.nodes[i->second];
   }
 
-  // Each node's type, resolving `is_source` where only one kind exists.
+  // Each node's type and kind, resolved once: the only type of its name,
+  // or of a source and another kind of one name, the one `is_source` asks
+  // for, unless a node meant as the source names a parameter only the
+  // other kind has (a `file` with `format:` and no inputs is a sink that
+  // forgot its inputs, not a source). Sets `kind` and `is_source`.
   void resolve_types(bool report) {
     types_.assign(g_.nodes.size(), nullptr);
     index_.clear();
     for (size_t i = 0; i < g_.nodes.size(); ++i) {
       auto& n = g_.nodes[i];
       index_.emplace(n.name, i);
-      auto* src = reg_.find(n.type, actor_kind::source);
-      auto* other = reg_.find(n.type, actor_kind::stage);
+      const actor_type* src = nullptr;
+      const actor_type* other = nullptr;
+      for (auto* t : reg_.find_all(n.type))
+        (t->kind == actor_kind::source ? src : other) = t;
       if (!src && !other) {
         if (report) {
           auto msg = "unknown actor type '" + n.type + "'";
           auto guess = did_you_mean(n.type, reg_.type_names());
           if (!guess.empty())
             msg += " (did you mean '" + guess + "'?)";
-          error(n.where, who(n), msg + "; `troupe types` lists them");
+          error(n.at("type"), who(n), msg + "; `troupe types` lists them");
         }
         continue;
       }
-      if (n.is_source && !src)
-        n.is_source = false;
-      else if (!n.is_source && !other)
-        n.is_source = true;
-      types_[i] = n.is_source ? src : other;
-      if (types_[i]->kind == actor_kind::service) {
+      bool source = src && (!other || (n.is_source
+                                       && !fits_other_kind(n, *src, *other)));
+      auto* t = source ? src : other;
+      if (t->kind == actor_kind::service) {
         if (report)
-          error(n.where, who(n),
-                "'" + n.type + "' is a service; declare it as a resource "
-                               "and reference it by name");
-        types_[i] = nullptr;
+          error(n.at("type"), who(n),
+                "'" + n.type + "' is a service; declare it under "
+                               "'resources:' and reference it by name");
+        continue;
       }
+      types_[i] = t;
+      n.kind = t->kind;
+      n.is_source = source;
     }
+  }
+
+  // True when `n` names a parameter only `other` has.
+  static bool fits_other_kind(const node_spec& n, const actor_type& self,
+                              const actor_type& other) {
+    auto has = [](const actor_type& t, const std::string& name) {
+      for (auto& p : t.params)
+        if (p.name == name)
+          return true;
+      return false;
+    };
+    for (auto& name : n.params.names())
+      if (!has(self, name) && has(other, name))
+        return true;
+    return false;
   }
 
   void references() {
@@ -391,7 +413,7 @@ private:
                                    + res + "'");
           continue;
         }
-        auto* rt = reg_.find(r->type);
+        auto* rt = reg_.find(r->type, actor_kind::service);
         if (rt && rt->protocol != *proto)
           error(n.where, who(n), "'" + slot + "' needs a resource speaking '"
                                    + *proto + "', but '" + res + "' is a "
@@ -404,8 +426,8 @@ private:
   void resources() {
     for (auto& r : g_.resources) {
       auto w = "resource '" + r.name + "'";
-      auto* t = reg_.find(r.type);
-      if (!t || t->kind != actor_kind::service) {
+      auto* t = reg_.find(r.type, actor_kind::service);
+      if (!t) {
         error(r.where, w, "'" + r.type + "' is not a registered service");
         continue;
       }
@@ -658,15 +680,15 @@ private:
 
 } // namespace
 
-std::vector<diagnostic> validate_graph(graph_spec& g, const registry& reg,
-                                       const validate_options& opts) {
+std::vector<diagnostic> validate(graph_spec& g, const registry& reg,
+                                 const validate_options& opts) {
   return validator{g, reg, opts}.run();
 }
 
 } // namespace detail
 
-std::vector<diagnostic> validate_graph(graph_spec& g, const registry& reg) {
-  return detail::validate_graph(g, reg, {});
+std::vector<diagnostic> validate(graph_spec& g, const registry& reg) {
+  return detail::validate(g, reg, {});
 }
 
 std::vector<diagnostic> check_extra_output(const graph_spec& g,

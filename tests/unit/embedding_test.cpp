@@ -375,7 +375,7 @@ TEST_CASE("code-built nodes in any order are sorted, nothing is lost") {
   CHECK(rep.source_records == 2000);
   CHECK(rep.sink_records == 2000);
   auto sorted = g;
-  REQUIRE(validate_graph(sorted, *d.reg).empty());
+  REQUIRE(validate(sorted, *d.reg).empty());
   CHECK(sorted.nodes.front().name == "src");
   CHECK(sorted.nodes.back().name == "out");
 }
@@ -449,7 +449,7 @@ TEST_CASE("the validator rejects paths that overlap or cannot work") {
   };
   auto errors = [&](graph_spec g) {
     std::string all;
-    for (auto& d : validate_graph(g, *reg))
+    for (auto& d : validate(g, *reg))
       all += d.str() + "\n";
     return all;
   };

@@ -110,3 +110,46 @@ TEST_CASE("code-built: a missing required parameter is refused by start()") {
   CHECK(contains(why, "node 'out': missing required field 'path' for type "
                       "'file'"));
 }
+
+TEST_CASE("validate() resolves each node's kind once") {
+  auto reg = builtins();
+  graph_spec g;
+  g.name = "kinds";
+  auto in = node("in", "file");
+  in.is_source = true; // `file` is a source and a sink: the source
+  in.params.set("path", text("/dev/null"));
+  g.nodes.push_back(in);
+  auto out = node("out", "file", {"in"});
+  out.params.set("path", text("/dev/null"));
+  g.nodes.push_back(out);
+  g.nodes.push_back(node("gen", "generate")); // one kind: is_source not needed
+  g.nodes.push_back(node("nul", "null", {"gen"}));
+  REQUIRE(validate(g, *reg).empty());
+  CHECK(g.find_node("in")->kind == actor_kind::source);
+  CHECK(g.find_node("out")->kind == actor_kind::sink);
+  CHECK(g.find_node("gen")->kind == actor_kind::source);
+  CHECK(g.find_node("gen")->is_source);
+  CHECK(g.find_node("nul")->kind == actor_kind::sink);
+  // What the run and the CLI use: the exact type of that kind.
+  CHECK(reg->find("file", actor_kind::source)->kind == actor_kind::source);
+  CHECK(reg->find("file", actor_kind::sink)->kind == actor_kind::sink);
+  CHECK(reg->find("file", actor_kind::stage) == nullptr);
+  CHECK(reg->find_all("file").size() == 2);
+  CHECK(reg->find_all("nope").empty());
+}
+
+TEST_CASE("a source-meant node naming a sink-only parameter is the sink") {
+  auto reg = builtins();
+  graph_spec g;
+  auto f = node("f", "file");
+  f.is_source = true;
+  f.params.set("path", text("/dev/null"));
+  f.params.set("format", text("lines", param_type::choice));
+  g.nodes.push_back(f);
+  auto diags = validate(g, *reg);
+  REQUIRE(diags.size() == 1);
+  CHECK(g.nodes[0].kind == actor_kind::sink);
+  CHECK(diags[0].message
+        == "node 'f': 'f' is a sink (file) and needs 'inputs' (or set "
+           "is_source for the source)");
+}

@@ -17,6 +17,12 @@ namespace troupe {
 
 enum class delivery_mode { at_least_once, at_most_once };
 
+// What a registered type is. A name may be registered once as a source and
+// once as another kind (`file` reads or writes).
+enum class actor_kind { source, stage, sink, service };
+
+const char* to_string(actor_kind x);
+
 struct runtime_spec {
   size_t threads = 0;           // 0: one per hardware thread
   delivery_mode delivery = delivery_mode::at_least_once;
@@ -57,7 +63,12 @@ struct input_ref {
 struct node_spec {
   std::string name;
   std::string type;
-  bool is_source = false; // resolves types that exist as source and sink
+  // Which of two types of one name is meant (`file`): the source, or the
+  // other kind. Only a hint; validate() resolves the kind once (when a
+  // name has one kind, that one; a source named with a parameter only the
+  // other kind has is the other one) and sets `kind` and `is_source`.
+  bool is_source = false;
+  actor_kind kind = actor_kind::stage; // set by validate()
   param_set params;
   std::vector<input_ref> inputs;
   size_t workers = 1;
@@ -66,7 +77,14 @@ struct node_spec {
   std::string group; // "" : supervised by the root
   // Resource slots (`cache: pages`, `rate_limit: api_limit`) by slot name.
   std::map<std::string, std::string> resources;
-  source_location where;
+  source_location where; // the node's name
+  // Where the YAML wrote each field ("type", "inputs", "workers", "ordered",
+  // "restart", a slot name; "" the node's map): diagnostics point there.
+  // Empty for a node built in code, whose diagnostics name node and field.
+  std::map<std::string, source_location> field_where;
+
+  // Where `field` was written, else where the node was ({} in code).
+  const source_location& at(const std::string& field) const;
 };
 
 struct resource_spec {

@@ -47,7 +47,7 @@ class registry;
 
 // Checks `g` against `reg`, completes it (defaults, kinds, group membership)
 // and sorts its nodes topologically. Empty when the graph can run.
-std::vector<diagnostic> validate_graph(graph_spec& g, const registry& reg);
+std::vector<diagnostic> validate(graph_spec& g, const registry& reg);
 
 // Problems with one more file the caller writes next to the graph's outputs
 // (the CLI's --report FILE): it must not be a file the graph reads or writes,
@@ -68,8 +68,8 @@ struct validate_options {
   bool deep = true;
 };
 
-std::vector<diagnostic> validate_graph(graph_spec& g, const registry& reg,
-                                       const validate_options& opts);
+std::vector<diagnostic> validate(graph_spec& g, const registry& reg,
+                                 const validate_options& opts);
 
 } // namespace detail
 
