@@ -141,6 +141,11 @@ const source_location& node_spec::at(const std::string& field) const {
   return i == field_where.end() ? where : i->second;
 }
 
+const source_location& resource_spec::at(const std::string& field) const {
+  auto i = field_where.find(field);
+  return i == field_where.end() ? where : i->second;
+}
+
 const node_spec* graph_spec::find_node(const std::string& name) const {
   for (auto& n : nodes)
     if (n.name == name)

@@ -313,8 +313,11 @@ TEST_CASE("invalid code-built graphs are refused by start(), not run") {
     g.runtime.window = 0;
     g.runtime.batch_size = 0;
     auto why = refusal(rt, g);
-    CHECK(contains(why, "'window' must be at least 1"));
-    CHECK(contains(why, "'batch_size' must be at least 1"));
+    // The loader's words for `window: 0` (one validator for both).
+    CHECK(contains(why, "runtime: 'window' expects a positive integer, at "
+                        "most 16777216, got '0'"));
+    CHECK(contains(why, "runtime: 'batch_size' expects a positive integer, "
+                        "at most 1048576, got '0'"));
   }
   SUBCASE("a node in a group that does not exist") {
     auto g = chain();

@@ -150,6 +150,211 @@ TEST_CASE("a source-meant node naming a sink-only parameter is the sink") {
   REQUIRE(diags.size() == 1);
   CHECK(g.nodes[0].kind == actor_kind::sink);
   CHECK(diags[0].message
-        == "node 'f': 'f' is a sink (file) and needs 'inputs' (or set "
-           "is_source for the source)");
+        == "node 'f': 'f' is a sink (file) and needs 'inputs'");
+}
+
+// -- the same diagnostics from YAML and from code ------------------------------
+
+namespace {
+
+param_value choice(std::string s) {
+  return text(std::move(s), param_type::choice);
+}
+
+// A graph built in code, node by node.
+struct code_graph {
+  graph_spec g;
+
+  node_spec& add(std::string name, std::string type,
+                 std::vector<std::string> inputs = {},
+                 std::vector<std::pair<std::string, param_value>> params = {}) {
+    auto n = node(std::move(name), std::move(type), std::move(inputs));
+    for (auto& [k, v] : params)
+      n.params.set(k, v);
+    g.nodes.push_back(std::move(n));
+    return g.nodes.back();
+  }
+};
+
+std::vector<std::string> lines(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < text.size()) {
+    auto end = text.find('\n', start);
+    if (end == std::string::npos)
+      end = text.size();
+    out.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size()
+         && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// tests/bad_configs/FILE through the loader, and `code` through
+// runtime::start(): the same messages, one for one; the code-built ones
+// name what they concern instead of a position.
+void same_diagnostics(const std::string& file, const graph_spec& code) {
+  CAPTURE(file);
+  auto reg = builtins();
+  auto loaded = load_graph_file(
+    std::string{TROUPE_SOURCE_DIR} + "/tests/bad_configs/" + file, *reg);
+  REQUIRE_FALSE(loaded.ok());
+  runtime rt{reg};
+  auto refused = lines(refusal(rt, code));
+  CHECK(refused.size() == loaded.errors.size());
+  for (auto& d : loaded.errors) {
+    CAPTURE(d.message);
+    bool found = false;
+    for (auto& l : refused)
+      found = found || ends_with(l, ": " + d.message);
+    CHECK(found);
+  }
+  for (auto& l : refused) {
+    CAPTURE(l);
+    CHECK(l.rfind("<graph>:1:1: error: ", 0) == 0);
+  }
+}
+
+} // namespace
+
+TEST_CASE("YAML and code give the same diagnostics: parameters") {
+  {
+    code_graph c;
+    c.add("src", "generate", {}, {{"count", integer(10)}});
+    c.add("out", "file", {"src"}, {{"format", choice("lines")}});
+    same_diagnostics("missing_required_field.yaml", c.g);
+  }
+  {
+    code_graph c;
+    c.add("src", "generate", {}, {{"count", integer(10)}});
+    c.add("out", "file", {"src"},
+          {{"path", text("out/x.xml")}, {"format", choice("xml")}});
+    same_diagnostics("bad_choice.yaml", c.g);
+  }
+  {
+    code_graph c;
+    c.add("src", "generate", {}, {{"count", integer(-3)}});
+    c.add("out", "stdout", {"src"});
+    same_diagnostics("negative_count.yaml", c.g);
+  }
+  {
+    code_graph c;
+    c.add("src", "generate", {}, {{"count", integer(10)}});
+    c.add("batch", "batch", {"src"}, {{"sise", integer(50)}});
+    c.add("out", "stdout", {"batch"});
+    same_diagnostics("unknown_field.yaml", c.g);
+  }
+  {
+    code_graph c;
+    c.add("src", "generate", {}, {{"count", integer(10)}});
+    c.add("batch", "batch", {"src"}, {{"size", integer(20000)}});
+    c.add("out", "stdout", {"batch"});
+    c.g.runtime.window = 16384;
+    same_diagnostics("batch_larger_than_window.yaml", c.g);
+  }
+}
+
+TEST_CASE("YAML and code give the same diagnostics: kinds and inputs") {
+  {
+    code_graph c;
+    c.add("first", "generate", {}, {{"count", integer(10)}});
+    c.add("second", "generate", {"first"}, {{"count", integer(10)}});
+    c.add("out", "stdout", {"second"});
+    same_diagnostics("source_with_inputs.yaml", c.g);
+  }
+  {
+    code_graph c;
+    c.add("src", "generate", {}, {{"count", integer(10)}});
+    c.add("up", "map", {"src"}, {{"fn", text("upper")}});
+    c.add("out", "stdout");
+    same_diagnostics("sink_without_inputs.yaml", c.g);
+  }
+  {
+    code_graph c;
+    c.add("src", "generate", {}, {{"count", integer(10)}});
+    c.add("hash", "map", {"src"}, {{"fn", text("sha256")}});
+    c.add("out", "stdout", {"hsah"});
+    same_diagnostics("dangling_input.yaml", c.g);
+  }
+  {
+    code_graph c;
+    c.add("src", "generate", {}, {{"count", integer(10)}});
+    c.add("a", "map", {"src", "c"}, {{"fn", text("upper")}});
+    c.add("b", "map", {"a"}, {{"fn", text("lower")}});
+    c.add("c", "map", {"b"}, {{"fn", text("trim")}});
+    c.add("out", "stdout", {"c"});
+    same_diagnostics("cycle.yaml", c.g);
+  }
+  {
+    code_graph c;
+    c.add("src", "generate", {}, {{"count", integer(10)}});
+    c.add("up", "mapp", {"src"}, {{"fn", text("upper")}});
+    c.add("out", "stdout", {"up"});
+    same_diagnostics("unknown_actor_type.yaml", c.g);
+  }
+  {
+    code_graph c;
+    c.add("src", "generate", {}, {{"count", integer(10)}});
+    c.add("tally", "counter");
+    c.add("out", "stdout", {"src"});
+    same_diagnostics("service_as_node.yaml", c.g);
+  }
+}
+
+TEST_CASE("YAML and code give the same diagnostics: workers, slots, groups, "
+          "runtime") {
+  {
+    code_graph c;
+    c.add("src", "generate", {}, {{"count", integer(10)}});
+    c.add("up", "map", {"src"}, {{"fn", text("upper")}}).workers = 0;
+    c.add("out", "stdout", {"up"});
+    same_diagnostics("zero_workers.yaml", c.g);
+  }
+  {
+    code_graph c;
+    c.add("src", "generate", {}, {{"count", integer(10)}});
+    c.add("batch", "batch", {"src"}, {{"size", integer(5)}}).workers = 4;
+    c.add("out", "stdout", {"batch"});
+    same_diagnostics("workers_on_batch.yaml", c.g);
+  }
+  {
+    code_graph c;
+    c.g.resources.push_back({"tally", "counter", {}, {}, {}});
+    c.add("src", "generate", {}, {{"count", integer(10)}});
+    c.add("out", "stdout", {"src"}).resources["counter"] = "taly";
+    same_diagnostics("unknown_resource.yaml", c.g);
+  }
+  {
+    code_graph c;
+    c.g.resources.push_back({"c", "counter", {}, {}, {}});
+    c.add("src", "generate", {}, {{"count", integer(10)}});
+    c.add("up", "map", {"src"}, {{"fn", text("upper")}}).resources["cache"]
+      = "c";
+    c.add("out", "stdout", {"up"});
+    same_diagnostics("wrong_protocol_resource.yaml", c.g);
+  }
+  {
+    code_graph c;
+    c.add("src", "generate", {}, {{"count", integer(10)}});
+    c.add("parse", "map", {"src"}, {{"fn", text("upper")}});
+    c.add("out", "stdout", {"parse"});
+    group_spec a;
+    a.name = "a";
+    a.nodes = {"parse"};
+    auto b = a;
+    b.name = "b";
+    c.g.groups = {a, b};
+    same_diagnostics("group_node_twice.yaml", c.g);
+  }
+  {
+    code_graph c;
+    c.add("src", "generate", {}, {{"count", integer(10)}});
+    c.add("out", "stdout", {"src"});
+    c.g.runtime.batch_size = 0;
+    same_diagnostics("zero_batch_size.yaml", c.g);
+  }
 }

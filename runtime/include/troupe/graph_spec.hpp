@@ -1,6 +1,11 @@
-// A validated actor graph: what the YAML loader produces and the graph builder
-// spawns. Plain structs, no CAF inside, so it can be built, inspected and
-// tested without an actor system (embedders may also build one in code).
+// An actor graph: what the YAML parser produces (loader.hpp), what an
+// embedder may build in code, what validate() (validate.hpp) checks and
+// completes, and what the graph builder spawns. Plain structs, no CAF inside,
+// so it can be built, inspected and tested without an actor system.
+//
+// Every `where`/`field_where` is a YAML position, filled by the parser so
+// that diagnostics point at the field; a spec built in code leaves them
+// empty and its diagnostics name the node (group, resource) and field.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +19,9 @@
 #include "troupe/units.hpp"
 
 namespace troupe {
+
+// Positions of a struct's fields by name; empty in code.
+using field_positions = std::map<std::string, source_location>;
 
 enum class delivery_mode { at_least_once, at_most_once };
 
@@ -34,6 +42,7 @@ struct runtime_spec {
   size_t window_bytes = 8 * 1024 * 1024;
   uint32_t max_attempts = 3;    // deliveries of one record before it fails
   duration request_timeout = std::chrono::seconds(30); // every ask()
+  field_positions where;        // by field name ("window", ...)
 };
 
 struct supervision_spec {
@@ -41,6 +50,7 @@ struct supervision_spec {
   uint32_t intensity = 10;      // restarts allowed ...
   duration period = std::chrono::seconds(5); // ... within this window
   backoff_spec backoff;
+  field_positions where; // "strategy", ..., "backoff", "min", "max", "jitter"
 };
 
 // A supervision group: its member nodes (and subgroups, via `parent`) are
@@ -50,7 +60,9 @@ struct group_spec {
   std::string parent; // "" : the graph's root supervision
   supervision_spec supervision;
   std::vector<std::string> nodes;
-  source_location where;
+  source_location where;              // the group's name
+  field_positions field_where;        // "" (its map), "parent", "nodes"
+  std::vector<source_location> nodes_where; // parallel to `nodes` (YAML)
 };
 
 // `inputs: [hash]` reads hash's data output; `[hash.errors]` its failures.
@@ -80,8 +92,7 @@ struct node_spec {
   source_location where; // the node's name
   // Where the YAML wrote each field ("type", "inputs", "workers", "ordered",
   // "restart", a slot name; "" the node's map): diagnostics point there.
-  // Empty for a node built in code, whose diagnostics name node and field.
-  std::map<std::string, source_location> field_where;
+  field_positions field_where;
 
   // Where `field` was written, else where the node was ({} in code).
   const source_location& at(const std::string& field) const;
@@ -91,7 +102,10 @@ struct resource_spec {
   std::string name;
   std::string type;
   param_set params;
-  source_location where;
+  source_location where;       // the resource's name
+  field_positions field_where; // "" (its map), "type"
+
+  const source_location& at(const std::string& field) const;
 };
 
 struct graph_spec {

@@ -56,11 +56,13 @@ struct param_value {
   troupe::duration dur{0};
   uint64_t bytes = 0;
   std::vector<std::string> strings;
-  source_location where;
+  source_location where;      // of the value (YAML)
+  source_location name_where; // of its name (YAML)
   // Set by the YAML parser, which does not know the schema: what it saw
-  // ("a scalar", "a list", "a map", "null"), `text` (or `strings` for a list)
-  // as written. validate() parses it against the schema and clears it.
-  // Empty for a value built in code, whose `type` and member are set.
+  // ("a scalar", "a list", "a map", "null"; "reported" when it already
+  // reported the value, e.g. an unset ${VAR}), with `text` (or `strings` for
+  // a list) as written. validate() parses it against the schema and clears
+  // it. Empty for a value built in code, whose `type` and member are set.
   std::string unparsed;
 };
 
