@@ -444,11 +444,10 @@ private:
                                 + ", got " + pv->unparsed);
         continue;
       } else {
-        auto where = pv->where;
-        auto text = pv->text;
         param_value parsed;
-        msg = parse_param(p, text, parsed);
-        parsed.where = where;
+        msg = parse_param(p, pv->text, parsed);
+        parsed.where = pv->where;
+        parsed.name_where = pv->name_where;
         *pv = std::move(parsed);
       }
       pv->unparsed.clear();

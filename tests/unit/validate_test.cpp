@@ -153,6 +153,36 @@ TEST_CASE("a source-meant node naming a sink-only parameter is the sink") {
         == "node 'f': 'f' is a sink (file) and needs 'inputs'");
 }
 
+// -- registry::add --------------------------------------------------------------
+
+TEST_CASE("registry::add refuses defaults that do not fit their parameter") {
+  registry reg;
+  actor_type t;
+  t.name = "odd";
+  t.kind = actor_kind::sink;
+  t.make_node = [](const node_context&) { return nullptr; };
+  SUBCASE("an integer default above its maximum") {
+    param_spec p{"limit", param_type::integer, false, "11", "", {}, 0};
+    p.max = 10;
+    t.params = {p};
+    CHECK_THROWS_AS(reg.add(t), std::invalid_argument);
+    t.params[0].default_value = "10";
+    CHECK_NOTHROW(reg.add(t));
+  }
+  SUBCASE("a choice default that is not a choice") {
+    t.params = {{"mode", param_type::choice, false, "fast", "", {"slow"}, 0}};
+    CHECK_THROWS_AS(reg.add(t), std::invalid_argument);
+    t.params[0].choices.push_back("fast");
+    CHECK_NOTHROW(reg.add(t));
+  }
+  SUBCASE("a duration default that is no duration") {
+    t.params = {{"every", param_type::duration, false, "often", "", {}, 0}};
+    CHECK_THROWS_AS(reg.add(t), std::invalid_argument);
+  }
+  // validate() fills defaults without checking them again: add() is where
+  // a bad one is caught.
+}
+
 // -- the same diagnostics from YAML and from code ------------------------------
 
 namespace {
