@@ -176,6 +176,14 @@ public:
     : g_(g), reg_(reg), opts_(opts) {
   }
 
+  // A resource outside any graph (runtime resources): its name, its type
+  // and its parameters, as in a graph.
+  std::vector<diagnostic> run_resources() {
+    names();
+    resources();
+    return finish();
+  }
+
   std::vector<diagnostic> run() {
     if (g_.nodes.empty()) {
       error({}, "", no_nodes_message);
@@ -861,6 +869,16 @@ std::vector<diagnostic> validate(graph_spec& g, const registry& reg,
 
 std::vector<diagnostic> validate(graph_spec& g, const registry& reg) {
   return detail::validate(g, reg, {});
+}
+
+std::vector<diagnostic> validate(resource_spec& r, const registry& reg) {
+  graph_spec g;
+  g.file = "<resource>";
+  g.resources.push_back(std::move(r));
+  detail::validate_options opts;
+  auto out = detail::validator{g, reg, opts}.run_resources();
+  r = std::move(g.resources.front());
+  return out;
 }
 
 std::vector<diagnostic> check_extra_output(const graph_spec& g,

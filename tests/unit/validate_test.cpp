@@ -388,3 +388,24 @@ TEST_CASE("YAML and code give the same diagnostics: workers, slots, groups, "
     same_diagnostics("zero_batch_size.yaml", c.g);
   }
 }
+
+TEST_CASE("validate(resource_spec) checks a resource outside any graph") {
+  auto reg = builtins();
+  resource_spec r;
+  r.name = "tally";
+  r.type = "counter";
+  CHECK(validate(r, *reg).empty());
+  r.params.set("size", integer(3));
+  auto diags = validate(r, *reg);
+  REQUIRE(diags.size() == 1);
+  CHECK(diags[0].str()
+        == "<resource>:1:1: error: resource 'tally': unknown field 'size' for "
+           "type 'counter'");
+  resource_spec m;
+  m.name = "m";
+  m.type = "map";
+  diags = validate(m, *reg);
+  REQUIRE(diags.size() == 1);
+  CHECK(diags[0].message == "resource 'm': 'map' is a stage, not a service; "
+                            "declare it under 'nodes:'");
+}

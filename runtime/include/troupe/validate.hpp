@@ -59,6 +59,11 @@ class registry;
 // can run; runtime::start() refuses a graph for which it is not.
 std::vector<diagnostic> validate(graph_spec& g, const registry& reg);
 
+// The same checks for one resource outside any graph (a runtime's own
+// resources): a well-formed name, a registered service type, its parameters
+// against the schema (defaults filled). Empty when it can be spawned.
+std::vector<diagnostic> validate(resource_spec& r, const registry& reg);
+
 // Problems with one more file the caller writes next to the graph's outputs
 // (the CLI's --report FILE): it must not be a file the graph reads or writes,
 // nor the configuration file. `what` names it in messages ("--report").
