@@ -9,8 +9,10 @@ void register_builtins(registry& reg) {
                     stdout_type, null_type, counter_type})
     reg.add(make());
   register_functions(reg);
-  // Resource slots any node may name; the services behind cache and
-  // rate_limit arrive with their own actor types.
+  // Resource slots any node may name (slot -> protocol). What a slot does
+  // for a node is the slot hook of the service type behind it (the counter's
+  // in counter/); the services behind cache and rate_limit arrive with their
+  // own actor types.
   reg.add_resource_slot("counter", "counter",
                         "counts the records this node passes on");
   reg.add_resource_slot("cache", "cache", "a cache service for this node");

@@ -126,7 +126,7 @@ actor_type batch_type() {
     {"size", param_type::integer, false, "100", "records per batch", {}, 1},
     {"bytes", param_type::size, false, "",
      "flush when the bodies reach this size (e.g. 64KiB)", {}, 0},
-    {"timeout", param_type::duration, false, "",
+    {"timeout", param_type::time_span, false, "",
      "flush a partial batch this long after its first record", {}, 0},
   };
   t.make_node = [](const node_context& ctx) {

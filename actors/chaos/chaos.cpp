@@ -157,7 +157,7 @@ actor_type chaos_type() {
      "the first attempt of every n-th record fails (0: off)", {}, 0},
     {"kill", param_type::number, false, "0",
      "probability that a batch kills the actor", {}, 0},
-    {"delay", param_type::duration, false, "", "hold each batch this long", {},
+    {"delay", param_type::time_span, false, "", "hold each batch this long", {},
      0},
   };
   t.make_node = [](const node_context& ctx) {

@@ -1,15 +1,17 @@
 // counter: the seed's SafeCounter as an actor. The actor is the lock: add and
 // get are messages handled one at a time, so no caller ever sees a torn value.
-// Protocol (protocols.hpp, counter_actor): add(n) -> new total, get -> total.
-// Nodes that name it (`counter: NAME`) add the records they pass on.
-#include <caf/actor_cast.hpp>
+// Protocol (troupe/actors/counter.hpp, counter_actor): add(n) -> new total,
+// get -> total. Its slot: a node that names it (`counter: NAME`) adds the
+// records it passes on.
 #include <caf/actor_system.hpp>
+#include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
 #include "troupe/actors/builtin_types.hpp"
+#include "troupe/actors/counter.hpp"
 #include "troupe/hygiene.hpp"
-#include "troupe/protocols.hpp"
+#include "troupe/service.hpp"
 
 namespace troupe::actors {
 
@@ -42,10 +44,14 @@ actor_type counter_type() {
   t.doc = "A shared counter: add(n) -> total, get -> total.";
   t.params = {{"initial", param_type::integer, false, "0", "starting value",
                {}, INT64_MIN}};
-  t.make_service = [](caf::actor_system& sys, const resource_spec& r) {
-    return caf::actor_cast<caf::actor>(
-      sys.spawn(counter_fn, r.params.integer("initial")));
-  };
+  t.service = typed_service<counter_actor>(
+    [](caf::actor_system& sys, const resource_spec& r) {
+      return sys.spawn(counter_fn, r.params.integer("initial"));
+    },
+    [](const counter_actor& c, const slot_event& e) {
+      if (e.what == slot_event::kind::passed_on)
+        caf::anon_send(c, add_atom_v, static_cast<int64_t>(e.records));
+    });
   return t;
 }
 

@@ -97,8 +97,9 @@ public:
     auto left = cfg_.count - next;
     auto n = std::min<uint64_t>(left, max);
     if (cfg_.rate > 0) {
-      // Token bucket of one second: only what the elapsed time allows.
-      auto now = std::chrono::steady_clock::now();
+      // Token bucket of one second: only what the elapsed time allows. The
+      // emitter's clock, so the pacing runs in virtual time under test.
+      auto now = out.now();
       auto& began = mem_->began;
       if (next == 0)
         began = now;

@@ -52,7 +52,7 @@ actor_type null_type() {
   t.name = "null";
   t.kind = actor_kind::sink;
   t.doc = "Discards records (counted as out). `delay` makes it a slow sink.";
-  t.params = {{"delay", param_type::duration, false, "",
+  t.params = {{"delay", param_type::time_span, false, "",
                "take one batch per delay (a slow consumer)", {}, 0}};
   t.make_node = [](const node_context& ctx) {
     return std::make_unique<null_sink>(ctx.spec.params);

@@ -25,6 +25,10 @@ namespace troupe::actors {
 
 namespace {
 
+// GCC's 128-bit integers; __extension__: no -Wpedantic warning for them.
+__extension__ typedef __int128 int128;
+__extension__ typedef unsigned __int128 uint128;
+
 class reduce_logic : public node_logic {
 public:
   explicit reduce_logic(const param_set& p)
@@ -72,7 +76,7 @@ private:
   // Integers add up exactly (128 bits: no realistic input overflows them);
   // a body with a fraction or an exponent makes the key's sum a double.
   struct total {
-    __int128 whole = 0;
+    int128 whole = 0;
     double fraction = 0;
     bool inexact = false;
 
@@ -99,8 +103,8 @@ private:
     std::string str(const std::string& key) const {
       if (!inexact) {
         auto neg = whole < 0;
-        auto u = neg ? -static_cast<unsigned __int128>(whole)
-                     : static_cast<unsigned __int128>(whole);
+        auto u = neg ? -static_cast<uint128>(whole)
+                     : static_cast<uint128>(whole);
         std::string digits;
         do {
           digits.insert(digits.begin(), static_cast<char>('0' + u % 10));

@@ -19,12 +19,6 @@ const char* to_string(errc x) {
       return "worker_failed";
     case errc::restart_budget:
       return "restart_budget";
-    case errc::shutdown_timeout:
-      return "shutdown_timeout";
-    case errc::config_invalid:
-      return "config_invalid";
-    case errc::stopped:
-      return "stopped";
     case errc::unrecoverable:
       return "unrecoverable";
   }

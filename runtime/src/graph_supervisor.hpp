@@ -1,6 +1,7 @@
-// The graph supervisor: spawns the nodes of one run, restarts a crashed node
-// one_for_one within a restart budget, and drives an ordered, bounded
-// shutdown (internal).
+// The graph supervisor: spawns the nodes of one run, restarts crashed nodes
+// as their group's policy says (the supervision engine decides, see
+// supervision/engine.hpp), rewires, drops and closes the record graph
+// around them, and drives an ordered, bounded end of the run (internal).
 #pragma once
 
 #include <functional>
@@ -11,7 +12,7 @@
 #include <caf/fwd.hpp>
 
 #include "run_plan.hpp"
-#include "troupe/protocols.hpp"
+#include "internal_protocols.hpp"
 
 namespace troupe {
 

@@ -376,11 +376,8 @@ void push_output(node_pointer self, uint32_t port, record_batch batch,
   if (port == data_port) {
     st.counts.out += n;
     st.counts.batches += 1;
-    if (auto c = st.spec->resources.find("counter");
-        c != st.spec->resources.end())
-      caf::anon_send(caf::actor_cast<counter_actor>(
-                       st.plan->resources.at(c->second)),
-                     add_atom_v, static_cast<int64_t>(n));
+    report_to_slots(*st.spec, st.plan->resources,
+                    {slot_event::kind::passed_on, n});
   }
   if (consumers == 0) {
     // Nobody will acknowledge it (finished or removed consumers, or none):
@@ -986,8 +983,7 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
       on_ack(self, tag, id);
       commit(self);
     },
-    [=](received_atom, uint32_t tag, uint64_t id) {
-      auto& st = self->state;
+    [=, &st = self->state](received_atom, uint32_t tag, uint64_t id) {
       if (tag < st.edges.size() && st.edges[tag].unacked.count(id))
         st.edges[tag].received.insert(id);
     },
@@ -1019,8 +1015,7 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
         schedule_produce(self);
       }
     },
-    [=](tick_atom) {
-      auto& st = self->state;
+    [=, &st = self->state](tick_atom) {
       if (st.tick_armed) {
         st.tick_armed = false;
         if (!st.input_done) {

@@ -1,5 +1,5 @@
 // The node actor: runs one node's logic with credit-based flow control,
-// acknowledgements and redelivery (internal; see protocols.hpp for the
+// acknowledgements and redelivery (internal; see internal_protocols.hpp for the
 // protocol it speaks and node_logic.hpp for what a node type supplies).
 #pragma once
 
@@ -8,8 +8,8 @@
 
 #include <caf/fwd.hpp>
 
+#include "internal_protocols.hpp"
 #include "run_plan.hpp"
-#include "troupe/protocols.hpp"
 
 namespace troupe::detail {
 

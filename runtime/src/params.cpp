@@ -15,7 +15,7 @@ const char* to_string(param_type x) {
       return "number";
     case param_type::boolean:
       return "boolean";
-    case param_type::duration:
+    case param_type::time_span:
       return "duration";
     case param_type::rate:
       return "rate";
@@ -56,7 +56,7 @@ std::string parse_param(const param_spec& spec, const std::string& text,
       out.boolean = *v;
       return {};
     }
-    case param_type::duration: {
+    case param_type::time_span: {
       auto v = parse_duration(text);
       if (!v)
         return "expected a duration such as 250ms, 5s or 10m (at most "
@@ -100,7 +100,7 @@ std::string spelling(const param_value& v) {
       return std::to_string(v.integer);
     case param_type::number:
       return std::to_string(v.number);
-    case param_type::duration:
+    case param_type::time_span:
       return std::to_string(v.dur.count()) + "ns";
     case param_type::rate:
       return std::to_string(v.number) + "/s";
@@ -140,7 +140,7 @@ std::string check_param(const param_spec& spec, const param_value& v) {
       if (!std::isfinite(v.number))
         return "expected a finite number such as 0.5, got '" + text + "'";
       return {};
-    case param_type::duration:
+    case param_type::time_span:
       if (v.dur.count() < 0 || v.dur > max_duration)
         return "expected a duration such as 250ms, 5s or 10m (at most "
                "1000000000s, no fraction of a nanosecond), got '" + text + "'";

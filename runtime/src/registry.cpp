@@ -22,7 +22,8 @@ void registry::add(actor_type type) {
   if (type.name.empty())
     throw std::invalid_argument("actor type without a name");
   bool is_service = type.kind == actor_kind::service;
-  if (is_service ? !type.make_service : !type.make_node)
+  if (is_service ? !type.service.spawn || !type.service.handle_type
+                 : !type.make_node)
     throw std::invalid_argument("actor type '" + type.name
                                 + "' has no factory for its kind");
   std::set<std::string> seen;
@@ -146,9 +147,9 @@ const source_location& resource_spec::at(const std::string& field) const {
   return i == field_where.end() ? where : i->second;
 }
 
-const node_spec* graph_spec::find_node(const std::string& name) const {
+const node_spec* graph_spec::find_node(const std::string& wanted) const {
   for (auto& n : nodes)
-    if (n.name == name)
+    if (n.name == wanted)
       return &n;
   return nullptr;
 }

@@ -40,6 +40,14 @@ node_report snapshot(const node_metrics& m) {
   n.errors = get(m.errors);
   n.unexpected = get(m.unexpected);
   n.in_flight = m.in_flight();
+  // What the supervisor accounted for the node's dead incarnations.
+  auto& s = m.supervised;
+  n.in += get(s.unreceived);
+  n.out -= get(s.withdrawn);
+  n.lost += get(s.lost) + get(s.withdrawn) + get(s.unreceived);
+  n.retried += get(s.retried);
+  n.restarts += get(s.restarts);
+  n.errors += get(s.crashes);
   n.latency_p50_ns = m.latency_quantile(0.5);
   n.latency_p99_ns = m.latency_quantile(0.99);
   return n;

@@ -10,7 +10,7 @@ namespace troupe::detail {
 std::shared_ptr<const run_plan>
 run_plan::make(const graph_spec& g, std::shared_ptr<const registry> shared,
                std::shared_ptr<run_metrics> metrics,
-               std::map<std::string, caf::actor> resources) {
+               resource_map resources) {
   auto p = std::make_shared<run_plan>();
   p->resources = std::move(resources);
   p->graph = g;

@@ -10,8 +10,7 @@
 #include <string>
 #include <vector>
 
-#include <caf/actor.hpp>
-
+#include "resources.hpp"
 #include "troupe/graph_spec.hpp"
 #include "troupe/metrics.hpp"
 #include "troupe/registry.hpp"
@@ -40,12 +39,12 @@ struct run_plan {
   std::deque<actor_type> checked_types; // what `types` points to
   std::vector<std::vector<edge>> out_edges;  // per producer, by tag
   std::vector<std::vector<edge>> in_edges;   // per consumer, by in_port
-  std::map<std::string, caf::actor> resources; // by resource name
+  resource_map resources; // the services the nodes' slots name
 
   static std::shared_ptr<const run_plan>
   make(const graph_spec& g, std::shared_ptr<const registry> reg,
        std::shared_ptr<run_metrics> metrics,
-       std::map<std::string, caf::actor> resources);
+       resource_map resources);
 };
 
 } // namespace troupe::detail

@@ -16,6 +16,8 @@
 #include <caf/send.hpp>
 
 #include "graph_supervisor.hpp"
+#include "internal_protocols.hpp"
+#include "resources.hpp"
 #include "run_plan.hpp"
 #include "troupe/errors.hpp"
 #include "troupe/registry.hpp"
@@ -23,6 +25,130 @@
 #include "troupe/validate.hpp"
 
 namespace troupe {
+
+void add_message_types(caf::actor_system_config& cfg) {
+  cfg.add_message_types<caf::id_block::troupe>();
+  cfg.add_error_category(caf::atom("troupe"),
+                         [](uint8_t code, caf::atom_value,
+                            const caf::message& ctx) -> std::string {
+                           caf::error e{code, caf::atom("troupe"), ctx};
+                           return render(e);
+                         });
+}
+
+namespace detail {
+
+// A run's own resources. Stopped once: by graph_run::release(), when the
+// run's last handle goes, or by ~runtime (after which nothing is sent to the
+// dead actor system).
+struct resource_group {
+  std::mutex mtx;
+  resource_map map;
+  bool released = false;
+
+  // Keeps `map` (resource() then says "released" rather than "unknown").
+  void release() {
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      if (released)
+        return;
+      released = true;
+    }
+    for (auto& [_, r] : map)
+      caf::anon_send_exit(r->handle, caf::exit_reason::user_shutdown);
+  }
+
+  ~resource_group() {
+    release();
+  }
+};
+
+namespace {
+
+std::string diagnostics_text(const std::vector<diagnostic>& diags) {
+  std::string msg;
+  for (auto& d : diags)
+    msg += (msg.empty() ? "" : "\n") + d.str();
+  return msg;
+}
+
+// The graph validator's rule for a resource's parameters (required ones
+// present, values of the declared type, defaults filled in), for a resource
+// outside any graph. validate() stops at a graph without nodes.
+std::vector<diagnostic> check_resource_params(resource_spec& r,
+                                              const actor_type& t) {
+  std::vector<diagnostic> out;
+  auto where = r.where.file.empty() ? source_location{"<resource>", 1, 1}
+                                    : r.where;
+  auto prefix = r.where.file.empty() ? "resource '" + r.name + "': " : "";
+  for (auto& p : t.params) {
+    if (!r.params.has(p.name)) {
+      if (p.required) {
+        out.push_back({where, prefix + "missing required field '" + p.name
+                                + "' for type '" + t.name + "' (" + p.doc
+                                + ")"});
+      } else if (!p.default_value.empty()) {
+        param_value pv;
+        parse_param(p, p.default_value, pv);
+        r.params.set(p.name, std::move(pv));
+      }
+      continue;
+    }
+    auto& pv = r.params.get(p.name);
+    if (pv.type != p.type)
+      out.push_back({pv.where.file.empty() ? where : pv.where,
+                     prefix + "'" + p.name + "' of type '" + t.name
+                       + "' expects a " + to_string(p.type)
+                       + " value, got a " + to_string(pv.type)});
+  }
+  return out;
+}
+
+// Spawns the service `spec` (validated) of type `t`.
+std::shared_ptr<const resource_entry>
+spawn_resource(caf::actor_system& sys, const actor_type& t,
+               const resource_spec& spec) {
+  auto e = std::make_shared<resource_entry>();
+  e->spec = spec;
+  e->protocol = t.protocol;
+  e->handle_type = t.service.handle_type;
+  e->on_node_event = t.service.on_node_event;
+  try {
+    e->handle = t.service.spawn(sys, spec);
+  } catch (const std::exception& ex) {
+    throw std::invalid_argument("resource '" + spec.name
+                                + "': its factory threw: " + ex.what());
+  }
+  if (!e->handle)
+    throw std::invalid_argument("resource '" + spec.name
+                                + "': its factory returned no actor");
+  return e;
+}
+
+// The handle in `r`, if it speaks `want` (nullptr: any protocol).
+caf::strong_actor_ptr checked_handle(const resource_entry& r,
+                                     const std::type_info* want) {
+  if (want && (!r.handle_type || *want != *r.handle_type))
+    throw std::invalid_argument("resource '" + r.spec.name + "' is a "
+                                + r.spec.type + " and speaks protocol '"
+                                + r.protocol
+                                + "': ask for it as the handle type its "
+                                  "service registered, or as caf::actor");
+  return r.handle;
+}
+
+std::string unknown_resource(const std::string& name,
+                             const resource_map& known) {
+  std::string msg = "no resource '" + name + "'";
+  std::string names;
+  for (auto& [n, _] : known)
+    names += (names.empty() ? "" : ", ") + n;
+  return msg + (names.empty() ? " (there are none)" : " (known: " + names + ")");
+}
+
+} // namespace
+
+} // namespace detail
 
 struct runtime::impl {
   caf::actor_system_config cfg;
@@ -34,8 +160,12 @@ struct runtime::impl {
   // Runs not yet seen finished. Strong references: ~runtime must stop a
   // graph even when the caller dropped its handle.
   mutable std::vector<std::shared_ptr<graph_run::state>> runs;
+  // The runtime's own resources (add_resource), by name.
+  detail::resource_map resources;
+  // Every run's own resources still alive: ~runtime stops them.
+  mutable std::vector<std::weak_ptr<detail::resource_group>> run_resources;
 
-  // Forgets finished runs (under mtx).
+  // Forgets finished runs and released resource groups (under mtx).
   void prune() const {
     runs.erase(std::remove_if(runs.begin(), runs.end(),
                               [](auto& st) {
@@ -43,13 +173,17 @@ struct runtime::impl {
                                        == std::future_status::ready;
                               }),
                runs.end());
+    run_resources.erase(std::remove_if(run_resources.begin(),
+                                       run_resources.end(),
+                                       [](auto& g) { return g.expired(); }),
+                        run_resources.end());
   }
 };
 
 struct graph_run::state {
   std::shared_ptr<const detail::run_plan> plan;
   graph_supervisor_actor supervisor;
-  std::map<std::string, caf::actor> resources;
+  std::shared_ptr<detail::resource_group> own; // its `resources:` section
   std::promise<run_outcome> promise;
   std::shared_future<run_outcome> outcome;
   std::chrono::steady_clock::time_point started;
@@ -83,23 +217,30 @@ runtime::runtime(std::shared_ptr<const registry> reg, runtime_options opts)
   impl_->deterministic = opts.deterministic;
   if (opts.deterministic)
     cfg.set("scheduler.policy", caf::atom("testing"));
-  cfg.add_message_types<caf::id_block::troupe>();
-  cfg.add_error_category(caf::atom("troupe"),
-                         [](uint8_t code, caf::atom_value,
-                            const caf::message& ctx) -> std::string {
-                           caf::error e{code, caf::atom("troupe"), ctx};
-                           return render(e);
-                         });
+  add_message_types(cfg);
   impl_->sys = std::make_unique<caf::actor_system>(cfg);
 }
 
 runtime::~runtime() {
   std::vector<std::shared_ptr<graph_run::state>> runs;
+  std::vector<std::weak_ptr<detail::resource_group>> groups;
+  detail::resource_map resources;
   {
     std::lock_guard<std::mutex> guard{impl_->mtx};
     impl_->prune();
     runs = std::move(impl_->runs);
+    groups = std::move(impl_->run_resources);
+    resources = std::move(impl_->resources);
   }
+  // Resources end after the runs (a draining node still reports to them),
+  // before the actor system, which waits for every actor.
+  auto stop_resources = [&] {
+    for (auto& g : groups)
+      if (auto p = g.lock())
+        p->release();
+    for (auto& [_, r] : resources)
+      caf::anon_send_exit(r->handle, caf::exit_reason::user_shutdown);
+  };
   auto ended = [](auto& st) {
     return st->outcome.wait_for(duration{0}) == std::future_status::ready;
   };
@@ -122,6 +263,8 @@ runtime::~runtime() {
       if (!ended(st))
         caf::anon_send_exit(st->supervisor, caf::exit_reason::user_shutdown);
     sched.run();
+    stop_resources();
+    sched.run();
   } else {
     for (auto& st : runs)
       if (!ended(st))
@@ -133,12 +276,9 @@ runtime::~runtime() {
         caf::anon_send_exit(st->supervisor, caf::exit_reason::user_shutdown);
         st->outcome.wait_for(std::chrono::seconds(5));
       }
+    stop_resources();
   }
-  // A run that never reached its supervisor's end leaves its resources.
-  for (auto& st : runs)
-    if (!ended(st))
-      for (auto& [_, r] : st->resources)
-        caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
+  resources.clear(); // the last handles, while the system still exists
   impl_->sys.reset();
 }
 
@@ -154,6 +294,30 @@ size_t runtime::running() const {
 
 graph_run runtime::start(const graph_spec& graph) {
   auto spec = graph;
+  // The runtime's resources this graph uses: declared under the same name
+  // and type, or named by a slot without a declaration (then added to the
+  // spec so the validator sees them).
+  detail::resource_map shared;
+  {
+    std::lock_guard<std::mutex> guard{impl_->mtx};
+    for (auto& r : spec.resources)
+      if (auto i = impl_->resources.find(r.name);
+          i != impl_->resources.end()) {
+        if (r.type != i->second->spec.type)
+          throw std::invalid_argument(
+            "resource '" + r.name + "': the graph declares a " + r.type
+            + ", but the runtime's resource '" + r.name + "' is a "
+            + i->second->spec.type);
+        shared.insert(*i);
+      }
+    for (auto& n : spec.nodes)
+      for (auto& [_, name] : n.resources)
+        if (auto i = impl_->resources.find(name);
+            i != impl_->resources.end() && !shared.count(name)) {
+          shared.insert(*i);
+          spec.resources.push_back(i->second->spec);
+        }
+  }
   if (auto diags = validate(spec, *reg_); !diags.empty()) {
     std::string msg;
     for (auto& d : diags)
@@ -173,28 +337,18 @@ graph_run runtime::start(const graph_spec& graph) {
     m->type = n.type;
     metrics->nodes.push_back(std::move(m));
   }
-  auto stop_resources = [&] {
-    for (auto& [_, r] : st->resources)
-      caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
-  };
+  st->own = std::make_shared<detail::resource_group>();
+  auto resources = shared;
   for (auto& r : spec.resources) {
-    auto* t = reg_->find(r.type, actor_kind::service);
-    caf::actor handle;
-    try {
-      handle = t->make_service(*impl_->sys, r);
-    } catch (const std::exception& e) {
-      stop_resources();
-      throw std::invalid_argument("resource '" + r.name + "': its factory "
-                                  "threw: " + e.what());
-    }
-    if (!handle) {
-      stop_resources();
-      throw std::invalid_argument("resource '" + r.name
-                                  + "': its factory returned no actor");
-    }
-    st->resources[r.name] = handle;
+    if (shared.count(r.name))
+      continue;
+    // On a throw, ~resource_group stops what was spawned so far.
+    auto e = detail::spawn_resource(*impl_->sys, *reg_->find(r.type, actor_kind::service), r);
+    st->own->map.emplace(r.name, e);
+    resources.emplace(r.name, std::move(e));
   }
-  auto plan = detail::run_plan::make(spec, reg_, metrics, st->resources);
+  impl_->run_resources.push_back(st->own);
+  auto plan = detail::run_plan::make(spec, reg_, metrics, std::move(resources));
   st->plan = plan;
   st->started = std::chrono::steady_clock::now();
   std::weak_ptr<graph_run::state> weak = st;
@@ -202,8 +356,6 @@ graph_run runtime::start(const graph_spec& graph) {
     *impl_->sys, plan, [weak](run_outcome outcome) {
       if (auto s = weak.lock()) {
         s->ended = std::chrono::steady_clock::now();
-        for (auto& [_, r] : s->resources)
-          caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
         s->promise.set_value(std::move(outcome));
       }
     });
@@ -234,11 +386,73 @@ const run_metrics& graph_run::metrics() const {
   return state_ ? *state_->plan->metrics : none;
 }
 
-caf::actor graph_run::resource(const std::string& name) const {
+void runtime::add_resource(resource_spec spec) {
+  auto* t = reg_->find(spec.type, actor_kind::service);
+  if (!t || t->kind != actor_kind::service)
+    throw std::invalid_argument("resource '" + spec.name + "': '" + spec.type
+                                + "' is not a registered service");
+  auto diags = detail::check_resource_params(spec, *t);
+  if (!diags.empty())
+    throw std::invalid_argument(detail::diagnostics_text(diags));
+  auto& r = spec;
+  std::lock_guard<std::mutex> guard{impl_->mtx};
+  if (r.name.empty() || impl_->resources.count(r.name))
+    throw std::invalid_argument("resource '" + r.name + "': "
+                                + (r.name.empty() ? "a resource needs a name"
+                                                  : "the name is taken"));
+  impl_->resources.emplace(r.name, detail::spawn_resource(*impl_->sys, *t, r));
+}
+
+bool runtime::release_resource(const std::string& name) {
+  std::shared_ptr<const detail::resource_entry> gone;
+  {
+    std::lock_guard<std::mutex> guard{impl_->mtx};
+    auto i = impl_->resources.find(name);
+    if (i == impl_->resources.end())
+      return false;
+    gone = std::move(i->second);
+    impl_->resources.erase(i);
+  }
+  caf::anon_send_exit(gone->handle, caf::exit_reason::user_shutdown);
+  return true;
+}
+
+caf::strong_actor_ptr runtime::resource_ptr(const std::string& name,
+                                            const std::type_info* want) const {
+  std::lock_guard<std::mutex> guard{impl_->mtx};
+  auto i = impl_->resources.find(name);
+  if (i == impl_->resources.end())
+    throw std::invalid_argument(
+      detail::unknown_resource(name, impl_->resources));
+  return detail::checked_handle(*i->second, want);
+}
+
+caf::strong_actor_ptr graph_run::resource_ptr(const std::string& name,
+                                              const std::type_info* want) const {
   if (!state_)
-    return {};
-  auto i = state_->resources.find(name);
-  return i == state_->resources.end() ? caf::actor{} : i->second;
+    throw std::invalid_argument("no resource '" + name
+                                + "': this graph_run has no graph");
+  auto& own = *state_->own;
+  {
+    std::lock_guard<std::mutex> guard{own.mtx};
+    if (auto i = own.map.find(name); i != own.map.end()) {
+      if (own.released)
+        throw std::invalid_argument("resource '" + name
+                                    + "' of this run was released");
+      return detail::checked_handle(*i->second, want);
+    }
+  }
+  // A runtime resource the run uses (the plan never changes).
+  auto& all = state_->plan->resources;
+  auto i = all.find(name);
+  if (i == all.end())
+    throw std::invalid_argument(detail::unknown_resource(name, all));
+  return detail::checked_handle(*i->second, want);
+}
+
+void graph_run::release() const {
+  if (state_)
+    state_->own->release();
 }
 
 run_report graph_run::report() const {

@@ -546,7 +546,7 @@ caf::behavior supervised_cycler(caf::stateful_actor<cycle_state>* self,
 
 double supervised_cycles(uint64_t n) {
   caf::actor_system_config cfg;
-  cfg.add_message_types<caf::id_block::troupe>();
+  troupe::add_message_types(cfg);
   caf::actor_system sys{cfg};
   std::promise<double> done;
   auto result = done.get_future();
@@ -705,7 +705,7 @@ double raw_chain_once(uint64_t n, uint64_t window) {
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads",
           std::max(1u, std::thread::hardware_concurrency()));
-  cfg.add_message_types<caf::id_block::troupe>();
+  troupe::add_message_types(cfg);
   caf::actor_system sys{cfg};
   auto done = std::make_shared<std::promise<void>>();
   auto finished = done->get_future();

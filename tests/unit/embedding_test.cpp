@@ -15,7 +15,9 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 #include <caf/send.hpp>
+#include <caf/type_erased_value.hpp>
 #include <caf/type_id.hpp>
+#include <caf/uniform_type_info_map.hpp>
 
 #include "supervisor_fixture.hpp"
 #include "troupe/errors.hpp"
@@ -223,7 +225,8 @@ TEST_CASE("a default-constructed or moved-from graph_run is defined") {
   none.stop();
   CHECK(none.report().status == "none");
   CHECK(none.metrics().nodes.empty());
-  CHECK_FALSE(none.resource("x"));
+  none.release();
+  CHECK_THROWS_AS(none.resource("x"), std::invalid_argument);
 
   driven d;
   auto run = d.rt->start(chain(10));
@@ -605,8 +608,10 @@ TEST_CASE("supervisor: a timeout sent from outside kills nobody") {
   auto sup = f.spawn(c);
   caf::anon_send(sup, stop_atom_v);
   f.sched->run();
-  for (uint32_t epoch = 0; epoch < 4; ++epoch)
-    caf::anon_send(sup, timeout_atom_v, epoch);
+  // Not in supervisor_actor: only through an untyped handle.
+  auto untyped = caf::actor_cast<caf::actor>(sup);
+  for (uint64_t epoch = 0; epoch < 4; ++epoch)
+    caf::anon_send(untyped, timeout_atom_v, epoch);
   f.sched->run();
   CHECK_FALSE(has(f.stopped, "slow")); // still within its shutdown_timeout
   f.settle(6s); // the supervisor's own timer: killed after 5 s
@@ -641,4 +646,18 @@ TEST_CASE("an application's type-ID block does not collide with troupe's") {
   CHECK(caf::type_id<app_message>::value == caf::first_custom_type_id);
   CHECK(caf::id_block::troupe::begin >= caf::id_block::embedding_test_app::end);
   CHECK(caf::type_id<troupe::record>::value == troupe::type_id_offset);
+}
+
+TEST_CASE("an application's block and troupe's load into one actor system") {
+  // An embedder with its own config (e.g. for spawn_supervisor) adds its
+  // block and troupe's; troupe::runtime does the latter by itself.
+  caf::actor_system_config cfg;
+  cfg.set("scheduler.policy", caf::atom("testing"));
+  cfg.add_message_types<caf::id_block::embedding_test_app>();
+  troupe::add_message_types(cfg);
+  caf::actor_system sys{cfg};
+  CHECK(sys.types().make_value(typeid(app_message)) != nullptr);
+  CHECK(sys.types().make_value(typeid(troupe::record_batch)) != nullptr);
+  // Internal, so incomplete here: registered by name all the same.
+  CHECK(sys.types().make_value("troupe::stage_result") != nullptr);
 }

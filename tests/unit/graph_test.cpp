@@ -393,7 +393,7 @@ nodes:
   src: { type: generate, count: 10, counter: hits }
   out: { type: collect, inputs: [src] }
 )");
-  auto counter = run.resource("hits"); // alive until the run ends
+  auto counter = run.resource("hits"); // alive until the run is released
   REQUIRE(counter);
   std::string reply = "none";
   auto* out = &reply;

@@ -36,7 +36,7 @@ struct supervisor_fixture {
 
   supervisor_fixture() {
     cfg.set("scheduler.policy", caf::atom("testing"));
-    cfg.add_message_types<caf::id_block::troupe>();
+    troupe::add_message_types(cfg);
     sys = std::make_unique<caf::actor_system>(cfg);
     sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
   }

@@ -176,7 +176,7 @@ TEST_CASE("registry::add refuses defaults that do not fit their parameter") {
     CHECK_NOTHROW(reg.add(t));
   }
   SUBCASE("a duration default that is no duration") {
-    t.params = {{"every", param_type::duration, false, "often", "", {}, 0}};
+    t.params = {{"every", param_type::time_span, false, "often", "", {}, 0}};
     CHECK_THROWS_AS(reg.add(t), std::invalid_argument);
   }
   // validate() fills defaults without checking them again: add() is where

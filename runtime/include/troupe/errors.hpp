@@ -14,10 +14,7 @@ enum class errc : uint8_t {
   none = 0,
   stage_failed,     // a node's logic threw; the node is restarted
   worker_failed,    // a map worker died; its node is restarted
-  restart_budget,   // a node crashed more often than supervision allows
-  shutdown_timeout, // drain did not finish within runtime.shutdown_timeout
-  config_invalid,   // a graph spec failed validation
-  stopped,          // the run was stopped by the user
+  restart_budget,   // a child crashed more often than supervision allows
   unrecoverable,    // a failure a restart cannot fix: the run fails at once
 };
 

@@ -1,8 +1,9 @@
 // Per-node counters of one run.
 //
 // The one piece of state actors share, on purpose: each node incarnation
-// writes only its own node's counters (relaxed atomics, once per batch), and
-// the reporter and progress line only read them. Counters survive a crash of
+// writes only its own node's counters (relaxed atomics, once per batch), the
+// supervisor only its own section (`supervised`), and the reporter and
+// progress line only read them (snapshot() combines the two). Counters survive a crash of
 // the node, which is what lets the report account for every record.
 #pragma once
 
@@ -50,6 +51,21 @@ struct node_metrics {
   // consumer's mailbox.
   std::vector<std::atomic<uint64_t>> received_in;
   std::vector<std::atomic<uint64_t>> sent_out;
+  // The supervisor's account of the node's dead incarnations: written by
+  // the supervisor only (the node never touches it, and the supervisor
+  // never writes the node's counters); the report adds it to them.
+  struct supervisor_account {
+    std::atomic<uint64_t> retried{0};    // held by a crashed incarnation
+    std::atomic<uint64_t> lost{0};       // held, and never delivered again
+    // Counted in `out` by an incarnation that died before handing them
+    // over, and never emitted again: not out, lost.
+    std::atomic<uint64_t> withdrawn{0};
+    // Sent to an incarnation that never received them (they died in its
+    // mailbox): in, and lost.
+    std::atomic<uint64_t> unreceived{0};
+    std::atomic<uint64_t> restarts{0};
+    std::atomic<uint64_t> crashes{0}; // in `errors`
+  } supervised;
   // Processing latency per batch, log2 buckets of nanoseconds.
   std::array<std::atomic<uint64_t>, 48> latency{};
 

@@ -39,9 +39,10 @@
 namespace troupe {
 
 // Where a logic object sends its results. Every record a node receives must be
-// accounted for by exactly one of emit (passed on), drop (filtered out or
-// folded into an aggregate), fail (to the node's errors output), or stay
-// buffered; records a node makes itself are announced with create().
+// accounted for by exactly one of emit (passed on; a sink emits what it wrote,
+// which the report counts as sink_records), drop (filtered out or folded into
+// an aggregate), fail (to the node's errors output), or stay buffered;
+// records a node makes itself are announced with create().
 class emitter {
 public:
   virtual ~emitter();
@@ -49,7 +50,8 @@ public:
   virtual void emit(record_batch batch) = 0;
   // Sends one record to the node's `errors` output with the reason.
   virtual void fail(record rec, std::string reason) = 0;
-  // Counts records consumed without output (filtered, aggregated, written).
+  // Counts records consumed without output (filtered, deduplicated, folded).
+  // Not for a sink's written records: those are emitted.
   virtual void drop(size_t n) = 0;
   // Counts records this node made (a source's records, a reduce's results).
   virtual void create(size_t n) = 0;

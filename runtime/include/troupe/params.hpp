@@ -24,7 +24,7 @@ enum class param_type {
   integer,
   number,
   boolean,
-  duration, // "250ms", "5s"
+  time_span, // a duration: "250ms", "5s" (not `duration`: troupe::duration)
   rate,     // "2/s", "100/m"
   size,     // "64KiB"
   choice,   // one of param_spec::choices

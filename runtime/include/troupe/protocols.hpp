@@ -1,92 +1,31 @@
-// Every message protocol in troupe, in one place.
+// The public message protocols: what an embedder may send to troupe's actors.
 //
 // Protocols are caf::typed_actor aliases behind troupe's own names, so the
-// compiler checks every send and a CAF upgrade touches this file only. Each
+// compiler checks every send and a CAF upgrade touches few files. Each
 // message type is registered once (type_ids.hpp) and has an `inspect`, so it
-// can cross to a remote node.
+// can cross to a remote node. The protocols troupe's own actors speak among
+// themselves (node, worker, graph supervisor) are internal (runtime/src/internal_protocols.hpp);
+// a service's protocol lives with the service (e.g. counter_actor in
+// troupe/actors/counter.hpp).
 #pragma once
 
 #include <cstdint>
 #include <string>
 
+#include <caf/actor.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
-#include <caf/actor.hpp>
-#include <caf/actor_control_block.hpp>
 
-#include "troupe/record.hpp"
-#include "troupe/stage_result.hpp"
 #include "troupe/type_ids.hpp"
 
 namespace troupe {
 
-// The record-stream protocol every pipeline node speaks.
-//
-// Data flows with credit: a producer keeps every batch it sent until the
-// consumer acknowledges it, and never has more than `runtime.window` records
-// unacknowledged per consumer, so no mailbox on the data path grows without
-// bound. A consumer acknowledges a batch only when it no longer needs it
-// redelivered: when everything derived from it was acknowledged downstream,
-// or written by a sink. When a consumer crashes, its supervisor hands the
-// producer the replacement (`rewire`) and the producer sends every
-// unacknowledged batch again.
-using node_actor = caf::typed_actor<
-  // batch(in_port, reply_tag, batch_id, redelivery, records): data from an
-  // upstream node; acknowledge with ack(reply_tag, batch_id) to the sender.
-  // `redelivery` marks a batch sent again after a crash: the consumer then
-  // runs it record by record, so a record that crashes a node fails alone.
-  caf::reacts_to<batch_atom, uint32_t, uint32_t, uint64_t, bool, record_batch>,
-  caf::reacts_to<ack_atom, uint32_t, uint64_t>,
-  // received(reply_tag, batch_id): at_most_once only, the consumer has the
-  // batch; after a crash of it, the producer does not send it again. Credit
-  // still returns only with ack, so backpressure holds.
-  caf::reacts_to<received_atom, uint32_t, uint64_t>,
-  // eof(in_port): the sender has sent everything on this input.
-  caf::reacts_to<eof_atom, uint32_t>,
-  // close(in_port): from the supervisor, the upstream has finished and left.
-  caf::reacts_to<close_atom, uint32_t>,
-  // rewire(reply_tag, consumer): from the supervisor, a consumer restarted.
-  caf::reacts_to<rewire_atom, uint32_t, caf::strong_actor_ptr>,
-  // drop(reply_tag, finished): from the supervisor, a consumer is gone for
-  // good. `finished`: it ended normally after receiving everything sent to
-  // it, so what this producer emits from now on (a replay after a restart)
-  // duplicates what it had. Otherwise a temporary consumer was removed
-  // after a crash: what it never received is counted lost.
-  caf::reacts_to<drop_atom, uint32_t, bool>,
-  // starved: from a producer that holds a whole window of its own input
-  // unacknowledged, all of it waiting for us: a consumer holding records
-  // lets go of what it can (node_logic::starved), or passes the word on.
-  caf::reacts_to<starved_atom>,
-  // stop: sources stop producing; everything in flight drains.
-  caf::reacts_to<stop_atom>,
-  // Self-messages: timers and source pacing.
-  caf::reacts_to<tick_atom>, caf::reacts_to<produce_atom>>;
-
-// A map/filter worker: runs a node's logic on one batch, off the node actor
-// (exec(redelivery, records), see batch above).
-using worker_actor
-  = caf::typed_actor<
-    caf::replies_to<exec_atom, bool, record_batch>::with<stage_result>>;
-
-// The `counter` service (the seed's SafeCounter): an actor is the lock.
-using counter_actor
-  = caf::typed_actor<caf::replies_to<add_atom, int64_t>::with<int64_t>,
-                     caf::replies_to<get_atom>::with<int64_t>>;
-
-// The graph supervisor: spawns, watches and restarts the nodes of one run.
-// (Internal; embedders use supervisor_actor below.)
-using graph_supervisor_actor
-  = caf::typed_actor<caf::reacts_to<stop_atom>,
-                     caf::reacts_to<restart_atom, uint32_t>,
-                     caf::reacts_to<timeout_atom>>;
-
 // A supervisor for any actors (supervisor.hpp): get(name) answers the
 // child's current incarnation (an invalid handle while it is down or gone);
-// stop stops the children in reverse start order, then the supervisor.
+// stop stops the children in reverse start order, then the supervisor. Its
+// restart and stop timers are internal to it.
 using supervisor_actor
   = caf::typed_actor<caf::replies_to<get_atom, std::string>::with<caf::actor>,
-                     caf::reacts_to<stop_atom>,
-                     caf::reacts_to<restart_atom, uint32_t>,
-                     caf::reacts_to<timeout_atom, uint32_t>>;
+                     caf::reacts_to<stop_atom>>;
 
 } // namespace troupe

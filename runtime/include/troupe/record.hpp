@@ -22,11 +22,9 @@
 
 namespace troupe {
 
-// Travels with a record through every stage: who asked, until when, and how
-// many times delivery was attempted (redelivery after a crash increments it).
+// Travels with a record through every stage: where it was made and how many
+// times delivery was attempted (redelivery after a crash increments it).
 struct record_context {
-  std::string trace_id;
-  int64_t deadline_ns = 0; // 0: no deadline; else nanoseconds since epoch
   uint32_t attempt = 1;
   // The source node that made the record (its graph index + 1; 0: not made
   // by a source of this run). With `seq` it names a record uniquely, which
@@ -110,7 +108,7 @@ private:
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, record_context& x) {
-  return f(x.trace_id, x.deadline_ns, x.attempt, x.origin);
+  return f(x.attempt, x.origin);
 }
 
 template <class Inspector>

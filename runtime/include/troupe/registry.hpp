@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <typeinfo>
 #include <vector>
 
 #include <caf/fwd.hpp>
@@ -53,18 +54,44 @@ struct node_context {
 
 using node_factory
   = std::function<std::unique_ptr<node_logic>(const node_context&)>;
-using service_factory
-  = std::function<caf::actor(caf::actor_system&, const resource_spec&)>;
+
+// What a node tells the services in its resource slots (CAF-free). A slot
+// hook (service_ops::on_node_event) turns it into messages to its service.
+struct slot_event {
+  enum class kind : uint8_t {
+    passed_on, // `records` left the node on its data output (one batch)
+  };
+  kind what = kind::passed_on;
+  uint64_t records = 0;
+};
+
+// How a service type spawns its actor and what its slot does for a node.
+// Filled from a typed protocol by troupe::typed_service<Handle> (service.hpp),
+// which also records the handle type, so a resource is only ever handed out
+// as the caf::typed_actor it speaks (runtime::resource<Handle>).
+struct service_ops {
+  // typeid of the caf::typed_actor alias the service speaks.
+  const std::type_info* handle_type = nullptr;
+  std::function<caf::strong_actor_ptr(caf::actor_system&,
+                                      const resource_spec&)>
+    spawn;
+  // Optional. Called by a node whose slot names a resource of this type, on
+  // the node's actor: it must not block (send, never request and wait).
+  std::function<void(const caf::strong_actor_ptr&, const slot_event&)>
+    on_node_event;
+};
 
 struct actor_type {
   std::string name;
   actor_kind kind = actor_kind::stage;
-  std::string protocol; // "record_stream" for pipeline nodes; service protocol
+  // "record_stream" for pipeline nodes; a service's protocol name, which a
+  // resource slot names (add_resource_slot) and the validator checks.
+  std::string protocol;
   std::string doc;
   std::vector<param_spec> params;
   bool parallel = false; // a stage that accepts `workers: N` and `ordered`
-  node_factory make_node;     // sources, stages, sinks
-  service_factory make_service; // services
+  node_factory make_node; // sources, stages, sinks
+  service_ops service;    // services: typed_service<Handle>(...)
   // Optional checks beyond the schema (a function name, a regex, a limit
   // against the runtime settings or the rest of the graph), run by the loader
   // once all nodes are known; append located diagnostics.

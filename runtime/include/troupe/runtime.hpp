@@ -10,11 +10,22 @@
 // needs, so a temporary registry, or a graph_run kept after the registry or
 // the runtime is gone, is safe.
 //
-// Threads: start() may be called from several threads at once. Destroying the
-// runtime stops what still runs: each running graph gets a graceful stop
-// bounded by its runtime.shutdown_timeout, then is taken down; ~runtime
-// returns once all ended. It must not run on one of the runtime's own actor
-// threads.
+// Resources (service actors such as a counter) have an explicit lifetime:
+// - runtime resources (add_resource) are shared by every later run and live
+//   until release_resource(name) or ~runtime;
+// - a graph's own resources (its `resources:` section) are started with its
+//   run and outlive the run's end, so the embedder can still read them (a
+//   final count); they stop at graph_run::release(), when the last graph_run
+//   handle of that run is gone, or at ~runtime, whichever comes first. The
+//   CLI drops its run at exit, so there they end with the run.
+// Both are handed out typed: resource<Handle>(name), see below.
+//
+// Threads: start(), add_resource(), release_resource() and resource() may be
+// called from several threads at once. Destroying the runtime stops what
+// still runs: each running graph gets a graceful stop bounded by its
+// runtime.shutdown_timeout, then is taken down; then every resource is
+// stopped; ~runtime returns once all ended. It must not run on one of the
+// runtime's own actor threads.
 //
 // Example:
 //   troupe::registry reg;
@@ -24,13 +35,22 @@
 //   auto run = rt.start(*g.graph);      // throws std::invalid_argument
 //   run.wait_for(std::chrono::seconds(60));
 //   std::cout << troupe::report_json(run.report()) << '\n';
+//
+//   rt.add_resource({"seen", "counter"});           // shared by later runs
+//   auto seen = rt.resource<troupe::counter_actor>("seen"); // typed handle
+//   rt.release_resource("seen");
 #pragma once
 
 #include <chrono>
 #include <future>
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <typeinfo>
 
+#include <caf/actor.hpp>
+#include <caf/actor_cast.hpp>
+#include <caf/actor_control_block.hpp>
 #include <caf/fwd.hpp>
 
 #include "troupe/graph_spec.hpp"
@@ -49,6 +69,20 @@ struct runtime_options {
 };
 
 class graph_run;
+
+namespace detail {
+
+// What resource<Handle> asks for: the exact typed_actor alias a service type
+// registered (typed_service), or nullptr for caf::actor (any protocol).
+template <class Handle>
+const std::type_info* wanted_handle() {
+  if constexpr (std::is_same_v<Handle, caf::actor>)
+    return nullptr;
+  else
+    return &typeid(Handle);
+}
+
+} // namespace detail
 
 class runtime {
 public:
@@ -76,7 +110,31 @@ public:
   // long-lived runtime stays flat.
   size_t running() const;
 
+  // Starts a resource the runtime owns: `spec.type` names a registered
+  // service, its parameters are checked and defaulted as in a graph. It lives
+  // until release_resource(spec.name) or ~runtime. Every later start() can
+  // use it: a node's slot may name it without the graph declaring it, and a
+  // graph that declares a resource of the same name and type uses this one
+  // (the graph's parameters for it are then ignored). Throws
+  // std::invalid_argument (a diagnostic per line) when the spec is invalid,
+  // the name is taken, or the factory fails; nothing is started then.
+  void add_resource(resource_spec spec);
+  // Stops the runtime's resource `name` now. False when there is none. Runs
+  // still using it go on; what their nodes report to it is dropped.
+  bool release_resource(const std::string& name);
+  // The runtime's resource `name` as the protocol it speaks: Handle is the
+  // caf::typed_actor alias its service type registered (e.g.
+  // troupe::counter_actor), or caf::actor for an untyped handle. Throws
+  // std::invalid_argument for an unknown name or another protocol.
+  template <class Handle>
+  Handle resource(const std::string& name) const {
+    return caf::actor_cast<Handle>(
+      resource_ptr(name, detail::wanted_handle<Handle>()));
+  }
+
 private:
+  caf::strong_actor_ptr resource_ptr(const std::string& name,
+                                     const std::type_info* want) const;
   struct impl;
   std::shared_ptr<const registry> reg_;
   std::unique_ptr<impl> impl_;
@@ -85,8 +143,8 @@ private:
 // A graph while it runs and after it ended. Copyable handle.
 //
 // A default-constructed or moved-from graph_run has no graph: finished() is
-// true, wait_for() returns true, stop() does nothing, report() is empty with
-// status "none", metrics() has no nodes and resource() is invalid.
+// true, wait_for() returns true, stop() and release() do nothing, report() is
+// empty with status "none", metrics() has no nodes and resource() throws.
 class graph_run {
 public:
   // True once the run ended (completed, failed, interrupted or timed out).
@@ -101,12 +159,22 @@ public:
   // Counters so far (complete once finished()).
   run_report report() const;
   const run_metrics& metrics() const;
-  // A resource actor by name (e.g. a counter), or an invalid handle. The
-  // runtime stops resources when the run ends; handles are released when
-  // the runtime is destroyed.
-  caf::actor resource(const std::string& name) const;
+  // A resource this run uses (its own or a runtime resource) as the protocol
+  // it speaks; as runtime::resource<Handle>. The run's own resources outlive
+  // its end until release(); asking for one after that throws.
+  template <class Handle = caf::actor>
+  Handle resource(const std::string& name) const {
+    return caf::actor_cast<Handle>(
+      resource_ptr(name, detail::wanted_handle<Handle>()));
+  }
+  // Stops the run's own resources now (not the runtime's). Safe to call
+  // more than once and from any thread; a run still going on drops what its
+  // nodes report to them.
+  void release() const;
 
 private:
+  caf::strong_actor_ptr resource_ptr(const std::string& name,
+                                     const std::type_info* want) const;
   friend class runtime;
   struct state;
   std::shared_ptr<state> state_;

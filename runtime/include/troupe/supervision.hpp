@@ -1,6 +1,7 @@
 // Supervision policy, free of CAF: restart strategies, restart budgets and
-// backoff, as OTP defines them plus jittered backoff. The graph supervisor
-// and the embeddable supervisor (supervisor.hpp) both decide with these.
+// backoff, as OTP defines them plus jittered backoff. The supervision engine
+// (runtime/src/supervision/engine.hpp) applies them for both the graph
+// supervisor and the embeddable supervisor (supervisor.hpp).
 //
 // Example:
 //   troupe::restart_budget budget{3, std::chrono::seconds(5)};

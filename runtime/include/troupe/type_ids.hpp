@@ -1,7 +1,14 @@
-// The one place where troupe registers message types and atoms with CAF.
-// Load it with cfg.add_message_types<caf::id_block::troupe>() (the runtime
-// does this); a type missing here fails only at run time, so add new protocol
-// types here and nowhere else.
+// The one place where troupe registers message types and atoms with CAF; a
+// type missing here fails only at run time, so add new protocol types here
+// and nowhere else.
+//
+// troupe::runtime registers these types on its own actor system itself; an
+// embedder does nothing. Only an embedder who builds its own
+// caf::actor_system_config (e.g. for spawn_supervisor, supervisor.hpp) calls
+// troupe::add_message_types(cfg), beside its own blocks. It is a function,
+// not cfg.add_message_types<caf::id_block::troupe>(), because the block holds
+// internal types (stage_result) that are declared here but defined only
+// inside the runtime.
 //
 // ID ranges: troupe's block starts at troupe::type_id_offset (that is
 // caf::first_custom_type_id + 1000) and reserves 100 IDs. An application's
@@ -12,15 +19,20 @@
 #pragma once
 
 #include <caf/atom.hpp>
+#include <caf/fwd.hpp>
 #include <caf/type_id.hpp>
 
 #include "troupe/record.hpp"
-#include "troupe/stage_result.hpp"
 
 namespace troupe {
 
 constexpr caf::type_id_t type_id_offset = caf::first_custom_type_id + 1000;
 constexpr caf::type_id_t type_id_end = type_id_offset + 100;
+
+struct stage_result; // internal (runtime/src/internal_protocols.hpp)
+
+// Registers troupe's type-ID block and its error category on `cfg`.
+void add_message_types(caf::actor_system_config& cfg);
 
 } // namespace troupe
 

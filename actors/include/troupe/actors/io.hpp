@@ -146,9 +146,6 @@ public:
   size_t max_line() const {
     return max_line_;
   }
-  bool at_eof() const {
-    return eof_ && begin_ == end_;
-  }
 
   // Bytes of a too-long line kept as the body of its error record.
   static constexpr size_t too_long_prefix = 1024;

@@ -1,0 +1,66 @@
+// Services with a typed protocol: how a service type tells the registry which
+// caf::typed_actor it speaks and what its resource slot does for a node.
+//
+// A service is an actor shared by the nodes of a graph (and by several runs:
+// runtime::add_resource). Its type registers like any actor type, with
+// kind = actor_kind::service, a protocol name (what a slot asks for) and
+// `service = typed_service<Handle>(spawn, on_node_event)`. The core knows no
+// service by name: a node calls the hook of each resource in its slots with a
+// slot_event, and the hook sends what the service needs.
+//
+// Example (a service counting what nodes pass on):
+//   using tally_actor = caf::typed_actor<caf::reacts_to<troupe::add_atom, int64_t>,
+//                                        caf::replies_to<troupe::get_atom>::with<int64_t>>;
+//   troupe::actor_type t;
+//   t.name = "tally";
+//   t.kind = troupe::actor_kind::service;
+//   t.protocol = "tally";
+//   t.service = troupe::typed_service<tally_actor>(
+//     [](caf::actor_system& sys, const troupe::resource_spec&) {
+//       return sys.spawn(tally_fn, 0); // (see README: CAF 0.17 and no args)
+//     },
+//     [](const tally_actor& h, const troupe::slot_event& e) {
+//       if (e.what == troupe::slot_event::kind::passed_on)
+//         caf::anon_send(h, troupe::add_atom_v, static_cast<int64_t>(e.records));
+//     });
+//   reg.add(std::move(t));
+//   reg.add_resource_slot("tally", "tally", "counts what this node passes on");
+#pragma once
+
+#include <typeinfo>
+#include <utility>
+
+#include <caf/actor_cast.hpp>
+#include <caf/actor_control_block.hpp>
+
+#include "troupe/registry.hpp"
+
+namespace troupe {
+
+// Service operations for the protocol `Handle` (a caf::typed_actor alias):
+// `spawn(caf::actor_system&, const resource_spec&) -> Handle` starts one
+// resource; `on_node_event(const Handle&, const slot_event&)` is optional.
+template <class Handle, class Spawn>
+service_ops typed_service(Spawn spawn) {
+  service_ops ops;
+  ops.handle_type = &typeid(Handle);
+  ops.spawn = [spawn = std::move(spawn)](caf::actor_system& sys,
+                                         const resource_spec& r) {
+    Handle h = spawn(sys, r);
+    return caf::actor_cast<caf::strong_actor_ptr>(h);
+  };
+  return ops;
+}
+
+template <class Handle, class Spawn, class Hook>
+service_ops typed_service(Spawn spawn, Hook on_node_event) {
+  auto ops = typed_service<Handle>(std::move(spawn));
+  ops.on_node_event = [hook = std::move(on_node_event)](
+                        const caf::strong_actor_ptr& p, const slot_event& e) {
+    // The handle was spawned as a Handle (above): the cast is exact.
+    hook(caf::actor_cast<Handle>(p), e);
+  };
+  return ops;
+}
+
+} // namespace troupe
