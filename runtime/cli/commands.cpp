@@ -277,11 +277,9 @@ int cmd_graph(const std::vector<std::string>& args) {
     std::cout << "  " << q(r.name) << " [shape=component, style=dashed, label="
               << q(r.name + "\n" + r.type) << "];\n";
   for (auto& n : g->nodes) {
-    auto* t = n.is_source ? reg.find(n.type, actor_kind::source)
-                          : reg.find(n.type);
-    auto shape = t->kind == actor_kind::source ? "invhouse"
-                 : t->kind == actor_kind::sink ? "house"
-                                               : "box";
+    auto shape = n.kind == actor_kind::source ? "invhouse"
+                 : n.kind == actor_kind::sink ? "house"
+                                              : "box";
     auto label = n.name + "\n" + n.type;
     if (n.workers > 1)
       label += " x" + std::to_string(n.workers);

@@ -54,6 +54,7 @@ std::string did_you_mean(const std::string& word,
 
 namespace {
 
+// A ${VAR} name.
 bool valid_name(const std::string& s) {
   if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_'))
     return false;
@@ -63,23 +64,14 @@ bool valid_name(const std::string& s) {
   return true;
 }
 
-// Upper bounds of the runtime and supervision numbers: generous, but far
-// from where credit arithmetic (batch_size * 4, window - used) overflows
-// or a window of records exhausts memory.
-constexpr int64_t max_batch_size = 1 << 20;
-constexpr int64_t max_window = 1 << 24;
-constexpr uint64_t max_window_bytes = uint64_t{1} << 40;
-constexpr int64_t max_max_attempts = 1000;
-constexpr int64_t max_intensity = 1000000;
-
-std::optional<duration> positive_duration(const std::string& text) {
-  auto d = parse_duration(text);
-  return d && d->count() > 0 ? d : std::nullopt;
-}
-
-class graph_loader {
+// The parser: YAML tree -> graph_spec with the position of every field.
+// It reports only what is about the YAML itself (a map where a list is
+// expected, unknown fixed keys, ${VAR}, values that do not even parse or fit
+// their field, enum spellings); everything that could be wrong in a spec
+// built in code too is validate()'s (validate.hpp).
+class graph_parser {
 public:
-  graph_loader(const registry& reg, const load_options& opts,
+  graph_parser(const registry& reg, const load_options& opts,
                std::vector<diagnostic>& errors)
     : reg_(reg), opts_(opts), errors_(errors) {
   }
@@ -161,9 +153,7 @@ public:
     auto* nodes = root.find("nodes");
     if (!nodes || nodes->what == kind::null
         || (nodes->what == kind::map && nodes->entries.empty())) {
-      error(nodes ? nodes->where : root.where,
-            "the graph has no nodes; add at least a source and a sink under "
-            "'nodes:'");
+      error(nodes ? nodes->where : root.where, detail::no_nodes_message);
     } else if (nodes->what != kind::map) {
       error(nodes->where, std::string{"'nodes' must be a map, got "}
                             + nodes->kind_name());
@@ -171,12 +161,13 @@ public:
       load_nodes(*nodes, g);
       if (auto* gs = root.find("groups"))
         load_groups(*gs, g);
-      // References, names, values, cycles, the topological order, the
-      // types' own checks and files: the validator runtime::start() uses too.
+      // Everything else, for YAML and code alike. After errors here it
+      // checks what it can without repeating them (validate.hpp).
       detail::validate_options vo;
       vo.broken = broken_;
+      vo.reported = reported_;
       vo.deep = errors_.empty();
-      for (auto& d : detail::validate_graph(g, reg_, vo))
+      for (auto& d : detail::validate(g, reg_, vo))
         errors_.push_back(std::move(d));
     }
     if (!errors_.empty())
@@ -293,41 +284,41 @@ private:
     return interpolate(n);
   }
 
+  // A runtime or supervision setting: parsed here, its range checked by
+  // validate(). A value that does not parse, or does not fit its field
+  // (a negative count, one beyond 32 bits), gets validate()'s message.
   template <class T, class Parse>
-  void typed(const yaml_node& map, const std::string& field, T& out,
-             Parse parse, const std::string& expected) {
+  void setting(const yaml_node& map, const std::string& field, T& out,
+               field_positions& where, Parse parse) {
     auto* n = map.find(field);
     if (!n)
       return;
     auto s = scalar(*n, field);
     if (!s)
       return;
+    where[field] = n->where;
     auto v = parse(*s);
     if (!v) {
-      error(n->where, "'" + field + "' expects " + expected + ", got '" + *s
-                        + "'");
+      error(n->where, detail::bad_setting(field, *s));
       return;
     }
     out = static_cast<T>(*v);
   }
 
-  // An integer field in [lo, hi]; `hi` never exceeds what T holds, so the
-  // value is never truncated on its way into the spec.
+  // An integer setting that must fit T (and be at least `lo`).
   template <class T>
-  void bounded(const yaml_node& map, const std::string& field, T& out,
-               int64_t lo, int64_t hi, const std::string& expected) {
+  void count(const yaml_node& map, const std::string& field, T& out,
+             field_positions& where, int64_t lo = 0) {
     static_assert(std::is_integral_v<T>);
-    hi = static_cast<int64_t>(std::min<uint64_t>(
-      static_cast<uint64_t>(hi),
-      static_cast<uint64_t>(std::numeric_limits<T>::max())));
-    typed(map, field, out,
-          [lo, hi](const std::string& s) -> std::optional<int64_t> {
-            auto v = parse_integer(s);
-            if (v && *v >= lo && *v <= hi)
-              return v;
-            return std::nullopt;
-          },
-          expected + ", at most " + std::to_string(hi));
+    setting(map, field, out, where,
+            [lo](const std::string& s) -> std::optional<int64_t> {
+              auto v = parse_integer(s);
+              if (v && *v >= lo
+                  && static_cast<uint64_t>(*v)
+                       <= static_cast<uint64_t>(std::numeric_limits<T>::max()))
+                return v;
+              return std::nullopt;
+            });
   }
 
   void load_runtime(const yaml_node& r, runtime_spec& rt) {
@@ -336,18 +327,19 @@ private:
     check_fields(r, {"threads", "delivery", "shutdown_timeout", "batch_size",
                      "window", "window_bytes", "max_attempts",
                      "request_timeout"});
-    if (auto* t = r.find("threads")) {
-      auto s = scalar(*t, "threads");
-      if (s && *s != "auto") {
-        auto v = parse_integer(*s);
-        if (!v || *v < 1 || *v > 256)
-          error(t->where, "'threads' expects auto or 1..256, got '" + *s + "'");
-        else
-          rt.threads = static_cast<size_t>(*v);
-      }
-    }
+    // `auto` is how YAML spells 0 (one thread per core); 0 is no spelling.
+    setting(r, "threads", rt.threads, rt.where,
+            [](const std::string& s) -> std::optional<size_t> {
+              if (s == "auto")
+                return size_t{0};
+              auto v = parse_integer(s);
+              if (v && *v >= 1)
+                return static_cast<size_t>(*v);
+              return std::nullopt;
+            });
     if (auto* d = r.find("delivery")) {
       auto s = scalar(*d, "delivery");
+      rt.where["delivery"] = d->where;
       if (s && *s == "at_least_once")
         rt.delivery = delivery_mode::at_least_once;
       else if (s && *s == "at_most_once")
@@ -356,28 +348,14 @@ private:
         error(d->where, "'delivery' expects at_least_once or at_most_once, "
                         "got '" + *s + "'");
     }
-    // Zero would mean "wait forever" to some readers: troupe never does.
-    typed(r, "shutdown_timeout", rt.shutdown_timeout, positive_duration,
-          "a positive duration such as 20s");
-    // Below a millisecond no request between actors can be answered: every
-    // one would fail and burn the restart budget.
-    typed(r, "request_timeout", rt.request_timeout,
-          [](const std::string& x) -> std::optional<duration> {
-            auto v = positive_duration(x);
-            return v && *v >= std::chrono::milliseconds(1) ? v : std::nullopt;
-          },
-          "a duration of at least 1ms such as 30s");
-    bounded(r, "batch_size", rt.batch_size, 1, max_batch_size,
-            "a positive integer");
-    bounded(r, "window", rt.window, 1, max_window, "a positive integer");
-    typed(r, "window_bytes", rt.window_bytes,
-          [](const std::string& x) -> std::optional<uint64_t> {
-            auto v = parse_size(x);
-            return v && *v > 0 && *v <= max_window_bytes ? v : std::nullopt;
-          },
-          "a positive size up to 1TiB such as 8MiB");
-    bounded(r, "max_attempts", rt.max_attempts, 1, max_max_attempts,
-            "a positive integer");
+    setting(r, "shutdown_timeout", rt.shutdown_timeout, rt.where,
+            parse_duration);
+    setting(r, "request_timeout", rt.request_timeout, rt.where,
+            parse_duration);
+    count(r, "batch_size", rt.batch_size, rt.where);
+    count(r, "window", rt.window, rt.where);
+    setting(r, "window_bytes", rt.window_bytes, rt.where, parse_size);
+    count(r, "max_attempts", rt.max_attempts, rt.where);
   }
 
   void load_supervision(const yaml_node& s, supervision_spec& sv) {
@@ -386,27 +364,20 @@ private:
     check_fields(s, {"strategy", "intensity", "period", "backoff"});
     if (auto* st = s.find("strategy")) {
       auto v = scalar(*st, "strategy");
+      sv.where["strategy"] = st->where;
       if (v && !parse_strategy(*v, sv.strategy))
         error(st->where, "'strategy' expects one_for_one, one_for_all or "
                          "rest_for_one, got '" + *v + "'");
     }
-    bounded(s, "intensity", sv.intensity, 0, max_intensity,
-            "a whole number of restarts (0: never restart)");
-    typed(s, "period", sv.period, positive_duration,
-          "a positive duration such as 5s");
+    count(s, "intensity", sv.intensity, sv.where);
+    setting(s, "period", sv.period, sv.where, parse_duration);
     if (auto* b = s.find("backoff")) {
+      sv.where["backoff"] = b->where;
       if (expect_map(*b, "backoff")) {
         check_fields(*b, {"min", "max", "jitter"});
-        typed(*b, "min", sv.backoff.min, parse_duration, "a duration");
-        typed(*b, "max", sv.backoff.max, parse_duration, "a duration");
-        if (sv.backoff.max < sv.backoff.min)
-          error(b->where, "backoff 'max' is shorter than 'min'");
-        typed(*b, "jitter", sv.backoff.jitter,
-              [](const std::string& x) -> std::optional<double> {
-                auto v = parse_number(x);
-                return v && *v >= 0 && *v <= 1 ? v : std::nullopt;
-              },
-              "a number between 0 and 1");
+        setting(*b, "min", sv.backoff.min, sv.where, parse_duration);
+        setting(*b, "max", sv.backoff.max, sv.where, parse_duration);
+        setting(*b, "jitter", sv.backoff.jitter, sv.where, parse_number);
       }
     }
   }
@@ -418,109 +389,29 @@ private:
     return false;
   }
 
-  // Parses `fields` (a node's or resource's map) against the type's schema.
-  // `reserved` are the generic fields the caller handles itself.
-  param_set load_params(const yaml_node& fields, const actor_type& type,
-                        const std::vector<std::string>& reserved) {
-    param_set ps;
-    std::vector<std::string> allowed = reserved;
-    for (auto& p : type.params)
-      allowed.push_back(p.name);
-    for (auto& [k, v] : fields.entries) {
-      if (std::find(allowed.begin(), allowed.end(), k.value) == allowed.end()) {
-        auto msg = "unknown field '" + k.value + "' for type '" + type.name
-                   + "'";
-        auto guess = did_you_mean(k.value, allowed);
-        if (!guess.empty())
-          msg += " (did you mean '" + guess + "'?)";
-        error(k.where, msg);
-      }
-    }
-    for (auto& p : type.params) {
-      auto* n = fields.find(p.name);
-      param_value pv;
-      if (!n) {
-        if (p.required) {
-          error(fields.where, "missing required field '" + p.name + "' for type '"
-                                + type.name + "' (" + p.doc + ")");
+  // One parameter as written, for validate() to parse against the schema.
+  void raw_param(const yaml_node& key, const yaml_node& v, param_set& ps) {
+    param_value pv;
+    pv.where = v.where;
+    pv.name_where = key.where;
+    pv.unparsed = v.kind_name();
+    if (v.what == kind::scalar) {
+      auto s = interpolate(v);
+      if (s)
+        pv.text = *s;
+      else
+        pv.unparsed = "reported";
+    } else if (v.what == kind::sequence) {
+      for (auto& item : v.items) {
+        auto s = scalar(item, key.value);
+        if (!s) {
+          pv.unparsed = "reported";
           continue;
         }
-        if (p.default_value.empty())
-          continue;
-        parse_param(p, p.default_value, pv);
-        ps.set(p.name, std::move(pv));
-        continue;
+        pv.strings.push_back(*s);
       }
-      pv.where = n->where;
-      if (p.type == param_type::strings && n->what == kind::sequence) {
-        pv.type = p.type;
-        for (auto& item : n->items)
-          if (auto s = scalar(item, p.name))
-            pv.strings.push_back(*s);
-        ps.set(p.name, std::move(pv));
-        continue;
-      }
-      if (n->what != kind::scalar) {
-        auto tn = std::string{to_string(p.type)};
-        auto article = std::string{"aeiou"}.find(tn[0]) != std::string::npos
-                         ? "an "
-                         : "a ";
-        error(n->where, "'" + p.name + "' expects " + article + tn + ", got "
-                          + n->kind_name());
-        continue;
-      }
-      auto s = interpolate(*n);
-      if (!s)
-        continue;
-      if (auto msg = parse_param(p, *s, pv); !msg.empty()) {
-        error(n->where, "'" + p.name + "': " + msg);
-        continue;
-      }
-      ps.set(p.name, std::move(pv));
     }
-    return ps;
-  }
-
-  const actor_type* lookup_type(const yaml_node& fields,
-                                const std::string& owner) {
-    auto* t = fields.find("type");
-    if (!t) {
-      error(fields.where, "'" + owner + "' has no 'type'");
-      return nullptr;
-    }
-    auto name = scalar(*t, "type");
-    if (!name)
-      return nullptr;
-    auto* at = reg_.find(*name);
-    if (at && !fields.find("inputs"))
-      if (auto* src = reg_.find(*name, actor_kind::source);
-          src && !fits_other_kind(fields, *src, *at))
-        at = src;
-    if (!at) {
-      auto msg = "unknown actor type '" + *name + "'";
-      auto guess = did_you_mean(*name, reg_.type_names());
-      if (!guess.empty())
-        msg += " (did you mean '" + guess + "'?)";
-      msg += "; `troupe types` lists them";
-      error(t->where, msg);
-    }
-    return at;
-  }
-
-  // True when `fields` name a parameter only `other` has: e.g. a `file` with
-  // `format:` but no `inputs` is a sink that forgot its inputs, not a source.
-  static bool fits_other_kind(const yaml_node& fields, const actor_type& self,
-                              const actor_type& other) {
-    auto has = [](const actor_type& t, const std::string& name) {
-      for (auto& p : t.params)
-        if (p.name == name)
-          return true;
-      return false;
-    };
-    for (auto& [k, _] : fields.entries)
-      if (!has(self, k.value) && has(other, k.value))
-        return true;
-    return false;
+    ps.set(key.value, std::move(pv));
   }
 
   void load_resources(const yaml_node& rs, graph_spec& g) {
@@ -529,221 +420,142 @@ private:
     if (!expect_map(rs, "resources"))
       return;
     for (auto& [k, v] : rs.entries) {
-      if (!valid_name(k.value))
-        error(k.where, "bad resource name '" + k.value
-                         + "' (letters, digits, _ and -)");
       if (!expect_map(v, k.value))
         continue;
-      auto* type = lookup_type(v, k.value);
-      if (!type)
-        continue;
-      if (type->kind != actor_kind::service) {
-        error(v.find("type")->where,
-              "'" + type->name + "' is a " + to_string(type->kind)
-                + ", not a service; declare it under 'nodes:'");
-        continue;
-      }
       resource_spec r;
       r.name = k.value;
-      r.type = type->name;
       r.where = k.where;
-      r.params = load_params(v, *type, {"type"});
+      r.field_where[""] = v.where;
+      for (auto& [fk, fv] : v.entries) {
+        if (fk.value == "type") {
+          r.field_where["type"] = fv.where;
+          if (auto s = scalar(fv, "type"))
+            r.type = *s;
+        } else {
+          raw_param(fk, fv, r.params);
+        }
+      }
       g.resources.push_back(std::move(r));
     }
   }
 
   void load_nodes(const yaml_node& ns, graph_spec& g) {
-    std::vector<node_spec> nodes;
-    std::map<std::string, const actor_type*> types;
-    std::vector<std::string> reserved{"type", "inputs", "workers", "ordered",
-                                      "restart"};
-    for (auto& [slot, _] : reg_.slots())
-      reserved.push_back(slot);
-    std::set<std::string> declared;
     for (auto& [k, v] : ns.entries) {
-      declared.insert(k.value);
-      if (!valid_name(k.value))
-        error(k.where, "bad node name '" + k.value
-                         + "' (letters, digits, _ and -; '.' is reserved for "
-                           "ports such as hash.errors)");
-      if (!expect_map(v, k.value))
-        continue;
-      auto* type = lookup_type(v, k.value);
-      if (!type)
-        continue;
-      if (type->kind == actor_kind::service) {
-        error(v.find("type")->where,
-              "'" + type->name + "' is a service; declare it under "
-                                 "'resources:' and reference it by name");
+      if (!expect_map(v, k.value)) {
+        broken_.insert(k.value);
         continue;
       }
       node_spec n;
       n.name = k.value;
-      n.type = type->name;
-      n.is_source = type->kind == actor_kind::source;
       n.where = k.where;
-      n.params = load_params(v, *type, reserved);
-      load_inputs(v, n);
-      if (auto* w = v.find("workers")) {
-        if (auto s = scalar(*w, "workers")) {
-          auto x = parse_integer(*s);
-          if (!x || *x < 1 || *x > 1024)
-            error(w->where, "'workers' expects 1..1024, got '" + *s + "'");
-          else if (*x > 1 && !type->parallel)
-            error(w->where, "type '" + type->name
-                              + "' runs on one actor; 'workers' applies to "
-                                "map and filter");
+      n.field_where[""] = v.where;
+      bool ok = true;
+      for (auto& [fk, fv] : v.entries) {
+        auto& field = fk.value;
+        if (field == "type") {
+          n.field_where["type"] = fv.where;
+          if (auto s = scalar(fv, "type"))
+            n.type = *s;
           else
-            n.workers = static_cast<size_t>(*x);
+            ok = false;
+        } else if (field == "inputs") {
+          n.field_where["inputs"] = fv.where;
+          load_inputs(fv, n);
+        } else if (field == "workers") {
+          n.field_where["workers"] = fv.where;
+          if (auto s = scalar(fv, "workers")) {
+            auto x = parse_integer(*s);
+            if (!x || *x < 0)
+              error(fv.where, detail::bad_setting("workers", *s));
+            else
+              n.workers = static_cast<size_t>(*x);
+          }
+        } else if (field == "restart") {
+          n.field_where["restart"] = fv.where;
+          auto x = scalar(fv, "restart");
+          if (x && !parse_restart_type(*x, n.restart))
+            error(fv.where, "'restart' expects permanent, transient or "
+                            "temporary, got '" + *x + "'");
+        } else if (field == "ordered") {
+          n.field_where["ordered"] = fv.where;
+          if (auto s = scalar(fv, "ordered")) {
+            auto b = parse_bool(*s);
+            if (!b)
+              error(fv.where, "'ordered' expects true or false, got '" + *s
+                                + "'");
+            else
+              n.ordered = *b;
+          }
+        } else if (reg_.slot_protocol(field)) {
+          n.field_where[field] = fv.where;
+          if (auto s = scalar(fv, field))
+            n.resources[field] = *s;
+        } else {
+          raw_param(fk, fv, n.params);
         }
       }
-      if (auto* rs = v.find("restart")) {
-        auto x = scalar(*rs, "restart");
-        if (x && !parse_restart_type(*x, n.restart))
-          error(rs->where, "'restart' expects permanent, transient or "
-                           "temporary, got '" + *x + "'");
+      if (!ok) {
+        broken_.insert(n.name);
+        continue;
       }
-      if (auto* o = v.find("ordered")) {
-        if (auto s = scalar(*o, "ordered")) {
-          auto b = parse_bool(*s);
-          if (!b)
-            error(o->where, "'ordered' expects true or false, got '" + *s + "'");
-          else
-            n.ordered = *b;
-        }
-      }
-      for (auto& [slot, proto] : reg_.slots()) {
-        auto* ref = v.find(slot);
-        if (!ref)
-          continue;
-        auto s = scalar(*ref, slot);
-        if (!s)
-          continue;
-        auto r = std::find_if(g.resources.begin(), g.resources.end(),
-                              [&](auto& x) { return x.name == *s; });
-        if (r == g.resources.end()) {
-          std::vector<std::string> names;
-          for (auto& x : g.resources)
-            names.push_back(x.name);
-          auto msg = "'" + slot + "' refers to unknown resource '" + *s + "'";
-          auto guess = did_you_mean(*s, names);
-          if (!guess.empty())
-            msg += " (did you mean '" + guess + "'?)";
-          error(ref->where, msg);
-          continue;
-        }
-        auto* rt = reg_.find(r->type);
-        if (rt && rt->protocol != proto.first) {
-          error(ref->where, "'" + slot + "' needs a resource speaking '"
-                              + proto.first + "', but '" + *s + "' is a "
-                              + r->type + " (protocol '" + rt->protocol + "')");
-          continue;
-        }
-        n.resources[slot] = *s;
-      }
-      if (type->kind == actor_kind::source && !n.inputs.empty())
-        error(v.find("inputs")->where,
-              "'" + n.name + "' is a source (" + type->name
-                + ") and takes no inputs");
-      if (type->kind != actor_kind::source && n.inputs.empty()
-          && !v.find("inputs"))
-        error(k.where, "'" + n.name + "' is a " + to_string(type->kind) + " ("
-                         + type->name + ") and needs 'inputs'");
-      types[n.name] = type;
-      nodes.push_back(std::move(n));
-    }
-    for (auto& n : nodes)
       g.nodes.push_back(std::move(n));
-    for (auto& name : declared)
-      if (!types.count(name))
-        broken_.insert(name);
+    }
   }
 
   // groups: { NAME: { nodes: [...], supervision: {...}, parent: GROUP } }
   void load_groups(const yaml_node& gs, graph_spec& g) {
     if (gs.what == kind::null || !expect_map(gs, "groups"))
       return;
-    std::map<std::string, std::string> owner; // node -> group
     for (auto& [k, v] : gs.entries) {
-      if (!valid_name(k.value))
-        error(k.where, "bad group name '" + k.value + "'");
-      if (!expect_map(v, k.value))
+      if (!expect_map(v, k.value)) {
+        broken_.insert(k.value);
         continue;
+      }
       check_fields(v, {"nodes", "supervision", "parent"});
       group_spec grp;
       grp.name = k.value;
       grp.where = k.where;
+      grp.field_where[""] = v.where;
       grp.supervision = g.supervision;
+      // Inherited values keep the root's positions: a problem with one is
+      // reported once, there.
       if (auto* sv = v.find("supervision"))
         load_supervision(*sv, grp.supervision);
-      if (auto* p = v.find("parent"))
-        if (auto s = scalar(*p, "parent")) {
+      if (auto* p = v.find("parent")) {
+        grp.field_where["parent"] = p->where;
+        if (auto s = scalar(*p, "parent"))
           grp.parent = *s;
-          if (!gs.find(*s) || *s == k.value)
-            error(p->where, "'parent' of group '" + k.value
-                              + "' must name another group, got '" + *s
-                              + "'");
-        }
-      auto* ns = v.find("nodes");
-      if (!ns || ns->what != kind::sequence || ns->items.empty()) {
-        error(ns ? ns->where : v.where,
-              "group '" + k.value + "' needs 'nodes', a list of node names");
-      } else {
-        for (auto& item : ns->items) {
-          auto s = scalar(item, "nodes");
-          if (!s)
-            continue;
-          auto n = std::find_if(g.nodes.begin(), g.nodes.end(),
-                                 [&](auto& x) { return x.name == *s; });
-          if (n == g.nodes.end()) {
-            error(item.where, "group '" + k.value + "' names unknown node '"
-                                + *s + "'");
-            continue;
-          }
-          auto [it, fresh] = owner.emplace(*s, k.value);
-          if (!fresh) {
-            error(item.where, "node '" + *s + "' is already in group '"
-                                + it->second + "'; a node has one supervisor");
-            continue;
-          }
-          n->group = k.value;
-          grp.nodes.push_back(*s);
+      }
+      if (auto* ns = v.find("nodes")) {
+        grp.field_where["nodes"] = ns->where;
+        if (ns->what == kind::sequence) {
+          for (auto& item : ns->items)
+            if (auto s = scalar(item, "nodes")) {
+              grp.nodes.push_back(*s);
+              grp.nodes_where.push_back(item.where);
+            }
+        } else if (ns->what != kind::null) {
+          error(ns->where, "group '" + k.value
+                             + "' needs 'nodes', a list of node names");
+          broken_.insert(k.value);
+          continue;
         }
       }
       g.groups.push_back(std::move(grp));
     }
-    // Parents must form a tree.
-    for (auto& grp : g.groups) {
-      std::set<std::string> seen{grp.name};
-      auto parent = grp.parent;
-      while (!parent.empty()) {
-        if (!seen.insert(parent).second) {
-          error(grp.where, "groups '" + grp.name
-                             + "' and its parents form a cycle");
-          break;
-        }
-        auto it = std::find_if(g.groups.begin(), g.groups.end(),
-                               [&](auto& x) { return x.name == parent; });
-        parent = it == g.groups.end() ? "" : it->parent;
-      }
-    }
   }
 
-  void load_inputs(const yaml_node& v, node_spec& n) {
-    auto* in = v.find("inputs");
-    if (!in)
-      return;
+  void load_inputs(const yaml_node& in, node_spec& n) {
     std::vector<const yaml_node*> items;
-    if (in->what == kind::scalar) {
-      items.push_back(in);
-    } else if (in->what == kind::sequence) {
-      for (auto& i : in->items)
+    if (in.what == kind::scalar) {
+      items.push_back(&in);
+    } else if (in.what == kind::sequence) {
+      for (auto& i : in.items)
         items.push_back(&i);
-      if (items.empty())
-        error(in->where, "'inputs' is empty");
     } else {
-      error(in->where, std::string{"'inputs' expects a list of node names, got "}
-                         + in->kind_name());
+      error(in.where, std::string{"'inputs' expects a list of node names, got "}
+                        + in.kind_name());
+      reported_.insert(n.name + ".inputs");
       return;
     }
     for (auto* i : items) {
@@ -754,15 +566,8 @@ private:
       ref.where = i->where;
       auto dot = s->find('.');
       ref.node = s->substr(0, dot);
-      if (dot != std::string::npos) {
+      if (dot != std::string::npos)
         ref.port = s->substr(dot + 1);
-        if (ref.port != "errors") {
-          error(i->where, "unknown output '" + ref.port + "' in '" + *s
-                            + "'; a node has its data output ('"
-                            + ref.node + "') and '" + ref.node + ".errors'");
-          continue;
-        }
-      }
       n.inputs.push_back(std::move(ref));
     }
   }
@@ -770,7 +575,10 @@ private:
   const registry& reg_;
   const load_options& opts_;
   std::vector<diagnostic>& errors_;
-  std::set<std::string> broken_; // declared nodes whose definition failed
+  // Nodes and groups declared but not parsed (reported here): references
+  // to them are not reported again.
+  std::set<std::string> broken_;
+  std::set<std::string> reported_; // "node.field" reported here
 };
 
 } // namespace
@@ -781,7 +589,7 @@ load_result load_graph_text(const std::string& text, const std::string& file,
   auto tree = detail::parse_yaml(text, file, res.errors);
   if (!tree)
     return res;
-  graph_loader loader(reg, opts, res.errors);
+  graph_parser loader(reg, opts, res.errors);
   res.graph = loader.load(*tree, file);
   if (!res.errors.empty())
     res.graph.reset();

@@ -77,26 +77,25 @@ void registry::add_resource_slot(std::string slot, std::string protocol,
   slots_[std::move(slot)] = {std::move(protocol), std::move(doc)};
 }
 
-const actor_type* registry::find(const std::string& name) const {
-  auto i = types_.find(name);
-  if (i == types_.end())
-    return nullptr;
-  for (auto& t : i->second)
-    if (t.kind != actor_kind::source)
-      return &t;
-  return &i->second.front();
-}
-
 const actor_type* registry::find(const std::string& name,
                                  actor_kind kind) const {
   auto i = types_.find(name);
   if (i == types_.end())
     return nullptr;
   for (auto& t : i->second)
-    if (t.kind == kind || (kind != actor_kind::source
-                           && t.kind != actor_kind::source))
+    if (t.kind == kind)
       return &t;
   return nullptr;
+}
+
+std::vector<const actor_type*>
+registry::find_all(const std::string& name) const {
+  std::vector<const actor_type*> out;
+  auto i = types_.find(name);
+  if (i != types_.end())
+    for (auto& t : i->second)
+      out.push_back(&t);
+  return out;
 }
 
 const function_entry* registry::find_function(const std::string& name) const {
@@ -136,6 +135,16 @@ std::vector<std::string> registry::function_names() const {
   for (auto& [n, _] : functions_)
     out.push_back(n);
   return out;
+}
+
+const source_location& node_spec::at(const std::string& field) const {
+  auto i = field_where.find(field);
+  return i == field_where.end() ? where : i->second;
+}
+
+const source_location& resource_spec::at(const std::string& field) const {
+  auto i = field_where.find(field);
+  return i == field_where.end() ? where : i->second;
 }
 
 const node_spec* graph_spec::find_node(const std::string& wanted) const {

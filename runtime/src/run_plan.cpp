@@ -22,10 +22,11 @@ run_plan::make(const graph_spec& g, std::shared_ptr<const registry> shared,
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     index[g.nodes[i].name] = i;
     auto& n = g.nodes[i];
-    auto* t = n.is_source ? reg.find(n.type, actor_kind::source)
-                          : reg.find(n.type, actor_kind::stage);
+    // The kind validate() resolved; start() validates every graph first.
+    auto* t = reg.find(n.type, n.kind);
     if (!t)
-      throw std::invalid_argument("unknown actor type " + g.nodes[i].type);
+      throw std::invalid_argument("unknown actor type " + g.nodes[i].type
+                                  + " (" + to_string(n.kind) + ")");
     auto& checked = p->checked_types.emplace_back(*t);
     checked.make_node = [make = t->make_node, name = t->name](
                           const node_context& ctx) {

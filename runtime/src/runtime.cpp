@@ -74,7 +74,7 @@ std::string diagnostics_text(const std::vector<diagnostic>& diags) {
 
 // The graph validator's rule for a resource's parameters (required ones
 // present, values of the declared type, defaults filled in), for a resource
-// outside any graph. validate_graph() stops at a graph without nodes.
+// outside any graph. validate() stops at a graph without nodes.
 std::vector<diagnostic> check_resource_params(resource_spec& r,
                                               const actor_type& t) {
   std::vector<diagnostic> out;
@@ -318,7 +318,7 @@ graph_run runtime::start(const graph_spec& graph) {
           spec.resources.push_back(i->second->spec);
         }
   }
-  if (auto diags = validate_graph(spec, *reg_); !diags.empty()) {
+  if (auto diags = validate(spec, *reg_); !diags.empty()) {
     std::string msg;
     for (auto& d : diags)
       msg += (msg.empty() ? "" : "\n") + d.str();
@@ -343,7 +343,7 @@ graph_run runtime::start(const graph_spec& graph) {
     if (shared.count(r.name))
       continue;
     // On a throw, ~resource_group stops what was spawned so far.
-    auto e = detail::spawn_resource(*impl_->sys, *reg_->find(r.type), r);
+    auto e = detail::spawn_resource(*impl_->sys, *reg_->find(r.type, actor_kind::service), r);
     st->own->map.emplace(r.name, e);
     resources.emplace(r.name, std::move(e));
   }
@@ -387,7 +387,7 @@ const run_metrics& graph_run::metrics() const {
 }
 
 void runtime::add_resource(resource_spec spec) {
-  auto* t = reg_->find(spec.type);
+  auto* t = reg_->find(spec.type, actor_kind::service);
   if (!t || t->kind != actor_kind::service)
     throw std::invalid_argument("resource '" + spec.name + "': '" + spec.type
                                 + "' is not a registered service");

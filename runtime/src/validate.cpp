@@ -1,12 +1,15 @@
 #include "troupe/validate.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <exception>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 
 #include <unistd.h>
 
@@ -129,7 +132,43 @@ fs::path existing_ancestor(fs::path p) {
 
 namespace detail {
 
+const char* const no_nodes_message
+  = "the graph has no nodes; add at least a source and a sink under "
+    "'nodes:'";
+
+std::string bad_setting(const std::string& field, const std::string& got) {
+  static const std::map<std::string, std::string> expects{
+    {"threads", "auto or 1..256"},
+    {"shutdown_timeout", "a positive duration such as 20s"},
+    {"request_timeout", "a duration of at least 1ms such as 30s"},
+    {"batch_size", "a positive integer, at most 1048576"},
+    {"window", "a positive integer, at most 16777216"},
+    {"window_bytes", "a positive size up to 1TiB such as 8MiB"},
+    {"max_attempts", "a positive integer, at most 1000"},
+    {"intensity", "a whole number of restarts (0: never restart), at most "
+                  "1000000"},
+    {"period", "a positive duration such as 5s"},
+    {"min", "a duration"},
+    {"max", "a duration"},
+    {"jitter", "a number between 0 and 1"},
+    {"workers", "1..1024"},
+  };
+  auto i = expects.find(field);
+  return "'" + field + "' expects "
+         + (i == expects.end() ? std::string{"a valid value"} : i->second)
+         + ", got '" + got + "'";
+}
+
 namespace {
+
+// Upper bounds of the runtime and supervision numbers: generous, but far
+// from where credit arithmetic (batch_size * 4, window - used) overflows
+// or a window of records exhausts memory.
+constexpr size_t max_batch_size = 1 << 20;
+constexpr size_t max_window = 1 << 24;
+constexpr uint64_t max_window_bytes = uint64_t{1} << 40;
+constexpr uint32_t max_max_attempts = 1000;
+constexpr uint32_t max_intensity = 1000000;
 
 class validator {
 public:
@@ -137,33 +176,52 @@ public:
     : g_(g), reg_(reg), opts_(opts) {
   }
 
+  // A resource outside any graph (runtime resources): its name, its type
+  // and its parameters, as in a graph.
+  std::vector<diagnostic> run_resources() {
+    names();
+    resources();
+    return finish();
+  }
+
   std::vector<diagnostic> run() {
-    resolve_types(opts_.deep);
-    references();
-    if (!opts_.deep)
-      return std::move(out_);
     if (g_.nodes.empty()) {
-      error({}, "", "the graph has no nodes; add at least a source and a "
-                    "sink");
+      error({}, "", no_nodes_message);
       return std::move(out_);
     }
-    unique_names();
+    names();
+    resolve_types(true);
+    references();
     node_fields();
     resources();
     values();
     groups();
-    if (!out_.empty())
-      return std::move(out_); // cycles, hooks and files need a sound graph
+    if (!out_.empty() || !opts_.deep)
+      return finish(); // cycles, hooks and files need a sound graph
     order();
     if (!out_.empty())
-      return std::move(out_);
+      return finish();
     hooks();
     functions();
     files();
-    return std::move(out_);
+    return finish();
   }
 
 private:
+  // Once, in the order found: a group inheriting the root's supervision
+  // must not repeat the root's problem at the root's position.
+  std::vector<diagnostic> finish() {
+    std::vector<diagnostic> out;
+    for (auto& d : out_) {
+      auto same = [&](const diagnostic& x) {
+        return x.message == d.message && x.where.str() == d.where.str();
+      };
+      if (std::find_if(out.begin(), out.end(), same) == out.end())
+        out.push_back(std::move(d));
+    }
+    return out;
+  }
+
   source_location at(const source_location& w) const {
     if (!w.file.empty())
       return w;
@@ -182,43 +240,121 @@ private:
     return "node '" + n.name + "'";
   }
 
+  static const source_location& pos(const field_positions& where,
+                                    const std::string& field) {
+    static const source_location none;
+    auto i = where.find(field);
+    return i == where.end() ? none : i->second;
+  }
+
   const node_spec* find(const std::string& name) const {
     auto i = index_.find(name);
     return i == index_.end() ? nullptr : &g_.nodes[i->second];
   }
 
-  // Each node's type, resolving `is_source` where only one kind exists.
+  static bool valid_name(const std::string& s) {
+    if (s.empty()
+        || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_'))
+      return false;
+    for (char c : s)
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_'
+            || c == '-'))
+        return false;
+    return true;
+  }
+
+  // Well-formed and unique names of nodes, resources and groups.
+  void names() {
+    std::map<std::string, int> nodes, resources, groups;
+    for (auto& n : g_.nodes) {
+      if (n.name.empty())
+        error(n.where, "", "a node has no name");
+      else if (!valid_name(n.name))
+        error(n.where, "", "bad node name '" + n.name
+                             + "' (letters, digits, _ and -; '.' is reserved "
+                               "for ports such as hash.errors)");
+      if (nodes[n.name]++ == 1)
+        error(n.where, who(n), "node name '" + n.name + "' is used twice");
+    }
+    for (auto& r : g_.resources) {
+      if (!valid_name(r.name))
+        error(r.where, "", "bad resource name '" + r.name
+                             + "' (letters, digits, _ and -)");
+      if (resources[r.name]++ == 1)
+        error(r.where, "resource '" + r.name + "'",
+              "resource name '" + r.name + "' is used twice");
+    }
+    for (auto& grp : g_.groups) {
+      if (!valid_name(grp.name))
+        error(grp.where, "", "bad group name '" + grp.name + "'");
+      if (groups[grp.name]++ == 1)
+        error(grp.where, "group '" + grp.name + "'",
+              "group name '" + grp.name + "' is used twice");
+    }
+  }
+
+  // Each node's type and kind, resolved once: the only type of its name,
+  // or of a source and another kind of one name, the source when the node
+  // has no inputs (or `is_source` says so), unless it names a parameter only
+  // the other kind has (a `file` with `format:` and no inputs is a sink that
+  // forgot its inputs, not a source). Sets `kind` and `is_source`.
   void resolve_types(bool report) {
     types_.assign(g_.nodes.size(), nullptr);
     index_.clear();
     for (size_t i = 0; i < g_.nodes.size(); ++i) {
       auto& n = g_.nodes[i];
       index_.emplace(n.name, i);
-      auto* src = reg_.find(n.type, actor_kind::source);
-      auto* other = reg_.find(n.type, actor_kind::stage);
+      if (n.type.empty()) {
+        if (report)
+          error(n.at(""), "", "'" + n.name + "' has no 'type'");
+        continue;
+      }
+      const actor_type* src = nullptr;
+      const actor_type* other = nullptr;
+      for (auto* t : reg_.find_all(n.type))
+        (t->kind == actor_kind::source ? src : other) = t;
       if (!src && !other) {
         if (report) {
           auto msg = "unknown actor type '" + n.type + "'";
           auto guess = did_you_mean(n.type, reg_.type_names());
           if (!guess.empty())
             msg += " (did you mean '" + guess + "'?)";
-          error(n.where, who(n), msg + "; `troupe types` lists them");
+          error(n.at("type"), who(n), msg + "; `troupe types` lists them");
         }
         continue;
       }
-      if (n.is_source && !src)
-        n.is_source = false;
-      else if (!n.is_source && !other)
-        n.is_source = true;
-      types_[i] = n.is_source ? src : other;
-      if (types_[i]->kind == actor_kind::service) {
+      // No inputs (and none written) asks for the source, as in YAML.
+      bool wants_source = n.is_source
+                          || (n.inputs.empty() && !n.field_where.count("inputs"));
+      bool source = src && (!other || (wants_source
+                                       && !fits_other_kind(n, *src, *other)));
+      auto* t = source ? src : other;
+      if (t->kind == actor_kind::service) {
         if (report)
-          error(n.where, who(n),
-                "'" + n.type + "' is a service; declare it as a resource "
-                               "and reference it by name");
-        types_[i] = nullptr;
+          error(n.at("type"), who(n),
+                "'" + n.type + "' is a service; declare it under "
+                               "'resources:' and reference it by name");
+        continue;
       }
+      types_[i] = t;
+      n.kind = t->kind;
+      n.is_source = source;
     }
+  }
+
+  // True when `n` names a parameter only `other` has.
+  static bool fits_other_kind(const node_spec& n, const actor_type& self,
+                              const actor_type& other) {
+    auto has = [](const actor_type& t, const std::string& name) {
+      for (auto& p : t.params)
+        if (p.name == name)
+          return true;
+      return false;
+    };
+    for (auto& name : n.params.names())
+      if (!has(self, name) && has(other, name))
+        return true;
+    return false;
   }
 
   void references() {
@@ -266,91 +402,128 @@ private:
     }
   }
 
-  void unique_names() {
-    std::map<std::string, int> nodes, resources, groups;
-    for (auto& n : g_.nodes) {
-      if (n.name.empty())
-        error(n.where, "", "a node has no name");
-      else if (nodes[n.name]++ == 1)
-        error(n.where, who(n), "node name '" + n.name + "' is used twice");
-    }
-    for (auto& r : g_.resources)
-      if (resources[r.name]++ == 1)
-        error(r.where, "resource '" + r.name + "'",
-              "resource name '" + r.name + "' is used twice");
-    for (auto& grp : g_.groups)
-      if (groups[grp.name]++ == 1)
-        error(grp.where, "group '" + grp.name + "'",
-              "group name '" + grp.name + "' is used twice");
-  }
-
-  // Required parameters, types, defaults: what the loader does for YAML.
+  // The schema: unknown names, values the parser left as text parsed,
+  // values built in code checked (type, range, choice), required ones
+  // present, defaults filled. `w` is where the node's or resource's fields
+  // are; `reserved` the fields that are not parameters (type, inputs, ...).
   void params(param_set& ps, const actor_type& t, const source_location& w,
-              const std::string& who_) {
+              const std::string& who_,
+              const std::vector<std::string>& reserved) {
+    std::vector<std::string> allowed = reserved;
+    for (auto& p : t.params)
+      allowed.push_back(p.name);
+    for (auto& name : ps.names()) {
+      if (std::find(allowed.begin(), allowed.end(), name) != allowed.end())
+        continue;
+      auto msg = "unknown field '" + name + "' for type '" + t.name + "'";
+      auto guess = did_you_mean(name, allowed);
+      if (!guess.empty())
+        msg += " (did you mean '" + guess + "'?)";
+      auto& pv = ps.get(name);
+      error(pv.name_where.file.empty() ? w : pv.name_where, who_, msg);
+    }
     for (auto& p : t.params) {
-      if (!ps.has(p.name)) {
+      auto* pv = ps.find(p.name);
+      if (!pv) {
         if (p.required) {
           error(w, who_, "missing required field '" + p.name
                            + "' for type '" + t.name + "' (" + p.doc + ")");
         } else if (!p.default_value.empty()) {
-          param_value pv;
-          parse_param(p, p.default_value, pv);
-          ps.set(p.name, std::move(pv));
+          param_value dv;
+          parse_param(p, p.default_value, dv);
+          ps.set(p.name, std::move(dv));
         }
         continue;
       }
-      auto& pv = ps.get(p.name);
-      if (pv.type != p.type)
-        error(pv.where.file.empty() ? w : pv.where, who_,
-              "'" + p.name + "' of type '" + t.name + "' expects a "
-                + to_string(p.type) + " value, got a "
-                + to_string(pv.type));
+      auto at_value = pv->where.file.empty() ? w : pv->where;
+      std::string msg;
+      if (pv->unparsed == "reported") {
+        continue; // the parser said what is wrong with it
+      } else if (pv->unparsed.empty()) {
+        msg = check_param(p, *pv);
+      } else if (pv->unparsed == "a list" && p.type == param_type::strings) {
+        pv->type = p.type;
+      } else if (pv->unparsed != "a scalar") {
+        auto tn = std::string{to_string(p.type)};
+        auto article = std::string{"aeiou"}.find(tn[0]) != std::string::npos
+                         ? "an "
+                         : "a ";
+        error(at_value, who_, "'" + p.name + "' expects " + article + tn
+                                + ", got " + pv->unparsed);
+        continue;
+      } else {
+        param_value parsed;
+        msg = parse_param(p, pv->text, parsed);
+        parsed.where = pv->where;
+        parsed.name_where = pv->name_where;
+        *pv = std::move(parsed);
+      }
+      pv->unparsed.clear();
+      if (!msg.empty())
+        error(at_value, who_, "'" + p.name + "': " + msg);
     }
   }
 
+  // A node's fields that are not parameters of its type.
+  std::vector<std::string> node_fields_reserved() const {
+    std::vector<std::string> out{"type", "inputs", "workers", "ordered",
+                                 "restart"};
+    for (auto& [slot, _] : reg_.slots())
+      out.push_back(slot);
+    return out;
+  }
+
   void node_fields() {
+    std::vector<std::string> resource_names;
+    for (auto& r : g_.resources)
+      resource_names.push_back(r.name);
     for (size_t i = 0; i < g_.nodes.size(); ++i) {
       auto& n = g_.nodes[i];
       auto* t = types_[i];
       if (!t)
         continue;
+      bool inputs_reported = opts_.reported.count(n.name + ".inputs") > 0;
       if (t->kind == actor_kind::source && !n.inputs.empty())
-        error(n.where, who(n), "'" + n.name + "' is a source (" + t->name
-                                 + ") and takes no inputs");
-      if (t->kind != actor_kind::source && n.inputs.empty())
-        error(n.where, who(n),
-              "'" + n.name + "' is a " + to_string(t->kind) + " (" + t->name
-                + ") and needs 'inputs'"
-                + (reg_.find(t->name, actor_kind::source)
-                     ? " (or set is_source for the source)"
-                     : ""));
-      params(n.params, *t, n.where, who(n));
+        error(n.at("inputs"), who(n), "'" + n.name + "' is a source ("
+                                        + t->name + ") and takes no inputs");
+      if (n.inputs.empty() && n.field_where.count("inputs")
+          && !inputs_reported)
+        error(n.at("inputs"), who(n), "'inputs' is empty");
+      else if (t->kind != actor_kind::source && n.inputs.empty()
+               && !inputs_reported)
+        error(n.where, who(n), "'" + n.name + "' is a " + to_string(t->kind)
+                                 + " (" + t->name + ") and needs 'inputs'");
+      params(n.params, *t, n.at(""), who(n), node_fields_reserved());
       if (n.workers < 1 || n.workers > 1024)
-        error(n.where, who(n), "'workers' expects 1..1024, got "
-                                 + std::to_string(n.workers));
+        error(n.at("workers"), who(n),
+              bad_setting("workers", std::to_string(n.workers)));
       else if (n.workers > 1 && !t->parallel)
-        error(n.where, who(n), "type '" + t->name
-                                 + "' runs on one actor; 'workers' applies "
+        error(n.at("workers"), who(n),
+              "type '" + t->name + "' runs on one actor; 'workers' applies "
                                    "to map and filter");
       for (auto& [slot, res] : n.resources) {
+        auto& w = n.at(slot);
         auto* proto = reg_.slot_protocol(slot);
         if (!proto) {
-          error(n.where, who(n), "unknown resource slot '" + slot + "'");
+          error(w, who(n), "unknown resource slot '" + slot + "'");
           continue;
         }
         auto r = std::find_if(g_.resources.begin(), g_.resources.end(),
                               [&](auto& x) { return x.name == res; });
         if (r == g_.resources.end()) {
-          error(n.where, who(n), "'" + slot + "' refers to unknown resource '"
-                                   + res + "'");
+          auto msg = "'" + slot + "' refers to unknown resource '" + res + "'";
+          auto guess = did_you_mean(res, resource_names);
+          if (!guess.empty())
+            msg += " (did you mean '" + guess + "'?)";
+          error(w, who(n), msg);
           continue;
         }
-        auto* rt = reg_.find(r->type);
+        auto* rt = reg_.find(r->type, actor_kind::service);
         if (rt && rt->protocol != *proto)
-          error(n.where, who(n), "'" + slot + "' needs a resource speaking '"
-                                   + *proto + "', but '" + res + "' is a "
-                                   + r->type + " (protocol '" + rt->protocol
-                                   + "')");
+          error(w, who(n), "'" + slot + "' needs a resource speaking '"
+                             + *proto + "', but '" + res + "' is a "
+                             + r->type + " (protocol '" + rt->protocol
+                             + "')");
       }
     }
   }
@@ -358,87 +531,162 @@ private:
   void resources() {
     for (auto& r : g_.resources) {
       auto w = "resource '" + r.name + "'";
-      auto* t = reg_.find(r.type);
-      if (!t || t->kind != actor_kind::service) {
-        error(r.where, w, "'" + r.type + "' is not a registered service");
+      if (r.type.empty()) {
+        error(r.at(""), "", "'" + r.name + "' has no 'type'");
         continue;
       }
-      params(r.params, *t, r.where, w);
+      auto* t = reg_.find(r.type, actor_kind::service);
+      if (!t) {
+        auto all = reg_.find_all(r.type);
+        if (!all.empty()) {
+          error(r.at("type"), w,
+                "'" + r.type + "' is a " + to_string(all.back()->kind)
+                  + ", not a service; declare it under 'nodes:'");
+        } else {
+          auto msg = "unknown actor type '" + r.type + "'";
+          auto guess = did_you_mean(r.type, reg_.type_names());
+          if (!guess.empty())
+            msg += " (did you mean '" + guess + "'?)";
+          error(r.at("type"), w, msg + "; `troupe types` lists them");
+        }
+        continue;
+      }
+      params(r.params, *t, r.at(""), w, {"type"});
     }
   }
 
+  // A setting out of range, in the parser's words.
+  void bad(const field_positions& where, const std::string& field,
+           const std::string& who_, const std::string& got) {
+    error(pos(where, field), who_, bad_setting(field, got));
+  }
+
+  // A duration as YAML would spell it: 0s, 20s, 250ms, 10us, 5ns.
+  static std::string show(duration d) {
+    auto n = d.count();
+    if (n == 0)
+      return "0s";
+    if (n % 1000000000 == 0)
+      return std::to_string(n / 1000000000) + "s";
+    if (n % 1000000 == 0)
+      return std::to_string(n / 1000000) + "ms";
+    if (n % 1000 == 0)
+      return std::to_string(n / 1000) + "us";
+    return std::to_string(n) + "ns";
+  }
+
+  static std::string show(double x) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%g", x);
+    return buf;
+  }
+
   void supervision(const supervision_spec& s, const std::string& w) {
+    if (s.intensity > max_intensity)
+      bad(s.where, "intensity", w, std::to_string(s.intensity));
     if (s.period.count() <= 0)
-      error({}, w, "'period' must be a positive duration");
-    if (s.backoff.min.count() < 0 || s.backoff.max < s.backoff.min)
-      error({}, w, "backoff needs 0 <= min <= max");
+      bad(s.where, "period", w, show(s.period));
+    if (s.backoff.min.count() < 0)
+      bad(s.where, "min", w, show(s.backoff.min));
+    if (s.backoff.max.count() < 0)
+      bad(s.where, "max", w, show(s.backoff.max));
+    else if (s.backoff.max < s.backoff.min)
+      error(pos(s.where, "backoff"), w, "backoff 'max' is shorter than 'min'");
     if (!(s.backoff.jitter >= 0 && s.backoff.jitter <= 1))
-      error({}, w, "backoff 'jitter' expects a number between 0 and 1");
+      bad(s.where, "jitter", w, show(s.backoff.jitter));
   }
 
   void values() {
     auto& rt = g_.runtime;
-    auto positive = [&](size_t v, const char* field) {
-      if (v < 1)
-        error({}, "runtime", std::string{"'"} + field
-                               + "' must be at least 1, got "
-                               + std::to_string(v));
-    };
-    positive(rt.batch_size, "batch_size");
-    positive(rt.window, "window");
-    positive(rt.max_attempts, "max_attempts");
+    auto& w = rt.where;
     if (rt.threads > 256)
-      error({}, "runtime", "'threads' expects auto (0) or 1..256");
+      bad(w, "threads", "runtime", std::to_string(rt.threads));
     if (rt.shutdown_timeout.count() <= 0)
-      error({}, "runtime", "'shutdown_timeout' must be a positive duration");
-    if (rt.request_timeout.count() <= 0)
-      error({}, "runtime", "'request_timeout' must be a positive duration");
+      bad(w, "shutdown_timeout", "runtime", show(rt.shutdown_timeout));
+    if (rt.request_timeout < std::chrono::milliseconds(1))
+      bad(w, "request_timeout", "runtime", show(rt.request_timeout));
+    if (rt.batch_size < 1 || rt.batch_size > max_batch_size)
+      bad(w, "batch_size", "runtime", std::to_string(rt.batch_size));
+    if (rt.window < 1 || rt.window > max_window)
+      bad(w, "window", "runtime", std::to_string(rt.window));
+    if (rt.window_bytes < 1 || rt.window_bytes > max_window_bytes)
+      bad(w, "window_bytes", "runtime", std::to_string(rt.window_bytes));
+    if (rt.max_attempts < 1 || rt.max_attempts > max_max_attempts)
+      bad(w, "max_attempts", "runtime", std::to_string(rt.max_attempts));
     supervision(g_.supervision, "supervision");
     for (auto& grp : g_.groups)
       supervision(grp.supervision, "group '" + grp.name + "'");
   }
 
-  // Makes node_spec::group and group_spec::nodes agree; parents form a tree.
+  // Makes node_spec::group and group_spec::nodes agree: a node is in the
+  // group that lists it or that its `group` names, never in two; parents
+  // name other groups and form a tree; every group has members.
   void groups() {
     std::map<std::string, group_spec*> by_name;
     for (auto& grp : g_.groups)
       by_name.emplace(grp.name, &grp);
+    std::map<std::string, std::string> owner; // node -> group
+    std::set<std::string> listed; // groups that list nodes, known or not
     for (auto& grp : g_.groups) {
+      if (!grp.nodes.empty())
+        listed.insert(grp.name);
       auto w = "group '" + grp.name + "'";
       if (!grp.parent.empty()
-          && (!by_name.count(grp.parent) || grp.parent == grp.name))
-        error(grp.where, w, "'parent' of group '" + grp.name
-                              + "' must name another group, got '"
-                              + grp.parent + "'");
-      for (auto& name : grp.nodes) {
-        auto i = index_.find(name);
-        if (i == index_.end()) {
-          error(grp.where, w, "group '" + grp.name + "' names unknown node '"
-                                + name + "'");
+          && ((!by_name.count(grp.parent) && !opts_.broken.count(grp.parent))
+              || grp.parent == grp.name))
+        error(pos(grp.field_where, "parent"), w,
+              "'parent' of group '" + grp.name
+                + "' must name another group, got '" + grp.parent + "'");
+      std::vector<std::string> kept;
+      for (size_t k = 0; k < grp.nodes.size(); ++k) {
+        auto& name = grp.nodes[k];
+        auto& where = k < grp.nodes_where.size() ? grp.nodes_where[k]
+                                                 : grp.where;
+        if (!index_.count(name)) {
+          if (!opts_.broken.count(name))
+            error(where, w, "group '" + grp.name + "' names unknown node '"
+                              + name + "'");
           continue;
         }
-        auto& n = g_.nodes[i->second];
-        if (n.group.empty())
-          n.group = grp.name;
-        else if (n.group != grp.name)
-          error(grp.where, w, "node '" + name + "' is in group '" + n.group
-                                + "' and in group '" + grp.name
-                                + "'; a node has one supervisor");
+        auto [it, fresh] = owner.emplace(name, grp.name);
+        if (!fresh) {
+          error(where, w, "node '" + name + "' is already in group '"
+                            + it->second + "'; a node has one supervisor");
+          continue;
+        }
+        kept.push_back(name);
       }
+      grp.nodes = std::move(kept);
+      grp.nodes_where.clear();
     }
     for (auto& n : g_.nodes) {
-      if (n.group.empty())
+      auto it = owner.find(n.name);
+      if (n.group.empty()) {
+        if (it != owner.end())
+          n.group = it->second;
         continue;
-      auto it = by_name.find(n.group);
-      if (it == by_name.end()) {
+      }
+      auto grp = by_name.find(n.group);
+      if (grp == by_name.end()) {
         error(n.where, who(n), "'" + n.name + "' names unknown group '"
                                  + n.group + "'");
         continue;
       }
-      auto& members = it->second->nodes;
-      if (std::find(members.begin(), members.end(), n.name) == members.end())
-        members.push_back(n.name);
+      if (it != owner.end() && it->second != n.group) {
+        error(n.where, who(n), "node '" + n.name + "' is already in group '"
+                                 + it->second + "'; a node has one supervisor");
+        continue;
+      }
+      if (it == owner.end())
+        grp->second->nodes.push_back(n.name);
     }
+    for (auto& grp : g_.groups)
+      if (grp.nodes.empty() && !listed.count(grp.name))
+        error(pos(grp.field_where, "nodes").file.empty()
+                ? pos(grp.field_where, "")
+                : pos(grp.field_where, "nodes"),
+              "group '" + grp.name + "'",
+              "group '" + grp.name + "' needs 'nodes', a list of node names");
     for (auto& grp : g_.groups) {
       std::vector<std::string> seen{grp.name};
       for (auto p = grp.parent; !p.empty();) {
@@ -612,15 +860,25 @@ private:
 
 } // namespace
 
-std::vector<diagnostic> validate_graph(graph_spec& g, const registry& reg,
-                                       const validate_options& opts) {
+std::vector<diagnostic> validate(graph_spec& g, const registry& reg,
+                                 const validate_options& opts) {
   return validator{g, reg, opts}.run();
 }
 
 } // namespace detail
 
-std::vector<diagnostic> validate_graph(graph_spec& g, const registry& reg) {
-  return detail::validate_graph(g, reg, {});
+std::vector<diagnostic> validate(graph_spec& g, const registry& reg) {
+  return detail::validate(g, reg, {});
+}
+
+std::vector<diagnostic> validate(resource_spec& r, const registry& reg) {
+  graph_spec g;
+  g.file = "<resource>";
+  g.resources.push_back(std::move(r));
+  detail::validate_options opts;
+  auto out = detail::validator{g, reg, opts}.run_resources();
+  r = std::move(g.resources.front());
+  return out;
 }
 
 std::vector<diagnostic> check_extra_output(const graph_spec& g,

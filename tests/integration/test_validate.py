@@ -198,5 +198,33 @@ def devices_may_be_shared(t):
     expect(p.returncode == 0, f"exit {p.returncode}: {p.stderr}")
 
 
+@case
+def graph_shows_each_node_as_its_resolved_kind(t):
+    # `file` is a source and a sink: `troupe graph` draws the kind the
+    # validator resolved, not a second guess of its own.
+    t.write("data.txt", "one\n")
+    cfg = t.write("g.yaml", "version: 1\nnodes:\n"
+                  "  src: { type: file, path: data.txt }\n"
+                  "  up:  { type: map, fn: upper, inputs: [src] }\n"
+                  "  out: { type: file, path: out.txt, inputs: [up] }\n")
+    p = t.troupe("graph", cfg)
+    expect(p.returncode == 0, f"exit {p.returncode}: {p.stderr[-300:]}")
+    shapes = {}
+    for line in p.stdout.splitlines():
+        if "shape=" in line:
+            shapes[line.split()[0].strip('"')] = line.split("shape=")[1].split(",")[0]
+    expect(shapes == {"src": "invhouse", "up": "box", "out": "house"},
+           f"shapes {shapes}")
+
+
+@case
+def parameter_value_problems_point_at_the_value(t):
+    # Parsed by the validator, located by the parser.
+    cfg = t.write("g.yaml", "version: 1\nnodes:\n"
+                  "  src: { type: generate, count: -1 }\n"
+                  "  out: { type: stdout, inputs: [src] }\n")
+    config_error(t, cfg, "3:33", "'count': must be at least 0, got -1")
+
+
 if __name__ == "__main__":
     run_cases(sys.argv, Env, __doc__, timings=False)

@@ -37,7 +37,7 @@ cat >"$work/tiny.cpp" <<'CPP'
 int main() {
   troupe::registry reg;
   troupe::register_builtins(reg);
-  auto* t = reg.find("generate");
+  auto* t = reg.find("generate", troupe::actor_kind::source);
   if (!t)
     return 1;
   std::cout << "pkg-config build ok: " << t->name << '\n';

@@ -316,8 +316,11 @@ TEST_CASE("invalid code-built graphs are refused by start(), not run") {
     g.runtime.window = 0;
     g.runtime.batch_size = 0;
     auto why = refusal(rt, g);
-    CHECK(contains(why, "'window' must be at least 1"));
-    CHECK(contains(why, "'batch_size' must be at least 1"));
+    // The loader's words for `window: 0` (one validator for both).
+    CHECK(contains(why, "runtime: 'window' expects a positive integer, at "
+                        "most 16777216, got '0'"));
+    CHECK(contains(why, "runtime: 'batch_size' expects a positive integer, "
+                        "at most 1048576, got '0'"));
   }
   SUBCASE("a node in a group that does not exist") {
     auto g = chain();
@@ -378,7 +381,7 @@ TEST_CASE("code-built nodes in any order are sorted, nothing is lost") {
   CHECK(rep.source_records == 2000);
   CHECK(rep.sink_records == 2000);
   auto sorted = g;
-  REQUIRE(validate_graph(sorted, *d.reg).empty());
+  REQUIRE(validate(sorted, *d.reg).empty());
   CHECK(sorted.nodes.front().name == "src");
   CHECK(sorted.nodes.back().name == "out");
 }
@@ -452,7 +455,7 @@ TEST_CASE("the validator rejects paths that overlap or cannot work") {
   };
   auto errors = [&](graph_spec g) {
     std::string all;
-    for (auto& d : validate_graph(g, *reg))
+    for (auto& d : validate(g, *reg))
       all += d.str() + "\n";
     return all;
   };

@@ -84,6 +84,50 @@ nodes:
   REQUIRE_MESSAGE(r.ok(), all_errors(r));
   CHECK(r.graph->nodes[0].is_source);
   CHECK_FALSE(r.graph->nodes[1].is_source);
+  // Resolved once, for the run and `troupe graph`.
+  CHECK(r.graph->nodes[0].kind == actor_kind::source);
+  CHECK(r.graph->nodes[1].kind == actor_kind::sink);
+}
+
+TEST_CASE("the parser keeps the position of every field it read") {
+  auto r = load(R"(version: 1
+runtime: { window: 64, batch_size: 8 }
+supervision: { period: 2s }
+resources:
+  tally: { type: counter }
+nodes:
+  src: { type: generate, count: 5 }
+  up:  { type: map, fn: upper, workers: 2, counter: tally, inputs: [src] }
+  out: { type: null, inputs: [up] }
+groups:
+  g: { nodes: [up] }
+)");
+  REQUIRE_MESSAGE(r.ok(), all_errors(r));
+  auto& g = *r.graph;
+  auto pos = [](const source_location& w) {
+    return std::to_string(w.line) + ":" + std::to_string(w.column);
+  };
+  CHECK(pos(g.runtime.where.at("window")) == "2:20");
+  CHECK(pos(g.runtime.where.at("batch_size")) == "2:36");
+  CHECK(pos(g.supervision.where.at("period")) == "3:24");
+  CHECK(pos(g.resources[0].where) == "5:3");
+  CHECK(pos(g.resources[0].at("type")) == "5:18");
+  auto& up = *g.find_node("up");
+  CHECK(pos(up.where) == "8:3");
+  CHECK(pos(up.at("")) == "8:8");
+  CHECK(pos(up.at("type")) == "8:16");
+  CHECK(pos(up.at("workers")) == "8:41");
+  CHECK(pos(up.at("counter")) == "8:53");
+  CHECK(pos(up.at("inputs")) == "8:68");
+  CHECK(pos(up.inputs[0].where) == "8:69");
+  CHECK(pos(up.params.get("fn").where) == "8:25");
+  CHECK(pos(up.params.get("fn").name_where) == "8:21");
+  CHECK(up.params.get("fn").unparsed.empty()); // validate() parsed it
+  CHECK(up.group == "g");                       // and completed the group
+  CHECK(pos(g.groups[0].where) == "11:3");
+  CHECK(pos(g.groups[0].field_where.at("nodes")) == "11:15");
+  // A node built in code has none: its diagnostics name it instead.
+  CHECK(node_spec{}.at("workers").file.empty());
 }
 
 TEST_CASE("environment variables and --set overrides") {

@@ -99,7 +99,7 @@ public:
     REQUIRE_MESSAGE(loaded_.ok(), errors);
     spec_ = loaded_.graph->find_node("n");
     REQUIRE(spec_ != nullptr);
-    type_ = reg_.find(spec_->type);
+    type_ = reg_.find(spec_->type, spec_->kind);
     REQUIRE(type_ != nullptr);
   }
 

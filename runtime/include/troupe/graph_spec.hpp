@@ -1,6 +1,11 @@
-// A validated actor graph: what the YAML loader produces and the graph builder
-// spawns. Plain structs, no CAF inside, so it can be built, inspected and
-// tested without an actor system (embedders may also build one in code).
+// An actor graph: what the YAML parser produces (loader.hpp), what an
+// embedder may build in code, what validate() (validate.hpp) checks and
+// completes, and what the graph builder spawns. Plain structs, no CAF inside,
+// so it can be built, inspected and tested without an actor system.
+//
+// Every `where`/`field_where` is a YAML position, filled by the parser so
+// that diagnostics point at the field; a spec built in code leaves them
+// empty and its diagnostics name the node (group, resource) and field.
 #pragma once
 
 #include <cstdint>
@@ -15,7 +20,16 @@
 
 namespace troupe {
 
+// Positions of a struct's fields by name; empty in code.
+using field_positions = std::map<std::string, source_location>;
+
 enum class delivery_mode { at_least_once, at_most_once };
+
+// What a registered type is. A name may be registered once as a source and
+// once as another kind (`file` reads or writes).
+enum class actor_kind { source, stage, sink, service };
+
+const char* to_string(actor_kind x);
 
 struct runtime_spec {
   size_t threads = 0;           // 0: one per hardware thread
@@ -28,6 +42,7 @@ struct runtime_spec {
   size_t window_bytes = 8 * 1024 * 1024;
   uint32_t max_attempts = 3;    // deliveries of one record before it fails
   duration request_timeout = std::chrono::seconds(30); // every ask()
+  field_positions where;        // by field name ("window", ...)
 };
 
 struct supervision_spec {
@@ -35,6 +50,7 @@ struct supervision_spec {
   uint32_t intensity = 10;      // restarts allowed ...
   duration period = std::chrono::seconds(5); // ... within this window
   backoff_spec backoff;
+  field_positions where; // "strategy", ..., "backoff", "min", "max", "jitter"
 };
 
 // A supervision group: its member nodes (and subgroups, via `parent`) are
@@ -44,7 +60,9 @@ struct group_spec {
   std::string parent; // "" : the graph's root supervision
   supervision_spec supervision;
   std::vector<std::string> nodes;
-  source_location where;
+  source_location where;              // the group's name
+  field_positions field_where;        // "" (its map), "parent", "nodes"
+  std::vector<source_location> nodes_where; // parallel to `nodes` (YAML)
 };
 
 // `inputs: [hash]` reads hash's data output; `[hash.errors]` its failures.
@@ -57,7 +75,12 @@ struct input_ref {
 struct node_spec {
   std::string name;
   std::string type;
-  bool is_source = false; // resolves types that exist as source and sink
+  // Which of two types of one name is meant (`file`): the source, or the
+  // other kind. Only a hint; validate() resolves the kind once (when a
+  // name has one kind, that one; a source named with a parameter only the
+  // other kind has is the other one) and sets `kind` and `is_source`.
+  bool is_source = false;
+  actor_kind kind = actor_kind::stage; // set by validate()
   param_set params;
   std::vector<input_ref> inputs;
   size_t workers = 1;
@@ -66,14 +89,23 @@ struct node_spec {
   std::string group; // "" : supervised by the root
   // Resource slots (`cache: pages`, `rate_limit: api_limit`) by slot name.
   std::map<std::string, std::string> resources;
-  source_location where;
+  source_location where; // the node's name
+  // Where the YAML wrote each field ("type", "inputs", "workers", "ordered",
+  // "restart", a slot name; "" the node's map): diagnostics point there.
+  field_positions field_where;
+
+  // Where `field` was written, else where the node was ({} in code).
+  const source_location& at(const std::string& field) const;
 };
 
 struct resource_spec {
   std::string name;
   std::string type;
   param_set params;
-  source_location where;
+  source_location where;       // the resource's name
+  field_positions field_where; // "" (its map), "type"
+
+  const source_location& at(const std::string& field) const;
 };
 
 struct graph_spec {

@@ -1,10 +1,19 @@
 // The strict YAML loader: text → validated graph_spec, or every problem found.
 //
+// Two steps. The parser turns YAML into a graph_spec with the position of
+// every field (node_spec::field_where, param_value::where, ...) and reports
+// only what is about the YAML itself: syntax, anchors, aliases, duplicate
+// keys, deep nesting, oversized or non-UTF-8 files, unknown top-level,
+// runtime, supervision and group keys, a map where a list is expected,
+// ${VAR}, and values that do not parse or fit their field. Parameters are
+// left as written (param_value::unparsed). Then validate() (validate.hpp),
+// the same check runtime::start() makes on a graph built in code, parses
+// the parameters against their schema and reports everything else: unknown
+// types and fields (with "did you mean"), ranges, kinds and inputs, slots,
+// groups, cycles, the types' own checks, files.
+//
 // Each problem is a diagnostic rendered as `file:line:col: error: message`
-// (1-based). The loader never stops at the first error: it reports unknown
-// fields (with "did you mean"), wrong types and units, unknown actor types and
-// functions, dangling inputs, data-graph cycles, resource protocol mismatches,
-// anchors, aliases, duplicate keys, deep nesting, oversized or non-UTF-8 files.
+// (1-based). The loader never stops at the first error.
 //
 // Example:
 //   auto res = troupe::load_graph_file("config/etl.yaml", reg);

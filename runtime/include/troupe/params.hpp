@@ -1,9 +1,11 @@
 // Parameter schemas and validated parameter values.
 //
-// Every actor type declares its parameters as a list of param_spec. The YAML
-// loader checks a node's fields against that schema (types, units, required
-// fields, unknown names) and hands the type's factory a param_set whose values
-// are already parsed: a factory never sees raw YAML.
+// Every actor type declares its parameters as a list of param_spec. The
+// validator (validate.hpp) checks a node's parameters against that schema
+// (types, units, ranges, required fields, unknown names), parses the values
+// the YAML parser left as text, fills defaults, and hands the type's factory a
+// param_set whose values are parsed and in range: a factory never sees raw
+// YAML nor a value its schema forbids.
 #pragma once
 
 #include <cstdint>
@@ -54,12 +56,25 @@ struct param_value {
   troupe::duration dur{0};
   uint64_t bytes = 0;
   std::vector<std::string> strings;
-  source_location where;
+  source_location where;      // of the value (YAML)
+  source_location name_where; // of its name (YAML)
+  // Set by the YAML parser, which does not know the schema: what it saw
+  // ("a scalar", "a list", "a map", "null"; "reported" when it already
+  // reported the value, e.g. an unset ${VAR}), with `text` (or `strings` for
+  // a list) as written. validate() parses it against the schema and clears
+  // it. Empty for a value built in code, whose `type` and member are set.
+  std::string unparsed;
 };
 
 // Parses `text` as `spec.type`. Returns an error message on failure.
 std::string parse_param(const param_spec& spec, const std::string& text,
                         param_value& out);
+
+// Checks a parsed value (one built in code) against `spec`: its type, the
+// integer bounds, a finite number, a rate and duration in range, a choice
+// among the choices. Returns the message parse_param gives for the same
+// value written as text, or "" when it fits.
+std::string check_param(const param_spec& spec, const param_value& v);
 
 // The validated parameters of one node or resource, defaults filled in.
 class param_set {
@@ -74,6 +89,9 @@ public:
   uint64_t bytes(const std::string& name) const;
   const std::vector<std::string>& strings(const std::string& name) const;
   void set(const std::string& name, param_value v);
+  // Values the validator parses in place.
+  param_value* find(const std::string& name);
+  std::vector<std::string> names() const; // sorted
 
 private:
   std::map<std::string, param_value> values_;

@@ -33,10 +33,6 @@
 
 namespace troupe {
 
-enum class actor_kind { source, stage, sink, service };
-
-const char* to_string(actor_kind x);
-
 class registry;
 
 // What a node factory gets: its validated spec and the registry (to look up
@@ -133,10 +129,13 @@ public:
   void add_resource_slot(std::string slot, std::string protocol,
                          std::string doc);
 
-  // A source and a non-source may share a name (`file` reads or writes):
-  // find() prefers the non-source; find(name, kind) asks for one kind.
-  const actor_type* find(const std::string& name) const;
+  // The type of exactly this name and kind, or nullptr. A name has at most
+  // one source and one type of another kind (`file` reads or writes);
+  // validate() resolves which one a node means (node_spec::kind), and
+  // everything after it asks for that one.
   const actor_type* find(const std::string& name, actor_kind kind) const;
+  // Every type of this name (none, one, or a source and another kind).
+  std::vector<const actor_type*> find_all(const std::string& name) const;
   const function_entry* find_function(const std::string& name) const;
   // Protocol name for a slot, or nullptr when `slot` is not a slot.
   const std::string* slot_protocol(const std::string& slot) const;

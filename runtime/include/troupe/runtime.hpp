@@ -100,7 +100,7 @@ public:
     return *reg_;
   }
 
-  // Validates the graph (validate_graph, validate.hpp: the loader's checks),
+  // Validates the graph (troupe::validate, validate.hpp: the loader's checks),
   // then spawns its resources and its supervisor, which spawns the nodes.
   // Throws std::invalid_argument whose what() lists every diagnostic, one
   // `file:line:col: error: message` per line; nothing is started then.

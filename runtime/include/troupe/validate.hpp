@@ -5,15 +5,22 @@
 // same graph written in YAML. It checks what can be known before anything
 // runs and normalises the spec so that every later stage can rely on it:
 //
-// - the graph has nodes; node, resource and group names are unique;
-// - every type is registered, of the right kind (a node's `is_source` is
-//   resolved when only one kind of the name exists), and its parameters match
-//   the schema: required ones present, unknown ones rejected, defaults filled;
+// - the graph has nodes; node, resource and group names are well formed and
+//   unique;
+// - every type is registered and not a service (resources: a service); each
+//   node's type and kind are resolved once (node_spec::kind; for a name that
+//   is a source and a sink, the source when the node has no inputs or
+//   `is_source`, unless it names a parameter only the other has), and its
+//   parameters match the schema: unknown ones rejected (with "did you
+//   mean"), values the YAML parser left as text parsed, values built in code
+//   checked (type, integer bounds, finite numbers, rates, choices), required
+//   ones present, defaults filled;
 // - inputs name existing nodes and ports, never the same input twice, never
 //   a sink's data output; sources have no inputs, stages and sinks have some;
 // - resource slots name resources speaking the slot's protocol;
-// - runtime and supervision values are in range (window and batch_size >= 1,
-//   positive timeouts, workers 1..1024 on parallel types only, ...);
+// - runtime and supervision values are in range (batch_size 1..2^20, window
+//   1..2^24, positive timeouts, intensity <= 10^6, workers 1..1024 on
+//   parallel types only, ...), in the words the YAML parser uses;
 // - groups name existing nodes and parents, a node is in one group, and the
 //   parents form a tree (node_spec::group and group_spec::nodes are made to
 //   agree);
@@ -29,9 +36,11 @@
 //   sink's output, two sinks, a sink and the configuration file, two sources'
 //   checkpoints. Devices such as /dev/null may be shared.
 //
-// Each diagnostic is located at the spec's `where` fields; a spec built in
-// code has none, so its diagnostics fall back to the graph's file (or
-// "<graph>") at 1:1 and start with "node 'x': " to say what they concern.
+// Each diagnostic is located at the spec's `where`/`field_where` positions; a
+// spec built in code has none, so its diagnostics fall back to the graph's
+// file (or "<graph>") at 1:1 and start with what they concern ("node 'x': ",
+// "runtime: ", "group 'g': ", "resource 'r': "); the message after that is
+// the one the same graph in YAML gets.
 #pragma once
 
 #include <set>
@@ -45,9 +54,15 @@ namespace troupe {
 
 class registry;
 
-// Checks `g` against `reg`, completes it (defaults, kinds, group membership)
-// and sorts its nodes topologically. Empty when the graph can run.
-std::vector<diagnostic> validate_graph(graph_spec& g, const registry& reg);
+// Checks `g` against `reg`, completes it (parameters parsed, defaults, kinds,
+// group membership) and sorts its nodes topologically. Empty when the graph
+// can run; runtime::start() refuses a graph for which it is not.
+std::vector<diagnostic> validate(graph_spec& g, const registry& reg);
+
+// The same checks for one resource outside any graph (a runtime's own
+// resources): a well-formed name, a registered service type, its parameters
+// against the schema (defaults filled). Empty when it can be spawned.
+std::vector<diagnostic> validate(resource_spec& r, const registry& reg);
 
 // Problems with one more file the caller writes next to the graph's outputs
 // (the CLI's --report FILE): it must not be a file the graph reads or writes,
@@ -61,15 +76,25 @@ namespace detail {
 
 // How the loader calls the validator once it parsed a file.
 struct validate_options {
-  // Nodes the loader saw but could not parse (and reported): references to
-  // them are not reported again.
+  // Nodes and groups the parser saw but could not parse (and reported):
+  // references to them are not reported again.
   std::set<std::string> broken;
-  // False when the loader already found errors: check references only.
+  // "node.field" whose value the parser reported (inputs: a map).
+  std::set<std::string> reported;
+  // False when the parser already found errors: no cycle, hook, function
+  // or file checks, which need a sound graph.
   bool deep = true;
 };
 
-std::vector<diagnostic> validate_graph(graph_spec& g, const registry& reg,
-                                       const validate_options& opts);
+// "'field' expects ..., got 'got'" for a runtime or supervision setting (or
+// `workers`): the parser says it of a value that does not parse or fit,
+// the validator of one out of range, in the same words.
+std::string bad_setting(const std::string& field, const std::string& got);
+
+extern const char* const no_nodes_message;
+
+std::vector<diagnostic> validate(graph_spec& g, const registry& reg,
+                                 const validate_options& opts);
 
 } // namespace detail
 
