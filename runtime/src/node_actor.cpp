@@ -179,8 +179,8 @@ struct tally {
 };
 
 // The producer incarnations whose batches the input ledger holds, numbered
-// for it (it knows no actor handles). A slot is reused once every batch of
-// its incarnation was acknowledged.
+// for it (it knows no actor handles). A slot lets go of its handle once
+// every batch of its incarnation was acknowledged, and is reused.
 class sender_table {
 public:
   uint32_t acquire(const node_actor& from) {
@@ -209,7 +209,8 @@ public:
     return slots_[i].handle;
   }
   void release(uint32_t i) {
-    --slots_[i].refs;
+    if (--slots_[i].refs == 0)
+      slots_[i].handle = nullptr;
   }
 
 private:
