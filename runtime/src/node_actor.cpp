@@ -299,7 +299,7 @@ void on_worker_result(node_pointer self, size_t w, uint64_t seq,
                       uint64_t token, stage_result& r);
 
 // Carries out what the ledger decided, in order.
-void carry_out(node_pointer self) {
+void carry_out_all(node_pointer self) {
   using kind = node_command::kind;
   auto& st = self->state;
   auto& todo = st.todo;
@@ -368,6 +368,12 @@ void carry_out(node_pointer self) {
     }
   }
   todo.clear();
+}
+
+// Most ledger calls on the record path decide nothing to send.
+inline void carry_out(node_pointer self) {
+  if (!self->state.todo.empty())
+    carry_out_all(self);
 }
 
 // Sends what credit allows; quits once draining and everything is through.
