@@ -15,23 +15,9 @@
 #include "troupe/protocols.hpp"
 #include "troupe/record.hpp"
 #include "troupe/type_ids.hpp"
+#include "stage_result.hpp"
 
 namespace troupe {
-
-// What a map worker hands back to its node for one batch. Registered (and
-// inspectable) so it could cross to a remote worker.
-struct stage_result {
-  std::vector<record_batch> emitted;
-  std::vector<record> failed;       // each with attributes error/stage/attempt
-  std::vector<std::string> reasons; // parallel to `failed`
-  uint64_t dropped = 0;
-  uint64_t created = 0;
-};
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, stage_result& x) {
-  return f(x.emitted, x.failed, x.reasons, x.dropped, x.created);
-}
 
 // The record-stream protocol every pipeline node speaks.
 //

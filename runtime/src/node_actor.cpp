@@ -1,11 +1,8 @@
 #include "node_actor.hpp"
 
+#include <algorithm>
 #include <chrono>
-#include <deque>
 #include <iostream>
-#include <map>
-#include <unordered_map>
-#include <unordered_set>
 
 #include <caf/actor_cast.hpp>
 #include <caf/event_based_actor.hpp>
@@ -19,11 +16,20 @@
 #include "troupe/errors.hpp"
 #include "troupe/hygiene.hpp"
 
+#include "node/commands.hpp"
+#include "node/input_ledger.hpp"
+#include "node/node_lifecycle.hpp"
+#include "node/outbox.hpp"
+#include "node/worker_dispatch.hpp"
+
 namespace troupe::detail {
 
 namespace {
 
 using clock_type = std::chrono::steady_clock;
+
+static_assert(data_port == out_data_port && errors_port == out_errors_port,
+              "the outbox numbers output ports as run_plan does");
 
 uint64_t elapsed_ns(clock_type::time_point since) {
   return static_cast<uint64_t>(
@@ -158,59 +164,62 @@ worker_fn(worker_actor::stateful_pointer<worker_state> self,
 }
 
 // -- the node actor -------------------------------------------------------------
-
-struct input_entry {
-  uint32_t tag = 0;        // the producer's reply tag for our edge
-  uint32_t in_port = 0;
-  uint64_t batch_id = 0;
-  node_actor from;         // producer incarnation to acknowledge
-  size_t refs = 0;         // output entries and logic holding it
-  uint64_t end = 0;        // cumulative consumed count after this batch
-  size_t size = 0;         // records
-  size_t bytes = 0;        // payload bytes
-  clock_type::time_point received;
-};
-
-struct out_entry {
-  record_batch batch;
-  std::vector<uint64_t> lineage; // input tokens it derives from
-  size_t pending = 0;            // consumers yet to acknowledge
-  size_t unsent = 0;             // consumers it was not sent to yet
-  size_t bytes = 0;              // payload bytes
-};
+//
+// A shell around the delivery ledger (node/): each handler runs the node's
+// logic where a message calls for it, asks the ledger classes what follows,
+// and carries out the commands they return (carry_out) at once.
 
 // Counter changes made while handling one message, published when the
 // handler returns. A handler that throws publishes none of them: what it
 // emitted never left the node, and the supervisor accounts for what the
-// incarnation held (the `held` and `processing` gauges) instead.
+// incarnation held (the `held` and `processing` gauges) instead. (`out`,
+// `batches` and `unsent` accumulate in the outbox the same way.)
 struct tally {
-  uint64_t out = 0, filtered = 0, dead_lettered = 0, errors = 0, created = 0;
-  uint64_t lost = 0;
-  uint64_t batches = 0;
-  int64_t unsent = 0;
+  uint64_t filtered = 0, dead_lettered = 0, errors = 0, created = 0;
 };
 
-struct consumer_edge {
-  node_actor handle;
-  uint32_t in_port = 0;
-  uint32_t port = data_port;
-  size_t in_flight = 0; // records sent, unacknowledged
-  size_t in_flight_bytes = 0;
-  size_t queued = 0;    // records waiting for credit
-  std::deque<uint64_t> queue;
-  std::map<uint64_t, size_t> unacked; // out id -> records
-  std::unordered_set<uint64_t> resent;   // queued again after a rewire
-  std::unordered_set<uint64_t> received; // at_most_once: never resend these
-  bool eof_sent = false;
-  bool starved_told = false; // told it we are starved, this episode
-  bool dropped = false;  // the consumer is gone for good
-  bool finished = false; // ... because it finished: it had everything we
-                         // emitted before; what we emit now are duplicates
-};
+// The producer incarnations whose batches the input ledger holds, numbered
+// for it (it knows no actor handles). A slot lets go of its handle once
+// every batch of its incarnation was acknowledged, and is reused.
+class sender_table {
+public:
+  uint32_t acquire(const node_actor& from) {
+    if (last_ < slots_.size() && slots_[last_].handle == from) {
+      ++slots_[last_].refs;
+      return last_;
+    }
+    auto free = static_cast<uint32_t>(slots_.size());
+    for (uint32_t i = 0; i < slots_.size(); ++i) {
+      if (slots_[i].handle == from) {
+        free = i;
+        break;
+      }
+      if (slots_[i].refs == 0 && free == slots_.size())
+        free = i;
+    }
+    if (free == slots_.size())
+      slots_.emplace_back();
+    if (slots_[free].handle != from)
+      slots_[free].handle = from;
+    ++slots_[free].refs;
+    last_ = free;
+    return free;
+  }
+  const node_actor& operator[](uint32_t i) const {
+    return slots_[i].handle;
+  }
+  void release(uint32_t i) {
+    if (--slots_[i].refs == 0)
+      slots_[i].handle = nullptr;
+  }
 
-struct worker_slot {
-  worker_actor handle;
-  size_t busy = 0;
+private:
+  struct slot {
+    node_actor handle;
+    size_t refs = 0;
+  };
+  std::vector<slot> slots_;
+  uint32_t last_ = 0;
 };
 
 struct node_state {
@@ -226,44 +235,19 @@ struct node_state {
   size_t index = 0;    // in the graph
   uint32_t origin = 0; // index + 1: stamped on a source's records
   bool is_source = false;
-  size_t window = 0;
-  size_t window_bytes = 0;
   tally counts; // unpublished counter changes of the current message
 
-  // Inputs.
-  std::vector<bool> ended;               // per in_port
-  std::vector<size_t> unacked_bytes;     // per in_port: received, not acked
-                                         // (records: metrics->unacked_in)
-  // A producer told us it is out of input credit and waits for what it
-  // sent us; lasts until we have acknowledged everything we received.
-  bool upstream_starved = false;
-  std::unordered_map<uint64_t, input_entry> inputs; // by token
-  std::deque<uint64_t> open;             // tokens the inline logic may hold
-  uint64_t consumed = 0;
-  uint64_t next_token = 1;
+  // The ledger: every decision about credit, acknowledgement, redelivery,
+  // workers and the node's phase is taken there.
+  node_lifecycle life;
+  input_ledger inputs;
+  outbox outs;
+  worker_dispatch pool;
+  node_commands todo; // what they decided, carried out at once
 
-  // Outputs.
-  std::vector<consumer_edge> edges; // by reply tag
-  std::unordered_map<uint64_t, out_entry> outs;
-  uint64_t next_out = 1;
-  bool has_consumers[2] = {false, false};
-
-  // Parallel workers (map/filter with workers > 1).
-  std::vector<worker_slot> workers;
-  std::deque<uint64_t> waiting;             // tokens not dispatched yet
-  std::unordered_map<uint64_t, std::pair<bool, record_batch>>
-    waiting_batches; // token -> (redelivery, records)
-  uint64_t next_dispatch = 0;               // order of dispatch
-  uint64_t next_apply = 0;                  // ordered: next to apply
-  std::map<uint64_t, std::pair<uint64_t, stage_result>> done; // ordered
-  size_t outstanding = 0;                   // dispatched, not applied
-  size_t worker_records = 0; // records waiting for or at workers
-
-  bool producing_scheduled = false;
-  bool finishing = false;  // finish() ran; ticks drain what the logic holds
-  bool input_done = false;
-  bool stop_requested = false;
-  bool tick_armed = false;
+  std::vector<node_actor> consumers; // by reply tag
+  std::vector<worker_actor> workers;
+  sender_table senders;
 };
 
 using node_pointer = node_actor::stateful_pointer<node_state>;
@@ -293,66 +277,112 @@ void commit(node_pointer self) {
   auto& st = self->state;
   auto& m = *st.metrics;
   auto& c = st.counts;
+  auto o = st.outs.take_counts();
   auto publish = [&m](std::atomic<uint64_t>& to, uint64_t n) {
     if (n)
       m.add(to, n);
   };
-  publish(m.out, c.out);
+  publish(m.out, o.out);
   publish(m.filtered, c.filtered);
   publish(m.dead_lettered, c.dead_lettered);
   publish(m.errors, c.errors);
   publish(m.created, c.created);
-  publish(m.lost, c.lost);
-  publish(m.batches, c.batches);
-  publish(m.unsent, static_cast<uint64_t>(c.unsent)); // wraps for negatives
+  publish(m.batches, o.batches);
+  publish(m.unsent, static_cast<uint64_t>(o.unsent)); // wraps for negatives
   c = tally{};
-  auto held = (st.logic ? st.logic->held() : 0) + st.worker_records;
+  auto held = (st.logic ? st.logic->held() : 0) + st.pool.records();
   m.held.store(held, std::memory_order_relaxed);
   m.processing.store(0, std::memory_order_relaxed);
 }
 
-void acknowledge(node_pointer self, uint64_t token);
+void on_worker_result(node_pointer self, size_t w, uint64_t seq,
+                      uint64_t token, stage_result& r);
 
-void release(node_pointer self, uint64_t token) {
+// Carries out what the ledger decided, in order.
+void carry_out_all(node_pointer self) {
+  using kind = node_command::kind;
   auto& st = self->state;
-  auto i = st.inputs.find(token);
-  if (i == st.inputs.end())
-    return;
-  if (--i->second.refs == 0)
-    acknowledge(self, token);
-}
-
-void acknowledge(node_pointer self, uint64_t token) {
-  auto& st = self->state;
-  auto i = st.inputs.find(token);
-  if (i == st.inputs.end())
-    return;
-  auto& in = i->second;
-  if (in.from)
-    self->send(in.from, ack_atom_v, in.tag, in.batch_id);
-  st.unacked_bytes[in.in_port] -= in.bytes;
-  st.metrics->unacked_in[in.in_port].fetch_sub(in.size,
+  auto& todo = st.todo;
+  for (size_t k = 0; k < todo.size(); ++k) {
+    const auto& c = todo[k];
+    switch (c.what) {
+      case kind::send_batch:
+        st.metrics->sent_out[c.edge].fetch_add(c.records,
                                                std::memory_order_relaxed);
-  st.inputs.erase(i);
-  if (st.inputs.empty())
-    st.upstream_starved = false;
+        if (auto& h = st.consumers[c.edge])
+          self->send(h, batch_atom_v, c.port, c.edge, c.id, c.redelivery,
+                     std::move(todo.batch(c)));
+        break;
+      case kind::send_starved:
+        if (auto& h = st.consumers[c.edge])
+          self->send(h, starved_atom_v);
+        break;
+      case kind::send_eof:
+        if (auto& h = st.consumers[c.edge])
+          self->send(h, eof_atom_v, c.port);
+        break;
+      case kind::ack:
+        if (auto& h = st.senders[c.sender])
+          self->send(h, ack_atom_v, c.tag, c.id);
+        st.senders.release(c.sender);
+        st.metrics->unacked_in[c.port].fetch_sub(c.records,
+                                                 std::memory_order_relaxed);
+        break;
+      case kind::received:
+        self->send(st.senders[c.sender], received_atom_v, c.tag, c.id);
+        break;
+      case kind::latency:
+        st.metrics->record_latency(elapsed_ns(c.since));
+        break;
+      case kind::lost_at: {
+        // The consumer is gone, its counters are final: counted there. So a
+        // fan-out that loses one branch accounts for that branch's share.
+        auto consumer = st.plan->out_edges[st.index][c.edge].consumer;
+        st.plan->metrics->nodes[consumer]->lose_unreceived(c.records);
+        break;
+      }
+      case kind::redelivered:
+        st.metrics->add(st.metrics->redelivered, c.records);
+        break;
+      case kind::source_acked:
+        st.logic->acknowledged(todo.batch(c));
+        break;
+      case kind::exec: {
+        size_t w = c.edge;
+        auto seq = c.id;
+        auto token = c.token;
+        ask(self, st.workers[w], st.plan->graph.runtime.request_timeout,
+            exec_atom_v, c.redelivery, std::move(todo.batch(c)))
+          .then(
+            [=](stage_result& r) { on_worker_result(self, w, seq, token, r); },
+            [=](caf::error& err) {
+              // A worker died or timed out: this incarnation is in an
+              // unknown state. Crash it; the supervisor restarts it and
+              // upstream redelivers.
+              self->quit(make_error(errc::worker_failed,
+                                    self->state.spec->name + ": "
+                                      + render(err)));
+            });
+        break;
+      }
+    }
+  }
+  todo.clear();
 }
 
-void flush(node_pointer self);
-void arm_tick(node_pointer self);
-
-// Records meant for the consumer of edge `e`, a temporary node removed for
-// good, that it will never receive: counted where they would have arrived
-// (the node is gone, its counters are final), as lost. So a fan-out that
-// loses one branch accounts for that branch's share.
-node_metrics& consumer_metrics(node_state& st, const consumer_edge& e) {
-  auto tag = static_cast<size_t>(&e - st.edges.data());
-  return *st.plan->metrics->nodes[st.plan->out_edges[st.index][tag].consumer];
+// Most ledger calls on the record path decide nothing to send.
+inline void carry_out(node_pointer self) {
+  if (!self->state.todo.empty())
+    carry_out_all(self);
 }
 
-void count_lost_at(node_state& st, const consumer_edge& e, uint64_t n) {
-  if (n > 0)
-    consumer_metrics(st, e).lose_unreceived(n);
+// Sends what credit allows; quits once draining and everything is through.
+void flush(node_pointer self) {
+  auto& st = self->state;
+  st.outs.flush(st.inputs.pressing(), st.life.input_done(), st.todo);
+  carry_out(self);
+  if (st.life.quit(st.outs.drained()))
+    self->quit();
 }
 
 // Creates an output entry on `port` and queues it for every consumer.
@@ -362,53 +392,15 @@ void push_output(node_pointer self, uint32_t port, record_batch batch,
   auto n = batch.size();
   if (n == 0)
     return;
-  size_t consumers = 0;
-  for (auto& e : st.edges) {
-    if (e.port != port)
-      continue;
-    consumers += !e.dropped;
-    if (e.dropped && !e.finished)
-      count_lost_at(st, e, n); // its share would have gone to a removed node
-  }
   if (st.is_source && port == data_port)
     for (auto& r : batch.mutable_records())
       r.ctx.origin = st.origin;
   if (port == data_port) {
-    st.counts.out += n;
-    st.counts.batches += 1;
     report_to_slots(*st.spec, st.plan->resources,
                     {slot_event::kind::passed_on, n});
   }
-  if (consumers == 0) {
-    // Nobody will acknowledge it (finished or removed consumers, or none):
-    // a source may forget it now.
-    if (st.is_source && port == data_port)
-      st.logic->acknowledged(batch);
-    return;
-  }
-  auto id = st.next_out++;
-  auto& entry = st.outs[id];
-  entry.bytes = batch.payload_bytes();
-  entry.batch = std::move(batch);
-  entry.lineage = lineage;
-  for (auto t : lineage)
-    if (auto i = st.inputs.find(t); i != st.inputs.end())
-      ++i->second.refs;
-  for (auto& e : st.edges) {
-    if (e.port != port || e.dropped)
-      continue;
-    ++entry.pending;
-    e.queue.push_back(id);
-    e.queued += n;
-  }
-  entry.unsent = entry.pending;
-  st.counts.unsent += static_cast<int64_t>(n);
-}
-
-// The entry went out on one more edge (or that edge is gone).
-void mark_sent(node_state& st, out_entry& entry) {
-  if (entry.unsent > 0 && --entry.unsent == 0)
-    st.counts.unsent -= static_cast<int64_t>(entry.batch.size());
+  st.outs.emit(port, std::move(batch), lineage, st.inputs, st.todo);
+  carry_out(self);
 }
 
 void dead_letter(node_pointer self, record r, const std::string& reason,
@@ -416,7 +408,7 @@ void dead_letter(node_pointer self, record r, const std::string& reason,
   auto& st = self->state;
   st.counts.dead_lettered += 1;
   st.counts.errors += 1;
-  if (!st.has_consumers[errors_port]) {
+  if (!st.outs.has_consumers(errors_port)) {
     // Nobody reads `NODE.errors`: the log and the report are the record.
     auto n = st.metrics->dead_lettered.load(std::memory_order_relaxed)
              + st.counts.dead_lettered;
@@ -443,41 +435,27 @@ void node_emitter::fail(record r, std::string reason) {
 // Releases inputs whose records the inline logic no longer holds.
 void release_open(node_pointer self) {
   auto& st = self->state;
-  auto held = st.logic ? st.logic->buffered() : 0;
-  auto threshold = st.consumed >= held ? st.consumed - held : 0;
-  while (!st.open.empty()) {
-    auto t = st.open.front();
-    auto i = st.inputs.find(t);
-    if (i != st.inputs.end() && i->second.end > threshold)
-      break;
-    st.open.pop_front();
-    if (i != st.inputs.end())
-      st.metrics->record_latency(elapsed_ns(i->second.received));
-    release(self, t);
-  }
+  st.inputs.release_open(st.logic ? st.logic->buffered() : 0, st.todo);
+  carry_out(self);
 }
 
 node_emitter inline_emitter(node_pointer self) {
   node_emitter out{self};
-  out.lineage.assign(self->state.open.begin(), self->state.open.end());
+  auto& open = self->state.inputs.open_tokens();
+  out.lineage.assign(open.begin(), open.end());
   return out;
 }
 
-bool all_inputs_ended(const node_state& st) {
-  for (bool e : st.ended)
-    if (!e)
-      return false;
-  return true;
+void arm_tick(node_pointer self) {
+  auto& st = self->state;
+  auto every = st.logic->tick_interval();
+  if (st.life.arm_tick(every.count() > 0))
+    self->delayed_send(self, every, tick_atom_v);
 }
 
-void maybe_quit(node_pointer self) {
-  auto& st = self->state;
-  if (!st.input_done || !st.outs.empty())
-    return;
-  for (auto& e : st.edges)
-    if (!e.eof_sent || !e.queue.empty())
-      return;
-  self->quit();
+void schedule_produce(node_pointer self) {
+  if (self->state.life.want_produce())
+    self->send(self, produce_atom_v);
 }
 
 // All inputs ended: let the logic flush, then keep ticking until it holds
@@ -485,11 +463,9 @@ void maybe_quit(node_pointer self) {
 // the supervisor's shutdown_timeout).
 void maybe_finish(node_pointer self) {
   auto& st = self->state;
-  if (st.input_done || st.is_source || !all_inputs_ended(st)
-      || st.outstanding > 0 || !st.waiting.empty())
+  if (!st.life.may_finish(st.inputs.all_ended(), st.pool.idle()))
     return;
-  if (!st.finishing) {
-    st.finishing = true;
+  if (st.life.begin_finish()) {
     auto out = inline_emitter(self);
     try {
       st.logic->finish(out);
@@ -515,96 +491,24 @@ void maybe_finish(node_pointer self) {
       std::to_string(n) + " records still held after all inputs ended, and "
       "the logic has no tick to release them");
   // Nothing will tick any more: what the logic still claims is released.
-  while (!st.open.empty()) {
-    auto t = st.open.front();
-    st.open.pop_front();
-    release(self, t);
-  }
-  st.input_done = true;
+  st.inputs.release_all_open(st.todo);
+  carry_out(self);
+  st.life.finished();
   flush(self);
-}
-
-bool pressing(const node_state& st);
-
-void flush(node_pointer self) {
-  auto& st = self->state;
-  bool starved = pressing(st);
-  for (auto& e : st.edges) {
-    bool sent = false;
-    while (!e.queue.empty() && e.in_flight < st.window
-           && e.in_flight_bytes < st.window_bytes) {
-      auto id = e.queue.front();
-      e.queue.pop_front();
-      auto i = st.outs.find(id);
-      if (i == st.outs.end())
-        continue;
-      auto n = i->second.batch.size();
-      e.queued -= n;
-      e.in_flight += n;
-      e.in_flight_bytes += i->second.bytes;
-      st.metrics->sent_out[&e - st.edges.data()].fetch_add(
-        n, std::memory_order_relaxed);
-      e.unacked.emplace(id, n);
-      bool redelivery = e.resent.erase(id) > 0;
-      if (!redelivery)
-        mark_sent(st, i->second);
-      if (e.handle)
-        self->send(e.handle, batch_atom_v, e.in_port,
-                   static_cast<uint32_t>(&e - st.edges.data()), id, redelivery,
-                   i->second.batch);
-      sent = true;
-    }
-    // While we are starved, a consumer holding what we sent may be what
-    // pins our input: tell it, after the batches it is about.
-    if (!starved) {
-      e.starved_told = false;
-    } else if ((sent || !e.starved_told) && e.in_flight > 0 && e.handle
-               && !e.dropped) {
-      e.starved_told = true;
-      self->send(e.handle, starved_atom_v);
-    }
-    if (st.input_done && e.queue.empty() && !e.eof_sent) {
-      e.eof_sent = true;
-      if (e.handle)
-        self->send(e.handle, eof_atom_v, e.in_port);
-    }
-  }
-  maybe_quit(self);
-}
-
-// Room for a source to produce: the smallest credit left on any data edge.
-size_t source_room(const node_state& st) {
-  size_t room = st.plan->graph.runtime.batch_size * 4;
-  for (auto& e : st.edges) {
-    if (e.port != data_port)
-      continue;
-    auto used = e.in_flight + e.queued;
-    room = std::min(room, used >= st.window ? 0 : st.window - used);
-    if (e.in_flight_bytes >= st.window_bytes)
-      room = 0;
-  }
-  return room;
-}
-
-void schedule_produce(node_pointer self) {
-  auto& st = self->state;
-  if (st.producing_scheduled || st.input_done)
-    return;
-  st.producing_scheduled = true;
-  self->send(self, produce_atom_v);
 }
 
 void produce(node_pointer self) {
   auto& st = self->state;
-  st.producing_scheduled = false;
-  if (st.input_done)
-    return;
-  if (st.stop_requested) {
-    st.input_done = true;
-    flush(self);
-    return;
+  switch (st.life.begin_produce()) {
+    case node_lifecycle::produce_step::skip:
+      return;
+    case node_lifecycle::produce_step::stop:
+      flush(self);
+      return;
+    case node_lifecycle::produce_step::run:
+      break;
   }
-  auto room = source_room(st);
+  auto room = st.outs.room(st.plan->graph.runtime.batch_size * 4);
   if (room == 0)
     return; // an ack will call us again
   auto max = std::min(room, st.plan->graph.runtime.batch_size);
@@ -616,11 +520,11 @@ void produce(node_pointer self) {
       schedule_produce(self);
       break;
     case produce_status::idle:
-      st.producing_scheduled = true;
+      st.life.produce_later();
       self->delayed_send(self, st.logic->idle_delay(), produce_atom_v);
       break;
     case produce_status::done:
-      st.input_done = true;
+      st.life.exhausted();
       flush(self);
       break;
   }
@@ -637,84 +541,39 @@ void apply_result(node_pointer self, uint64_t token, stage_result& r) {
     out.emit(std::move(b));
   for (size_t k = 0; k < r.failed.size(); ++k)
     out.fail(std::move(r.failed[k]), k < r.reasons.size() ? r.reasons[k] : "");
-  if (auto i = st.inputs.find(token); i != st.inputs.end()) {
-    st.metrics->record_latency(elapsed_ns(i->second.received));
-    st.worker_records -= i->second.size;
+  size_t records = 0;
+  if (auto* in = st.inputs.find(token)) {
+    st.metrics->record_latency(elapsed_ns(in->received));
+    records = in->size;
   }
-  release(self, token);
-  --st.outstanding;
+  st.inputs.release(token, st.todo);
+  carry_out(self);
+  st.pool.applied(records);
 }
 
-void dispatch(node_pointer self);
+void dispatch(node_pointer self) {
+  auto& st = self->state;
+  st.pool.dispatch(st.todo);
+  carry_out(self);
+}
 
 void on_worker_result(node_pointer self, size_t w, uint64_t seq,
                       uint64_t token, stage_result& r) {
   auto& st = self->state;
-  --st.workers[w].busy;
-  if (!st.spec->ordered) {
-    apply_result(self, token, r);
-  } else {
-    st.done.emplace(seq, std::make_pair(token, std::move(r)));
-    while (!st.done.empty() && st.done.begin()->first == st.next_apply) {
-      auto node = st.done.extract(st.done.begin());
-      apply_result(self, node.mapped().first, node.mapped().second);
-      ++st.next_apply;
-    }
-  }
+  st.pool.complete(w, seq, token, std::move(r));
+  uint64_t ready = 0;
+  stage_result result;
+  while (st.pool.next_ready(ready, result))
+    apply_result(self, ready, result);
   dispatch(self);
   flush(self);
   maybe_finish(self);
   commit(self); // a reply, not a message of the behaviour: publish here too
 }
 
-void dispatch(node_pointer self) {
-  auto& st = self->state;
-  while (!st.waiting.empty()) {
-    size_t best = 0;
-    for (size_t w = 1; w < st.workers.size(); ++w)
-      if (st.workers[w].busy < st.workers[best].busy)
-        best = w;
-    if (st.workers[best].busy >= 2)
-      return;
-    auto token = st.waiting.front();
-    st.waiting.pop_front();
-    auto [redelivery, batch] = std::move(st.waiting_batches[token]);
-    st.waiting_batches.erase(token);
-    ++st.workers[best].busy;
-    auto seq = st.next_dispatch++;
-    ask(self, st.workers[best].handle, st.plan->graph.runtime.request_timeout,
-        exec_atom_v, redelivery, std::move(batch))
-      .then(
-        [=](stage_result& r) { on_worker_result(self, best, seq, token, r); },
-        [=](caf::error& err) {
-          // A worker died or timed out: this incarnation is in an unknown
-          // state. Crash it; the supervisor restarts it and upstream
-          // redelivers.
-          self->quit(make_error(errc::worker_failed,
-                                self->state.spec->name + ": " + render(err)));
-        });
-  }
-}
-
-// Upstream can send us nothing more until we acknowledge something: our own
-// input window is full, or a producer told us its is and it waits for what
-// it sent us. Then a logic holding records must let go of them (a filling
-// batch), and if what pins our input waits in our consumers instead (a
-// batch behind a filter keeps one record of each of our inputs), flush()
-// passes the word on with what we send them.
-bool pressing(const node_state& st) {
-  if (st.upstream_starved)
-    return true;
-  for (size_t p = 0; p < st.unacked_bytes.size(); ++p)
-    if (st.metrics->unacked_in[p].load(std::memory_order_relaxed) >= st.window
-        || st.unacked_bytes[p] >= st.window_bytes)
-      return true;
-  return false;
-}
-
 void let_go(node_pointer self) {
   auto& st = self->state;
-  if (!st.workers.empty() || st.logic->held() == 0)
+  if (st.pool.enabled() || st.logic->held() == 0)
     return; // workers always finish what they hold
   auto out = inline_emitter(self);
   st.logic->starved(out);
@@ -724,66 +583,42 @@ void let_go(node_pointer self) {
 // A producer is starved and waits for us.
 void on_starved(node_pointer self) {
   auto& st = self->state;
-  if (st.inputs.empty())
+  if (!st.inputs.starve())
     return; // we hold nothing of anyone's: it is not waiting for us
-  st.upstream_starved = true;
   let_go(self);
-  for (auto& e : st.edges)
-    e.starved_told = false; // pass it on, even without anything new
+  st.outs.forget_starved_told(); // pass it on, even without anything new
   flush(self);
 }
 
 void on_batch(node_pointer self, uint32_t in_port, uint32_t tag, uint64_t id,
               bool redelivery, record_batch& batch) {
   auto& st = self->state;
-  auto from = caf::actor_cast<node_actor>(self->current_sender());
-  if (in_port >= st.ended.size())
+  if (in_port >= st.inputs.ports())
     return;
   // More data after an end: a restarted producer replays what was not
-  // acknowledged. Reopen the input, and if this node had finished, resume:
-  // its consumers get another eof once this is through.
-  st.ended[in_port] = false;
-  if (st.input_done || st.finishing) {
-    st.input_done = false;
-    st.finishing = false;
-    for (auto& e : st.edges)
-      if (!e.dropped)
-        e.eof_sent = false;
-  }
+  // acknowledged. The input reopens (receive), and if this node had
+  // finished, it resumes: its consumers get another eof once this is
+  // through.
+  if (st.life.reopen())
+    st.outs.reopen();
   auto n = batch.size();
   st.metrics->add(st.metrics->in, n);
   st.metrics->unacked_in[in_port].fetch_add(n, std::memory_order_relaxed);
   st.metrics->received_in[in_port].fetch_add(n, std::memory_order_relaxed);
-  auto token = st.next_token++;
-  auto& in = st.inputs[token];
-  in.tag = tag;
-  in.in_port = in_port;
-  in.batch_id = id;
-  in.from = from;
-  in.refs = 1;
-  in.size = n;
-  in.bytes = batch.payload_bytes();
-  in.received = clock_type::now();
-  st.unacked_bytes[in_port] += in.bytes;
-  if (st.plan->graph.runtime.delivery == delivery_mode::at_most_once) {
-    // At most once: tell the producer we have it, so a crash of ours never
-    // brings it back (what we held is counted lost); the ack, and with it
-    // the credit, still waits until the records are released.
-    self->send(from, received_atom_v, tag, id);
-  }
-  if (!st.workers.empty()) {
-    ++st.outstanding;
-    st.worker_records += n;
-    st.waiting.push_back(token);
-    st.waiting_batches.emplace(token, std::make_pair(redelivery, std::move(batch)));
+  auto sender
+    = st.senders.acquire(caf::actor_cast<node_actor>(self->current_sender()));
+  auto token = st.inputs.receive(in_port, tag, id, sender, n,
+                                 batch.payload_bytes(), clock_type::now(),
+                                 st.todo);
+  carry_out(self);
+  if (st.pool.enabled()) {
+    st.pool.enqueue(token, redelivery, std::move(batch), n);
     dispatch(self);
-    if (pressing(st))
+    if (st.inputs.pressing())
       flush(self); // tells consumers holding our earlier output
     return;
   }
-  st.consumed += n;
-  in.end = st.consumed;
-  st.open.push_back(token);
+  st.inputs.open(token);
   st.metrics->processing.store(n, std::memory_order_relaxed);
   auto out = inline_emitter(self);
   if (redelivery)
@@ -792,40 +627,16 @@ void on_batch(node_pointer self, uint32_t in_port, uint32_t tag, uint64_t id,
   else
     st.logic->consume(std::move(batch), out);
   release_open(self);
-  if (pressing(st))
+  if (st.inputs.pressing())
     let_go(self);
   flush(self);
 }
 
-// One consumer is done with output entry `id` (acknowledged, or gone for
-// good). When none is left, the inputs it derives from are released.
-void settle(node_pointer self, uint64_t id) {
-  auto& st = self->state;
-  auto o = st.outs.find(id);
-  if (o == st.outs.end() || --o->second.pending > 0)
-    return;
-  if (st.is_source)
-    st.logic->acknowledged(o->second.batch);
-  auto lineage = std::move(o->second.lineage);
-  st.outs.erase(o);
-  for (auto t : lineage)
-    release(self, t);
-}
-
 void on_ack(node_pointer self, uint32_t tag, uint64_t id) {
   auto& st = self->state;
-  if (tag >= st.edges.size())
-    return;
-  auto& e = st.edges[tag];
-  auto u = e.unacked.find(id);
-  if (u == e.unacked.end())
-    return; // acknowledgement from a consumer incarnation we moved past
-  e.in_flight -= u->second;
-  if (auto o = st.outs.find(id); o != st.outs.end())
-    e.in_flight_bytes -= o->second.bytes;
-  e.unacked.erase(u);
-  e.received.erase(id);
-  settle(self, id);
+  if (!st.outs.ack(tag, id, st.inputs, st.todo))
+    return; // a consumer incarnation we moved past
+  carry_out(self);
   flush(self);
   if (st.is_source)
     schedule_produce(self);
@@ -833,43 +644,20 @@ void on_ack(node_pointer self, uint32_t tag, uint64_t id) {
 
 void on_input_end(node_pointer self, uint32_t in_port) {
   auto& st = self->state;
-  if (in_port >= st.ended.size())
+  if (in_port >= st.inputs.ports())
     return;
-  st.ended[in_port] = true;
+  st.inputs.end(in_port);
   maybe_finish(self);
 }
 
 void on_rewire(node_pointer self, uint32_t tag, caf::strong_actor_ptr h) {
   auto& st = self->state;
-  if (tag >= st.edges.size())
+  if (tag >= st.outs.edge_count())
     return;
-  auto& e = st.edges[tag];
-  e.handle = caf::actor_cast<node_actor>(h);
-  e.in_flight = 0;
+  st.consumers[tag] = caf::actor_cast<node_actor>(h);
   st.metrics->sent_out[tag].store(0, std::memory_order_relaxed); // new consumer
-  e.in_flight_bytes = 0;
-  e.eof_sent = false;
-  auto unacked = std::move(e.unacked);
-  e.unacked.clear();
-  auto received = std::move(e.received);
-  e.received.clear();
-  for (auto i = unacked.rbegin(); i != unacked.rend(); ++i) {
-    if (received.count(i->first)) {
-      // at_most_once: the dead consumer had it; its supervisor counted what
-      // it held as lost. Forget it here.
-      settle(self, i->first);
-      continue;
-    }
-    auto o = st.outs.find(i->first);
-    if (o == st.outs.end())
-      continue;
-    for (auto& r : o->second.batch.mutable_records())
-      ++r.ctx.attempt;
-    st.metrics->add(st.metrics->redelivered, i->second);
-    e.resent.insert(i->first);
-    e.queue.push_front(i->first);
-    e.queued += i->second;
-  }
+  st.outs.rewire(tag, static_cast<bool>(st.consumers[tag]), st.inputs, st.todo);
+  carry_out(self);
   flush(self);
   if (st.is_source)
     schedule_produce(self);
@@ -880,47 +668,20 @@ void on_rewire(node_pointer self, uint32_t tag, caf::strong_actor_ptr h) {
 // a temporary node removed after a crash.
 void on_drop(node_pointer self, uint32_t tag, bool finished) {
   auto& st = self->state;
-  if (tag >= st.edges.size() || st.edges[tag].dropped)
+  if (tag >= st.outs.edge_count())
     return;
-  auto& e = st.edges[tag];
-  if (!finished) {
-    // Sent but never received (it died in the removed node's mailbox), and
-    // queued for it but never sent.
-    auto received = consumer_metrics(st, e).unacked_in[e.in_port].load(
-      std::memory_order_relaxed);
-    count_lost_at(st, e,
-                  e.queued + (e.in_flight > received ? e.in_flight - received
-                                                     : 0));
-  }
-  for (auto id : e.queue)
-    if (auto o = st.outs.find(id); o != st.outs.end() && !e.resent.count(id))
-      mark_sent(st, o->second);
-  std::vector<uint64_t> ids(e.queue.begin(), e.queue.end());
-  for (auto& [id, _] : e.unacked)
-    ids.push_back(id);
-  e.resent.clear();
-  e.queue.clear();
-  e.unacked.clear();
-  e.queued = e.in_flight = e.in_flight_bytes = 0;
-  e.dropped = true;
-  e.finished = finished;
-  e.eof_sent = true;
-  e.handle = nullptr;
-  for (auto id : ids)
-    settle(self, id);
+  // What the removed consumer had received and not acknowledged: what we
+  // sent beyond that died in its mailbox.
+  auto& e = st.plan->out_edges[st.index][tag];
+  auto received = st.plan->metrics->nodes[e.consumer]->unacked_in[e.in_port].load(
+    std::memory_order_relaxed);
+  if (!st.outs.drop(tag, finished, received, st.inputs, st.todo))
+    return;
+  st.consumers[tag] = nullptr;
+  carry_out(self);
   flush(self);
   if (st.is_source)
     schedule_produce(self);
-}
-
-void arm_tick(node_pointer self) {
-  auto& st = self->state;
-
-  auto every = st.logic->tick_interval();
-  if (every.count() <= 0 || st.tick_armed || st.input_done)
-    return;
-  st.tick_armed = true;
-  self->delayed_send(self, every, tick_atom_v);
 }
 
 node_actor::behavior_type
@@ -932,8 +693,6 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
   st.metrics = plan->metrics->nodes[index].get();
   auto* type = plan->types[index];
   st.is_source = type->kind == actor_kind::source;
-  st.window = plan->graph.runtime.window;
-  st.window_bytes = plan->graph.runtime.window_bytes;
   st.index = index;
   st.origin = static_cast<uint32_t>(index + 1);
   install_exception_handler(self, st.spec->name);
@@ -944,29 +703,32 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
                  plan->graph.runtime.max_attempts,
                  st.memory ? st.memory.get() : nullptr,
                  plan->graph.runtime.delivery});
+  const auto& rt = plan->graph.runtime;
+  st.life = node_lifecycle{st.is_source};
   auto n_inputs = plan->in_edges[index].size();
-  st.ended.assign(n_inputs, false);
-  st.unacked_bytes.assign(n_inputs, 0);
+  st.inputs = input_ledger{n_inputs, rt.window, rt.window_bytes,
+                           rt.delivery == delivery_mode::at_most_once};
   for (size_t k = 0; k < wiring.closed_inputs.size() && k < n_inputs; ++k)
-    st.ended[k] = wiring.closed_inputs[k];
+    if (wiring.closed_inputs[k])
+      st.inputs.end(static_cast<uint32_t>(k));
+  std::vector<outbox::edge_config> edges;
   for (auto& e : plan->out_edges[index]) {
-    consumer_edge ce;
-    ce.handle = caf::actor_cast<node_actor>(wiring.consumers.at(e.tag));
-    ce.in_port = e.in_port;
-    ce.port = e.port;
-    ce.finished = st.edges.size() < wiring.finished_consumers.size()
-                  && wiring.finished_consumers[st.edges.size()];
-    ce.dropped = !ce.handle || ce.finished; // removed, or finished
-    ce.eof_sent = ce.dropped;
-    st.has_consumers[e.port] = true;
-    st.edges.push_back(std::move(ce));
+    auto tag = st.consumers.size();
+    st.consumers.push_back(caf::actor_cast<node_actor>(wiring.consumers.at(e.tag)));
+    outbox::edge_config c;
+    c.port = e.port;
+    c.in_port = e.in_port;
+    c.connected = static_cast<bool>(st.consumers.back());
+    c.finished = tag < wiring.finished_consumers.size()
+                 && wiring.finished_consumers[tag];
+    edges.push_back(c);
   }
+  st.outs = outbox{edges, rt.window, rt.window_bytes, st.is_source};
   if (st.spec->workers > 1) {
+    st.pool = worker_dispatch{st.spec->workers, st.spec->ordered};
     for (size_t w = 0; w < st.spec->workers; ++w)
-      st.workers.push_back(
-        {self->spawn<caf::linked>(worker_fn, plan, index, w,
-                                 wiring.incarnation),
-         0});
+      st.workers.push_back(self->spawn<caf::linked>(worker_fn, plan, index, w,
+                                                    wiring.incarnation));
   }
   if (st.is_source)
     schedule_produce(self);
@@ -983,9 +745,8 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
       on_ack(self, tag, id);
       commit(self);
     },
-    [=, &st = self->state](received_atom, uint32_t tag, uint64_t id) {
-      if (tag < st.edges.size() && st.edges[tag].unacked.count(id))
-        st.edges[tag].received.insert(id);
+    [=](received_atom, uint32_t tag, uint64_t id) {
+      self->state.outs.received(tag, id);
     },
     [=](eof_atom, uint32_t in_port) {
       on_input_end(self, in_port);
@@ -1008,22 +769,17 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
       commit(self);
     },
     [=](stop_atom) {
-      self->state.stop_requested = true;
-      if (self->state.is_source) {
-        // Also cuts short an idle wait (a rate pause, a quiet stdin).
-        self->state.producing_scheduled = false;
-        schedule_produce(self);
-      }
+      // A source ends at its next produce, sent now: that also cuts short
+      // an idle wait (a rate pause, a quiet stdin).
+      if (self->state.life.stop())
+        self->send(self, produce_atom_v);
     },
     [=, &st = self->state](tick_atom) {
-      if (st.tick_armed) {
-        st.tick_armed = false;
-        if (!st.input_done) {
-          auto out = inline_emitter(self);
-          st.logic->tick(out);
-          release_open(self);
-          flush(self);
-        }
+      if (st.life.tick()) {
+        auto out = inline_emitter(self);
+        st.logic->tick(out);
+        release_open(self);
+        flush(self);
       }
       arm_tick(self);
       maybe_finish(self);

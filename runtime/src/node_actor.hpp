@@ -1,6 +1,9 @@
 // The node actor: runs one node's logic with credit-based flow control,
 // acknowledgements and redelivery (internal; see internal_protocols.hpp for the
 // protocol it speaks and node_logic.hpp for what a node type supplies).
+// It is a shell: the decisions are taken by the CAF-free delivery ledger
+// in node/ (input_ledger, outbox, worker_dispatch, node_lifecycle), and the
+// actor carries out the commands they return.
 #pragma once
 
 #include <memory>
