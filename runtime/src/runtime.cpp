@@ -72,38 +72,6 @@ std::string diagnostics_text(const std::vector<diagnostic>& diags) {
   return msg;
 }
 
-// The graph validator's rule for a resource's parameters (required ones
-// present, values of the declared type, defaults filled in), for a resource
-// outside any graph. validate() stops at a graph without nodes.
-std::vector<diagnostic> check_resource_params(resource_spec& r,
-                                              const actor_type& t) {
-  std::vector<diagnostic> out;
-  auto where = r.where.file.empty() ? source_location{"<resource>", 1, 1}
-                                    : r.where;
-  auto prefix = r.where.file.empty() ? "resource '" + r.name + "': " : "";
-  for (auto& p : t.params) {
-    if (!r.params.has(p.name)) {
-      if (p.required) {
-        out.push_back({where, prefix + "missing required field '" + p.name
-                                + "' for type '" + t.name + "' (" + p.doc
-                                + ")"});
-      } else if (!p.default_value.empty()) {
-        param_value pv;
-        parse_param(p, p.default_value, pv);
-        r.params.set(p.name, std::move(pv));
-      }
-      continue;
-    }
-    auto& pv = r.params.get(p.name);
-    if (pv.type != p.type)
-      out.push_back({pv.where.file.empty() ? where : pv.where,
-                     prefix + "'" + p.name + "' of type '" + t.name
-                       + "' expects a " + to_string(p.type)
-                       + " value, got a " + to_string(pv.type)});
-  }
-  return out;
-}
-
 // Spawns the service `spec` (validated) of type `t`.
 std::shared_ptr<const resource_entry>
 spawn_resource(caf::actor_system& sys, const actor_type& t,
@@ -387,13 +355,11 @@ const run_metrics& graph_run::metrics() const {
 }
 
 void runtime::add_resource(resource_spec spec) {
-  auto* t = reg_->find(spec.type, actor_kind::service);
-  if (!t || t->kind != actor_kind::service)
-    throw std::invalid_argument("resource '" + spec.name + "': '" + spec.type
-                                + "' is not a registered service");
-  auto diags = detail::check_resource_params(spec, *t);
+  // The validator's rules for a graph's resources, so both read alike.
+  auto diags = validate(spec, *reg_);
   if (!diags.empty())
     throw std::invalid_argument(detail::diagnostics_text(diags));
+  auto* t = reg_->find(spec.type, actor_kind::service);
   auto& r = spec;
   std::lock_guard<std::mutex> guard{impl_->mtx};
   if (r.name.empty() || impl_->resources.count(r.name))

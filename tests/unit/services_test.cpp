@@ -273,16 +273,16 @@ nodes:
 TEST_CASE("add_resource checks its spec like a graph's resources") {
   fixture f;
   CHECK(contains(error_of([&] { f.rt->add_resource({"x", "nope"}); }),
-                 "resource 'x': 'nope' is not a registered service"));
+                 "resource 'x': unknown actor type 'nope'"));
   CHECK(contains(error_of([&] { f.rt->add_resource({"x", "map"}); }),
-                 "'map' is not a registered service"));
+                 "'map' is a stage, not a service"));
   resource_spec bad{"x", "counter"};
   param_value text;
   text.type = param_type::string;
   text.text = "many";
   bad.params.set("initial", text);
   CHECK(contains(error_of([&] { f.rt->add_resource(bad); }),
-                 "'initial' of type 'counter' expects a integer"));
+                 "resource 'x': 'initial': expects an integer value, got a string"));
   f.rt->add_resource({"x", "counter"});
   CHECK(contains(error_of([&] { f.rt->add_resource({"x", "tally"}); }),
                  "resource 'x': the name is taken"));
