@@ -405,3 +405,41 @@ nodes:
   REQUIRE(h.drive(run));
   CHECK(h.sinks["out"].records.size() == 20);
 }
+
+TEST_CASE("fuzz seed 4726: a consumer does not finish while a record it may "
+          "still get waits on another edge of its producer") {
+  // p sends seq 3 and 7 to `errors` on their first attempt; d holds them
+  // for a second. Meanwhile k crashes (its first batch, at 500ms), and
+  // one_for_all restarts every node still running: src replays its batch
+  // with attempt 2, and p now passes 3 and 7 to c. c must still be there to
+  // get them: it used to finish at once (p sent it eof while d still held
+  // p's output), and the replayed 3 and 7 went nowhere — a completed run
+  // with two records neither in c nor in e.
+  harness h;
+  auto run = h.start(R"(version: 1
+runtime: {batch_size: 8, max_attempts: 1}
+supervision: {strategy: one_for_all, intensity: 10, period: 10s}
+nodes:
+  src: {type: generate, count: 8}
+  p:   {type: chaos, every: 4, inputs: [src]}
+  c:   {type: collect, inputs: [p]}
+  d:   {type: chaos, delay: 1s, inputs: [p.errors]}
+  e:   {type: collect, inputs: [d]}
+  dk:  {type: chaos, delay: 500ms, inputs: [src]}
+  k:   {type: chaos, kill: 1, inputs: [dk]}
+  ks:  {type: collect, inputs: [k]}
+)");
+  REQUIRE(h.drive(run));
+  auto rep = run.report();
+  CHECK(rep.status == "completed");
+  check_balanced(rep);
+  std::set<uint64_t> got;
+  for (auto* s : {&h.sinks["c"], &h.sinks["e"]})
+    for (auto q : unique_seqs(*s))
+      got.insert(q);
+  CHECK(got == std::set<uint64_t>{0, 1, 2, 3, 4, 5, 6, 7});
+  CHECK(unique_seqs(h.sinks["ks"]).size() == 8);
+  for (auto& n : rep.nodes)
+    if (n.name == "k")
+      CHECK(n.restarts == 1); // the scenario happened
+}

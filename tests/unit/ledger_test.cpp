@@ -506,6 +506,52 @@ TEST_CASE("outbox: eof goes to each live consumer once its queue is empty, "
   CHECK(o.edge(1).eof_sent);
 }
 
+TEST_CASE("outbox: a stage sends eof only once no other edge holds its "
+          "output; the consumers that hold it are told it is starved") {
+  // One input batch: part to the data consumer, one record to `errors`.
+  input_ledger in{1, 100, 1 << 20, false};
+  node_commands todo;
+  outbox o{{data_edge(), errors_edge()}, 100, 1 << 20, false};
+  auto a = in.receive(0, 0, 1, 0, 4, 4, {}, todo);
+  o.emit(out_data_port, batch_of(3), {a}, in, todo);
+  o.emit(out_errors_port, batch_of(1, 1, 3), {a}, in, todo);
+  in.release(a, todo);
+  o.flush(false, true, todo); // input done: the node drains
+  auto cs = take(todo);
+  CHECK(only(cs, kind::send_batch).size() == 2);
+  // Each edge's queue is empty, but the other edge holds output derived
+  // from `a`: if we crashed now, `a` would come back and its records might
+  // go another way. No eof yet; both consumers hear we are starved.
+  CHECK(only(cs, kind::send_eof).empty());
+  CHECK(only(cs, kind::send_starved).size() == 2);
+  // The data consumer acknowledges: the errors consumer may have its eof
+  // (nothing else holds output), the data consumer not yet.
+  REQUIRE(o.ack(0, 1, in, todo));
+  o.flush(false, true, todo);
+  cs = take(todo);
+  auto eofs = only(cs, kind::send_eof);
+  REQUIRE(eofs.size() == 1);
+  CHECK(eofs[0].cmd.edge == 1);
+  CHECK(only(cs, kind::ack).empty()); // `a` is still held by edge 1
+  // The errors consumer acknowledges: `a` goes upstream, and the data
+  // consumer has everything, whatever a replay would make of `a`.
+  REQUIRE(o.ack(1, 2, in, todo));
+  o.flush(false, true, todo);
+  cs = take(todo);
+  CHECK(ids_of(only(cs, kind::ack)) == std::vector<uint64_t>{1});
+  eofs = only(cs, kind::send_eof);
+  REQUIRE(eofs.size() == 1);
+  CHECK(eofs[0].cmd.edge == 0);
+  CHECK(o.drained());
+  // A source replays exactly what it emitted: its eof does not wait.
+  outbox src{{data_edge(), data_edge()}, 100, 1 << 20, true};
+  src.emit(out_data_port, batch_of(2), {}, in, todo);
+  src.flush(false, true, todo);
+  cs = take(todo);
+  CHECK(only(cs, kind::send_eof).size() == 2);
+  CHECK(only(cs, kind::send_starved).empty());
+}
+
 TEST_CASE("outbox: a finished consumer is dropped without loss; what we emit "
           "later goes nowhere") {
   input_ledger in{1, 100, 1 << 20, false};

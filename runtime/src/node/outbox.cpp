@@ -72,44 +72,79 @@ void outbox::mark_sent(out_entry& entry) {
     counts_.unsent -= static_cast<int64_t>(entry.batch.size());
 }
 
-void outbox::flush(bool starved, bool input_done, node_commands& out) {
-  for (size_t k = 0; k < edges_.size(); ++k) {
-    auto& e = edges_[k];
-    auto tag = static_cast<uint32_t>(k);
-    bool sent = false;
-    while (!e.queue.empty() && e.in_flight < window_
-           && e.in_flight_bytes < window_bytes_) {
-      auto id = e.queue.front();
-      e.queue.pop_front();
-      auto i = outs_.find(id);
-      if (i == outs_.end())
-        continue;
-      auto n = i->second.batch.size();
-      e.queued -= n;
-      e.in_flight += n;
-      e.in_flight_bytes += i->second.bytes;
-      e.unacked.emplace(id, n);
-      bool redelivery = e.resent.erase(id) > 0;
-      if (!redelivery)
-        mark_sent(i->second);
-      out.send_batch(tag, e.in_port, id, redelivery, n, i->second.batch);
-      sent = true;
-    }
-    // While we are starved, a consumer holding what we sent may be what
-    // pins our input: tell it, after the batches it is about.
-    if (!starved) {
-      e.starved_told = false;
-    } else if ((sent || !e.starved_told) && e.in_flight > 0 && e.connected
-               && !e.dropped) {
-      e.starved_told = true;
-      out.send_starved(tag);
-    }
-    if (input_done && e.queue.empty() && !e.eof_sent) {
-      e.eof_sent = true;
-      if (e.connected)
-        out.send_eof(tag, e.in_port);
-    }
+bool outbox::send_queued(uint32_t tag, node_commands& out) {
+  auto& e = edges_[tag];
+  bool sent = false;
+  while (!e.queue.empty() && e.in_flight < window_
+         && e.in_flight_bytes < window_bytes_) {
+    auto id = e.queue.front();
+    e.queue.pop_front();
+    auto i = outs_.find(id);
+    if (i == outs_.end())
+      continue;
+    auto n = i->second.batch.size();
+    e.queued -= n;
+    e.in_flight += n;
+    e.in_flight_bytes += i->second.bytes;
+    e.unacked.emplace(id, n);
+    bool redelivery = e.resent.erase(id) > 0;
+    if (!redelivery)
+      mark_sent(i->second);
+    out.send_batch(tag, e.in_port, id, redelivery, n, i->second.batch);
+    sent = true;
   }
+  return sent;
+}
+
+void outbox::tell(uint32_t tag, bool sent, bool starved, bool eof,
+                  node_commands& out) {
+  auto& e = edges_[tag];
+  // While we are starved, a consumer holding what we sent may be what
+  // pins our input: tell it, after the batches it is about.
+  if (!starved) {
+    e.starved_told = false;
+  } else if ((sent || !e.starved_told) && e.in_flight > 0 && e.connected
+             && !e.dropped) {
+    e.starved_told = true;
+    out.send_starved(tag);
+  }
+  if (eof && e.queue.empty() && !e.eof_sent) {
+    e.eof_sent = true;
+    if (e.connected)
+      out.send_eof(tag, e.in_port);
+  }
+}
+
+void outbox::flush(bool starved, bool input_done, node_commands& out) {
+  auto n = static_cast<uint32_t>(edges_.size());
+  if (!input_done || is_source_) {
+    // A source replays exactly what it emitted, so its eof needs no wait.
+    for (uint32_t tag = 0; tag < n; ++tag)
+      tell(tag, send_queued(tag, out), starved, input_done, out);
+    return;
+  }
+  // A stage that will make nothing more. Its eof tells a consumer it has
+  // everything, and the consumer may then finish for good. But while
+  // another edge still holds output of ours, the inputs it derives from are
+  // unacknowledged: if we crash, they come back, and their records may take
+  // another way this time (a record that failed to `errors` now passes):
+  // what we would then owe a finished consumer goes nowhere. So a consumer
+  // gets eof only once no other edge holds anything; those that wait are
+  // told we are starved, so a consumer holding our output until its input
+  // ends (a filling batch) lets go and none waits for another.
+  sent_.assign(n, false);
+  for (uint32_t tag = 0; tag < n; ++tag)
+    sent_[tag] = send_queued(tag, out);
+  size_t holding = 0;
+  for (auto& e : edges_)
+    holding += holds(e);
+  bool waiting = false;
+  for (auto& e : edges_)
+    if (!e.eof_sent && e.queue.empty() && holding > holds(e))
+      waiting = true;
+  for (uint32_t tag = 0; tag < n; ++tag)
+    tell(tag, sent_[tag], starved || waiting, holding <= holds(edges_[tag]),
+         out);
 }
 
 // One consumer is done with output entry `id` (acknowledged, or gone for

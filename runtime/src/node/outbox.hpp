@@ -18,6 +18,13 @@
 // removed after a crash never gets what was queued or died in its mailbox,
 // and that is counted lost at it.
 //
+// eof tells a consumer it has everything, so it may finish for good. A
+// stage sends it only once no other edge holds output of ours: until then
+// the inputs that output derives from are unacknowledged, and after a crash
+// of ours they come back and may come out differently (a record that
+// failed to `errors` passes on a later attempt), which a finished consumer
+// would never get.
+//
 // Not thread-safe: one node actor owns it. Operations append the sends to
 // make to a node_commands buffer; counter changes (out, batches, unsent)
 // accumulate until take_counts().
@@ -106,7 +113,8 @@ public:
   // Sends what credit allows. `starved`: upstream presses us (see
   // input_ledger::pressing), so consumers holding what we sent are told.
   // `input_done`: nothing more will be emitted, each edge gets eof once its
-  // queue is empty.
+  // queue is empty and (for a stage) no other edge holds anything; the
+  // consumers that then hold our output are told we are starved.
   void flush(bool starved, bool input_done, node_commands& out);
   // ack(tag, id) from a consumer. False when it is not for an entry that
   // consumer's incarnation has (a consumer we moved past): ignore it.
@@ -157,6 +165,15 @@ public:
 
 private:
   void mark_sent(out_entry& entry);
+  // Sends what credit allows on one edge; true if anything went out.
+  bool send_queued(uint32_t tag, node_commands& out);
+  // After the edge's batches: the starved word and eof, as due.
+  void tell(uint32_t tag, bool sent, bool starved, bool eof,
+            node_commands& out);
+  // Output of ours the edge's consumer has not acknowledged yet.
+  static size_t holds(const edge_state& e) {
+    return !e.queue.empty() || !e.unacked.empty() ? 1 : 0;
+  }
   void settle(uint64_t id, input_ledger& inputs, node_commands& out);
 
   std::vector<edge_state> edges_; // by reply tag
@@ -167,6 +184,7 @@ private:
   bool is_source_ = false;
   bool has_consumers_[2] = {false, false};
   counts counts_;
+  std::vector<bool> sent_; // flush's scratch, kept for its capacity
 };
 
 } // namespace troupe::detail
