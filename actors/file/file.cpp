@@ -354,12 +354,16 @@ public:
     }
     // A restarted sink appends: what its predecessor wrote stays written.
     bool append = restarted || p.boolean("append");
+    // Truncated only once locked (below), never under another writer.
     fd_ = unique_fd{::open(path_.c_str(),
                            O_WRONLY | O_CREAT | O_CLOEXEC
-                             | (append ? O_APPEND : O_TRUNC),
+                             | (append ? O_APPEND : 0),
                            0666)};
     if (fd_.get() < 0)
       throw_errno(errno, "cannot open output '" + path_ + "'");
+    lock_output();
+    if (!append && is_regular(fd_.get()) && ::ftruncate(fd_.get(), 0) != 0)
+      throw_errno(errno, "cannot truncate output '" + path_ + "'");
     if (append)
       drop_partial_last_line(fd_.get(), path_);
     writer_ = std::make_unique<record_writer>(
@@ -393,6 +397,27 @@ public:
   }
 
 private:
+  static bool is_regular(int fd) {
+    struct stat st {};
+    return ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  }
+
+  // Two writers of one regular file (two runs of one runtime, two
+  // processes) would overwrite each other's lines while both report them
+  // written: the file is locked for as long as this incarnation holds it
+  // (released with the descriptor). Devices and pipes are shared on purpose.
+  void lock_output() {
+    if (!is_regular(fd_.get()))
+      return;
+    if (::flock(fd_.get(), LOCK_EX | LOCK_NB) == 0)
+      return;
+    if (errno == EWOULDBLOCK)
+      throw unrecoverable_error("output '" + path_
+                                + "' is being written by another run; "
+                                  "give each run its own file");
+    throw_errno(errno, "cannot lock output '" + path_ + "'");
+  }
+
   std::string path_;
   unique_fd fd_;
   std::unique_ptr<record_writer> writer_;

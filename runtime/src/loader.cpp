@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 #include <sys/stat.h>
+#include <tuple>
 #include <type_traits>
 
 #include "troupe/registry.hpp"
@@ -593,6 +594,13 @@ load_result load_graph_text(const std::string& text, const std::string& file,
   res.graph = loader.load(*tree, file);
   if (!res.errors.empty())
     res.graph.reset();
+  // Parser and validator find problems in their own order: report them in
+  // the order they appear in the file.
+  std::stable_sort(res.errors.begin(), res.errors.end(),
+                   [](const diagnostic& a, const diagnostic& b) {
+                     return std::tie(a.where.line, a.where.column)
+                            < std::tie(b.where.line, b.where.column);
+                   });
   return res;
 }
 

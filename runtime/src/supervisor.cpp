@@ -5,6 +5,8 @@
 
 #include <exception>
 #include <iostream>
+#include <set>
+#include <stdexcept>
 
 #include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
@@ -195,14 +197,41 @@ supervisor_impl::behavior_type supervisor_fn(pointer self,
 
 } // namespace
 
+namespace {
+
+// What the YAML validator refuses for a graph's supervision, refused here
+// too: a zero period would never exhaust the budget (an endless crash loop).
+void check_config(const supervisor_config& cfg) {
+  auto bad = [&](const std::string& why) {
+    throw std::invalid_argument("supervisor '" + cfg.name + "': " + why);
+  };
+  auto& p = cfg.policy;
+  if (p.period.count() <= 0)
+    bad("policy.period must be positive");
+  if (p.backoff.min.count() < 0 || p.backoff.max < p.backoff.min)
+    bad("policy.backoff needs 0 <= min <= max");
+  if (!(p.backoff.jitter >= 0.0 && p.backoff.jitter <= 1.0))
+    bad("policy.backoff.jitter must be within 0..1");
+  if (cfg.shutdown_timeout.count() <= 0)
+    bad("shutdown_timeout must be positive");
+  std::set<std::string> names;
+  for (auto& c : cfg.children)
+    if (c.name.empty() || !names.insert(c.name).second)
+      bad("child names must be unique and not empty ('" + c.name + "')");
+}
+
+} // namespace
+
 supervisor_actor spawn_supervisor(caf::actor_system& sys,
                                   supervisor_config cfg) {
+  check_config(cfg);
   return sys.spawn(supervisor_fn, std::move(cfg));
 }
 
 child_spec supervisor_child(std::string name, supervisor_config cfg,
                             restart_type restart) {
   cfg.name = name;
+  check_config(cfg);
   return {name, restart, [cfg](caf::local_actor& parent) {
             return caf::actor_cast<caf::actor>(parent.spawn(supervisor_fn, cfg));
           }};

@@ -759,7 +759,18 @@ private:
       if (!t || !t->validate)
         continue;
       std::vector<diagnostic> found;
-      t->validate(g_.nodes[i], g_, reg_, found);
+      // A hook is extension code: what it throws is one more diagnostic.
+      try {
+        t->validate(g_.nodes[i], g_, reg_, found);
+      } catch (const std::exception& e) {
+        found.push_back({g_.nodes[i].where, "type '" + t->name
+                                              + "': its validate hook threw: "
+                                              + e.what()});
+      } catch (...) {
+        found.push_back({g_.nodes[i].where,
+                         "type '" + t->name
+                           + "': its validate hook threw a non-standard exception"});
+      }
       for (auto& d : found)
         error(d.where, who(g_.nodes[i]), d.message);
     }
