@@ -178,7 +178,7 @@ void check_completion(sup_pointer self) {
   }
   complete(self, {st.stopping ? run_outcome::status::interrupted
                               : run_outcome::status::completed,
-                  st.stopping ? "stopped by signal; drained" : "", {}});
+                  st.stopping ? "stopped; drained" : "", {}});
 }
 
 void start_child(sup_pointer self, size_t i) {

@@ -174,6 +174,11 @@ runtime::runtime(registry reg, runtime_options opts)
 
 runtime::runtime(std::shared_ptr<const registry> reg, runtime_options opts)
   : reg_(checked(std::move(reg))), impl_(std::make_unique<impl>()) {
+  // The limit YAML's `runtime.threads` has: beyond it only start-up time grows.
+  if (opts.threads > 256)
+    throw std::invalid_argument("runtime_options.threads expects 0 (one per "
+                                "hardware thread) or 1..256, got "
+                                + std::to_string(opts.threads));
   auto& cfg = impl_->cfg;
   auto threads = opts.threads > 0
                    ? opts.threads

@@ -144,3 +144,10 @@ TEST_CASE("review: two runs of one runtime writing one file: the second "
   CHECK(lines == a.report().sink_records);
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("review: runtime_options.threads has YAML's limit") {
+  registry reg;
+  register_builtins(reg);
+  CHECK_THROWS_AS((runtime{reg, runtime_options{100000, false}}),
+                  std::invalid_argument);
+}
