@@ -342,7 +342,8 @@ private:
 
 class file_sink : public node_logic {
 public:
-  file_sink(const param_set& p, bool restarted)
+  file_sink(const param_set& p, bool restarted,
+            std::unique_ptr<node_memory>* memory)
     : path_(p.str("path")) {
     auto parent = std::filesystem::path(path_).parent_path();
     if (!parent.empty()) {
@@ -361,7 +362,7 @@ public:
                            0666)};
     if (fd_.get() < 0)
       throw_errno(errno, "cannot open output '" + path_ + "'");
-    lock_output();
+    lock_output(memory);
     if (!append && is_regular(fd_.get()) && ::ftruncate(fd_.get(), 0) != 0)
       throw_errno(errno, "cannot truncate output '" + path_ + "'");
     if (append)
@@ -404,23 +405,39 @@ private:
 
   // Two writers of one regular file (two runs of one runtime, two
   // processes) would overwrite each other's lines while both report them
-  // written: the file is locked for as long as this incarnation holds it
-  // (released with the descriptor). Devices and pipes are shared on purpose.
-  void lock_output() {
-    if (!is_regular(fd_.get()))
+  // written: the first start of a sink locks its output for the whole run.
+  // The lock lives in the node's memory, which the supervisor keeps across
+  // restarts: a new incarnation never competes with its killed predecessor,
+  // whose descriptor CAF may close only later. Devices and pipes are shared
+  // on purpose.
+  struct output_lock : node_memory {
+    unique_fd fd;
+  };
+
+  void lock_output(std::unique_ptr<node_memory>* memory) {
+    if (!is_regular(fd_.get()) || (memory && *memory))
       return;
-    if (::flock(fd_.get(), LOCK_EX | LOCK_NB) == 0)
-      return;
-    if (errno == EWOULDBLOCK)
-      throw unrecoverable_error("output '" + path_
-                                + "' is being written by another run; "
-                                  "give each run its own file");
-    throw_errno(errno, "cannot lock output '" + path_ + "'");
+    auto lock = std::make_unique<output_lock>();
+    lock->fd = unique_fd{::open(path_.c_str(), O_WRONLY | O_CLOEXEC)};
+    if (lock->fd.get() < 0)
+      throw_errno(errno, "cannot open output '" + path_ + "'");
+    if (::flock(lock->fd.get(), LOCK_EX | LOCK_NB) != 0) {
+      if (errno == EWOULDBLOCK)
+        throw unrecoverable_error("output '" + path_
+                                  + "' is being written by another run; "
+                                    "give each run its own file");
+      throw_errno(errno, "cannot lock output '" + path_ + "'");
+    }
+    if (memory)
+      *memory = std::move(lock);
+    else
+      own_lock_ = std::move(lock);
   }
 
   std::string path_;
   unique_fd fd_;
   std::unique_ptr<record_writer> writer_;
+  std::unique_ptr<output_lock> own_lock_; // without node_context::memory
 };
 
 void check_source(const node_spec& n, const graph_spec&, const registry&,
@@ -481,7 +498,8 @@ actor_type file_sink_type() {
      "append instead of truncating", {}, 0},
   };
   t.make_node = [](const node_context& ctx) {
-    return std::make_unique<file_sink>(ctx.spec.params, ctx.incarnation > 0);
+    return std::make_unique<file_sink>(ctx.spec.params, ctx.incarnation > 0,
+                                       ctx.memory);
   };
   t.validate = check_sink;
   return t;
