@@ -2,6 +2,7 @@
 // with what its type said about it, and how a node reports to its slots.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -24,6 +25,9 @@ struct resource_entry {
   caf::strong_actor_ptr handle;
   std::function<void(const caf::strong_actor_ptr&, const slot_event&)>
     on_node_event;
+  // Set when a runtime resource is released (release_resource, ~runtime):
+  // the runs that still map it then refuse to hand out its dead handle.
+  mutable std::atomic<bool> released{false};
 };
 
 // By resource name. Entries are immutable and shared: a run's plan keeps the

@@ -211,8 +211,10 @@ runtime::~runtime() {
     for (auto& g : groups)
       if (auto p = g.lock())
         p->release();
-    for (auto& [_, r] : resources)
+    for (auto& [_, r] : resources) {
+      r->released = true;
       caf::anon_send_exit(r->handle, caf::exit_reason::user_shutdown);
+    }
   };
   auto ended = [](auto& st) {
     return st->outcome.wait_for(duration{0}) == std::future_status::ready;
@@ -384,6 +386,7 @@ bool runtime::release_resource(const std::string& name) {
     gone = std::move(i->second);
     impl_->resources.erase(i);
   }
+  gone->released = true;
   caf::anon_send_exit(gone->handle, caf::exit_reason::user_shutdown);
   return true;
 }
@@ -418,6 +421,9 @@ caf::strong_actor_ptr graph_run::resource_ptr(const std::string& name,
   auto i = all.find(name);
   if (i == all.end())
     throw std::invalid_argument(detail::unknown_resource(name, all));
+  if (i->second->released)
+    throw std::invalid_argument("resource '" + name
+                                + "' was released by its runtime");
   return detail::checked_handle(*i->second, want);
 }
 

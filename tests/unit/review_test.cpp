@@ -151,3 +151,28 @@ TEST_CASE("review: runtime_options.threads has YAML's limit") {
   CHECK_THROWS_AS((runtime{reg, runtime_options{100000, false}}),
                   std::invalid_argument);
 }
+
+TEST_CASE("review: a run does not hand out a runtime resource its runtime "
+          "released") {
+  auto reg = std::make_shared<registry>();
+  register_builtins(*reg);
+  runtime rt{reg};
+  rt.add_resource({"seen", "counter"});
+  // Declared as the runtime has it: the run binds to the runtime's one.
+  auto loaded = load_graph_text(R"(version: 1
+resources:
+  seen: { type: counter }
+nodes:
+  src: { type: generate, count: 10 }
+  out: { type: null, inputs: [src], counter: seen }
+)",
+                                "r.yaml", rt.types());
+  REQUIRE(loaded.ok());
+  auto run = rt.start(*loaded.graph);
+  REQUIRE(run.wait_for(30s));
+  CHECK_NOTHROW(run.resource("seen"));
+  CHECK(rt.release_resource("seen"));
+  CHECK_THROWS_WITH_AS(run.resource("seen"),
+                       "resource 'seen' was released by its runtime",
+                       std::invalid_argument);
+}
