@@ -1,4 +1,5 @@
 #include "troupe/actors/builtin_types.hpp"
+#include "troupe/actors/type_ids.hpp"
 
 namespace troupe {
 
@@ -9,6 +10,8 @@ void register_builtins(registry& reg) {
                     stdout_type, null_type, counter_type})
     reg.add(make());
   register_functions(reg);
+  reg.add_message_types(
+    [](caf::actor_system_config& cfg) { actors::add_message_types(cfg); });
   // Resource slots any node may name (slot -> protocol). What a slot does
   // for a node is the slot hook of the service type behind it (the counter's
   // in counter/); the services behind cache and rate_limit arrive with their

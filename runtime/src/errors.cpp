@@ -21,6 +21,16 @@ const char* to_string(errc x) {
       return "restart_budget";
     case errc::unrecoverable:
       return "unrecoverable";
+    case errc::refused:
+      return "refused";
+    case errc::failed:
+      return "failed";
+    case errc::timeout:
+      return "timeout";
+    case errc::cancelled:
+      return "cancelled";
+    case errc::unavailable:
+      return "unavailable";
   }
   return "unknown";
 }

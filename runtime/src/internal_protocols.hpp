@@ -58,8 +58,10 @@ using node_actor = caf::typed_actor<
   caf::reacts_to<starved_atom>,
   // stop: sources stop producing; everything in flight drains.
   caf::reacts_to<stop_atom>,
-  // Self-messages: timers and source pacing.
-  caf::reacts_to<tick_atom>, caf::reacts_to<produce_atom>>;
+  // Self-messages: timers, source pacing, and a waiting stage's timers
+  // (wake(id): node_calls::after).
+  caf::reacts_to<tick_atom>, caf::reacts_to<produce_atom>,
+  caf::reacts_to<wake_atom, uint64_t>>;
 
 // A map/filter worker: runs a node's logic on one batch, off the node actor
 // (exec(redelivery, records), see batch above).

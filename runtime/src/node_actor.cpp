@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <map>
+#include <unordered_map>
 
 #include <caf/actor_cast.hpp>
 #include <caf/event_based_actor.hpp>
@@ -13,6 +15,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "troupe/ask.hpp"
+#include "troupe/call_context.hpp"
 #include "troupe/errors.hpp"
 #include "troupe/hygiene.hpp"
 
@@ -222,6 +225,8 @@ private:
   uint32_t last_ = 0;
 };
 
+class node_call_context;
+
 struct node_state {
   static inline const char* name = "troupe.node";
 
@@ -231,6 +236,9 @@ struct node_state {
   // Declared before the logic, so the logic's destructor (a checkpoint
   // save) still finds its memory.
   std::shared_ptr<std::unique_ptr<node_memory>> memory; // across restarts
+  // The calls a waiting logic starts (its slot clients); declared before the
+  // logic, which holds pointers to them.
+  std::unique_ptr<node_call_context> calls;
   std::unique_ptr<node_logic> logic;
   size_t index = 0;    // in the graph
   uint32_t origin = 0; // index + 1: stamped on a source's records
@@ -251,6 +259,83 @@ struct node_state {
 };
 
 using node_pointer = node_actor::stateful_pointer<node_state>;
+
+// -- calls of a stage that waits (waiting.hpp, call_context.hpp) ---------------
+
+void on_call_complete(node_pointer self,
+                      const std::function<void(emitter&)>& then);
+
+// The node's side of node_calls: requests from the node actor under finite
+// timeouts, each continuation run on the node's thread followed by the same
+// bookkeeping as a consumed batch. One per incarnation: a crashed node's
+// continuations die with it, and upstream redelivers their records.
+class node_call_context final : public node_calls, public call_context {
+public:
+  explicit node_call_context(node_pointer self) : self_(self) {
+  }
+
+  void add_client(const std::string& slot, std::unique_ptr<slot_client> c) {
+    clients_[slot] = std::move(c);
+  }
+
+  caf::actor_system& system() override {
+    return self_->system();
+  }
+
+  duration timeout() const override {
+    return self_->state.plan->graph.runtime.request_timeout;
+  }
+
+  size_t outstanding() const override {
+    return outstanding_;
+  }
+
+  void request(const caf::strong_actor_ptr& to, caf::message msg,
+               duration timeout, caf::behavior handlers) override {
+    if (timeout <= duration{0})
+      throw std::invalid_argument("a call's timeout must be positive");
+    ++outstanding_;
+    auto h = self_->request(caf::actor_cast<caf::actor>(to),
+                            std::chrono::duration_cast<caf::timespan>(timeout),
+                            std::move(msg));
+    self_->add_multiplexed_response_handler(h.id(), std::move(handlers));
+  }
+
+  void complete(const std::function<void(emitter&)>& then) override {
+    --outstanding_;
+    on_call_complete(self_, then);
+  }
+
+  void after(duration delay, std::function<void(emitter&)> then) override {
+    ++outstanding_;
+    auto id = next_timer_++;
+    timers_.emplace(id, std::move(then));
+    self_->delayed_send(self_, std::max(delay, duration{1000}), wake_atom_v,
+                        id);
+  }
+
+  void wake(uint64_t id) {
+    auto i = timers_.find(id);
+    if (i == timers_.end())
+      return;
+    auto then = std::move(i->second);
+    timers_.erase(i);
+    complete(then);
+  }
+
+protected:
+  slot_client* find_client(const std::string& slot) override {
+    auto i = clients_.find(slot);
+    return i == clients_.end() ? nullptr : i->second.get();
+  }
+
+private:
+  node_pointer self_;
+  std::map<std::string, std::unique_ptr<slot_client>> clients_;
+  std::unordered_map<uint64_t, std::function<void(emitter&)>> timers_;
+  uint64_t next_timer_ = 0;
+  size_t outstanding_ = 0;
+};
 
 // The emitter the node actor hands to inline logic: every output entry it
 // creates derives from the given lineage.
@@ -485,6 +570,11 @@ void maybe_finish(node_pointer self) {
     flush(self);
     return;
   }
+  if (st.calls->outstanding() > 0) {
+    // Each call ends (reply or timeout) and its completion comes back here.
+    flush(self);
+    return;
+  }
   if (auto n = st.logic->held(); n > 0)
     // Ending now would acknowledge records nobody emitted: never silently.
     throw unrecoverable_error(
@@ -632,6 +722,21 @@ void on_batch(node_pointer self, uint32_t in_port, uint32_t tag, uint64_t id,
   flush(self);
 }
 
+// A call a waiting logic started ended: its continuation runs like a
+// consumed batch (it may emit, fail, drop, or start more calls).
+void on_call_complete(node_pointer self,
+                      const std::function<void(emitter&)>& then) {
+  auto& st = self->state;
+  auto out = inline_emitter(self);
+  then(out);
+  release_open(self);
+  if (st.inputs.pressing())
+    let_go(self);
+  flush(self);
+  maybe_finish(self);
+  commit(self); // a reply or a timer, not a message of the behaviour
+}
+
 void on_ack(node_pointer self, uint32_t tag, uint64_t id) {
   auto& st = self->state;
   if (!st.outs.ack(tag, id, st.inputs, st.todo))
@@ -698,11 +803,18 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
   install_exception_handler(self, st.spec->name);
   install_default_handler(self, st.spec->name, &st.metrics->unexpected);
   st.memory = std::move(wiring.memory);
-  st.logic = type->make_node(
-    node_context{*st.spec, *plan->reg, 0, wiring.incarnation,
-                 plan->graph.runtime.max_attempts,
-                 st.memory ? st.memory.get() : nullptr,
-                 plan->graph.runtime.delivery});
+  st.calls = std::make_unique<node_call_context>(self);
+  for (auto& [slot, name] : st.spec->resources)
+    if (auto i = plan->resources.find(name);
+        i != plan->resources.end() && i->second->make_client)
+      st.calls->add_client(slot,
+                           i->second->make_client(i->second->handle, *st.calls));
+  node_context ctx{*st.spec, *plan->reg, 0, wiring.incarnation,
+                   plan->graph.runtime.max_attempts,
+                   st.memory ? st.memory.get() : nullptr,
+                   plan->graph.runtime.delivery};
+  ctx.calls = st.calls.get();
+  st.logic = type->make_node(ctx);
   const auto& rt = plan->graph.runtime;
   st.life = node_lifecycle{st.is_source};
   auto n_inputs = plan->in_edges[index].size();
@@ -788,6 +900,9 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
     [=](produce_atom) {
       produce(self);
       commit(self);
+    },
+    [=](wake_atom, uint64_t id) {
+      self->state.calls->wake(id); // commits itself
     },
   };
 }

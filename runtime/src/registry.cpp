@@ -77,6 +77,13 @@ void registry::add_resource_slot(std::string slot, std::string protocol,
   slots_[std::move(slot)] = {std::move(protocol), std::move(doc)};
 }
 
+void registry::add_message_types(
+  std::function<void(caf::actor_system_config&)> f) {
+  if (!f)
+    throw std::invalid_argument("registry::add_message_types: empty function");
+  message_types_.push_back(std::move(f));
+}
+
 const actor_type* registry::find(const std::string& name,
                                  actor_kind kind) const {
   auto i = types_.find(name);

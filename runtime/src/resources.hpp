@@ -25,6 +25,9 @@ struct resource_entry {
   caf::strong_actor_ptr handle;
   std::function<void(const caf::strong_actor_ptr&, const slot_event&)>
     on_node_event;
+  std::function<std::unique_ptr<slot_client>(const caf::strong_actor_ptr&,
+                                             call_context&)>
+    make_client;
   // Set when a runtime resource is released (release_resource, ~runtime):
   // the runs that still map it then refuse to hand out its dead handle.
   mutable std::atomic<bool> released{false};

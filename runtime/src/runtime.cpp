@@ -81,6 +81,7 @@ spawn_resource(caf::actor_system& sys, const actor_type& t,
   e->protocol = t.protocol;
   e->handle_type = t.service.handle_type;
   e->on_node_event = t.service.on_node_event;
+  e->make_client = t.service.make_client;
   try {
     e->handle = t.service.spawn(sys, spec);
   } catch (const std::exception& ex) {
@@ -191,6 +192,8 @@ runtime::runtime(std::shared_ptr<const registry> reg, runtime_options opts)
   if (opts.deterministic)
     cfg.set("scheduler.policy", caf::atom("testing"));
   add_message_types(cfg);
+  for (auto& f : reg_->message_types())
+    f(cfg);
   impl_->sys = std::make_unique<caf::actor_system>(cfg);
 }
 

@@ -16,6 +16,12 @@ enum class errc : uint8_t {
   worker_failed,    // a map worker died; its node is restarted
   restart_budget,   // a child crashed more often than supervision allows
   unrecoverable,    // a failure a restart cannot fix: the run fails at once
+  // Service replies (call_status in waiting.hpp):
+  refused,          // the service said no: a limiter's max_wait, a full queue
+  failed,           // the work failed: a computation threw, a task gave up
+  timeout,          // a service's own deadline passed (gather, a queue wait)
+  cancelled,        // the caller no longer wants it (a race's losers)
+  unavailable,      // the service is shutting down or has no worker left
 };
 
 const char* to_string(errc x);

@@ -34,6 +34,9 @@
 namespace troupe {
 
 class registry;
+class node_calls;
+class slot_client;
+class call_context;
 
 // What a node factory gets: its validated spec and the registry (to look up
 // record functions). `worker` is 0..workers-1 for parallel stages.
@@ -50,6 +53,9 @@ struct node_context {
   // runtime.delivery: a restarted source replays what it sent but was not
   // acknowledged only under at_least_once.
   delivery_mode delivery = delivery_mode::at_least_once;
+  // Where a stage that waits starts calls to the services in its slots
+  // (waiting.hpp). Null for parallel workers, which run synchronously.
+  node_calls* calls = nullptr;
 };
 
 using node_factory
@@ -79,6 +85,12 @@ struct service_ops {
   // the node's actor: it must not block (send, never request and wait).
   std::function<void(const caf::strong_actor_ptr&, const slot_event&)>
     on_node_event;
+  // Optional. The client a node's logic uses to call this service
+  // (node_calls::client<C>(slot)); made once per node incarnation, on the
+  // node's actor. Filled by typed_client<Handle> (service.hpp).
+  std::function<std::unique_ptr<slot_client>(const caf::strong_actor_ptr&,
+                                             call_context&)>
+    make_client;
 };
 
 struct actor_type {
@@ -129,6 +141,17 @@ public:
   void add_resource_slot(std::string slot, std::string protocol,
                          std::string doc);
 
+  // Registers message types a custom service's protocol needs on the
+  // actor system of every runtime built from this registry (CAF needs each
+  // type announced before the system starts). E.g. for an ID block:
+  //   reg.add_message_types([](caf::actor_system_config& cfg) {
+  //     cfg.add_message_types<caf::id_block::my_app>(); });
+  void add_message_types(std::function<void(caf::actor_system_config&)> f);
+  const std::vector<std::function<void(caf::actor_system_config&)>>&
+  message_types() const {
+    return message_types_;
+  }
+
   // The type of exactly this name and kind, or nullptr. A name has at most
   // one source and one type of another kind (`file` reads or writes);
   // validate() resolves which one a node means (node_spec::kind), and
@@ -153,6 +176,7 @@ private:
   std::map<std::string, std::vector<actor_type>> types_;
   std::map<std::string, function_entry> functions_;
   std::map<std::string, std::pair<std::string, std::string>> slots_;
+  std::vector<std::function<void(caf::actor_system_config&)>> message_types_;
 };
 
 // The built-in sources, stages, sinks, services and functions.

@@ -33,6 +33,7 @@
 #include <caf/actor_cast.hpp>
 #include <caf/actor_control_block.hpp>
 
+#include "troupe/call_context.hpp"
 #include "troupe/registry.hpp"
 
 namespace troupe {
@@ -59,6 +60,19 @@ service_ops typed_service(Spawn spawn, Hook on_node_event) {
                         const caf::strong_actor_ptr& p, const slot_event& e) {
     // The handle was spawned as a Handle (above): the cast is exact.
     hook(caf::actor_cast<Handle>(p), e);
+  };
+  return ops;
+}
+
+// Adds a slot client to a service: `make(const Handle&, call_context&)`
+// returns a std::unique_ptr to a class deriving from slot_client (usually
+// the service's CAF-free client interface, implemented with typed_call).
+template <class Handle, class Make>
+service_ops typed_client(service_ops ops, Make make) {
+  ops.make_client = [make = std::move(make)](const caf::strong_actor_ptr& p,
+                                             call_context& ctx)
+    -> std::unique_ptr<slot_client> {
+    return make(caf::actor_cast<Handle>(p), ctx);
   };
   return ops;
 }

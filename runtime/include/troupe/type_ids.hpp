@@ -58,6 +58,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(troupe, ::troupe::type_id_offset)
   CAF_ADD_ATOM(troupe, troupe, timeout_atom, "timeout")
   CAF_ADD_ATOM(troupe, troupe, add_atom, "add")
   CAF_ADD_ATOM(troupe, troupe, get_atom, "get")
+  CAF_ADD_ATOM(troupe, troupe, wake_atom, "wake")
 
 CAF_END_TYPE_ID_BLOCK(troupe)
 

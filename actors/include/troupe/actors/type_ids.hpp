@@ -1,0 +1,37 @@
+// The one place where the built-in services' message types and atoms are
+// registered with CAF (the runtime's own are in troupe/type_ids.hpp).
+// register_builtins() adds them to every runtime built from its registry
+// (registry::add_message_types); an embedder with its own
+// caf::actor_system_config calls troupe::actors::add_message_types(cfg).
+//
+// The block starts where troupe's ends (troupe::type_id_end) and reserves
+// 200 IDs. Each protocol header (cache.hpp, worker_pool.hpp, ...) declares
+// its structs with an inspect(); add them here, never in a second place.
+// Atom texts must not repeat CAF's own (caf/type_id.hpp) or troupe's.
+#pragma once
+
+#include <caf/fwd.hpp>
+#include <caf/type_id.hpp>
+
+#include "troupe/type_ids.hpp"
+
+namespace troupe::actors {
+
+constexpr caf::type_id_t type_id_offset = ::troupe::type_id_end;
+constexpr caf::type_id_t type_id_end = type_id_offset + 200;
+
+void add_message_types(caf::actor_system_config& cfg);
+
+} // namespace troupe::actors
+
+CAF_BEGIN_TYPE_ID_BLOCK(troupe_actors, ::troupe::actors::type_id_offset)
+
+  // A service's statistics (cache, worker_pool, rate_limiter): reply is the
+  // service's own stats struct.
+  CAF_ADD_ATOM(troupe_actors, troupe, stats_atom, "t_stats")
+
+CAF_END_TYPE_ID_BLOCK(troupe_actors)
+
+static_assert(caf::id_block::troupe_actors::end
+                <= ::troupe::actors::type_id_end,
+              "the services' type IDs outgrew their reserved range");

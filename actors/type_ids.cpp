@@ -1,0 +1,11 @@
+#include "troupe/actors/type_ids.hpp"
+
+#include <caf/actor_system_config.hpp>
+
+namespace troupe::actors {
+
+void add_message_types(caf::actor_system_config& cfg) {
+  cfg.add_message_types<caf::id_block::troupe_actors>();
+}
+
+} // namespace troupe::actors
