@@ -551,7 +551,21 @@ private:
         }
         continue;
       }
+      auto before = out_.size();
       params(r.params, *t, r.at(""), w, {"type"});
+      if (t->validate_resource && out_.size() == before) {
+        std::vector<diagnostic> found;
+        // A hook is extension code: what it throws is one more diagnostic.
+        try {
+          t->validate_resource(r, reg_, found);
+        } catch (const std::exception& e) {
+          found.push_back({r.at(""), "type '" + t->name
+                                       + "': its validate hook threw: "
+                                       + e.what()});
+        }
+        for (auto& d : found)
+          error(d.where, w, d.message);
+      }
     }
   }
 

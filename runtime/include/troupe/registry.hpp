@@ -110,6 +110,13 @@ struct actor_type {
   std::function<void(const node_spec&, const graph_spec&, const registry&,
                      std::vector<diagnostic>&)>
     validate;
+  // Services: optional checks of a resource's parameters beyond the schema
+  // (impossible combinations: burst 0 with a rate, min_workers above
+  // max_workers), run once its parameters parsed; append located diagnostics
+  // (resource_spec::at(param) says where a parameter was written).
+  std::function<void(const resource_spec&, const registry&,
+                     std::vector<diagnostic>&)>
+    validate_resource;
   // False for a node whose state cannot be rebuilt by redelivery (reduce
   // acknowledges what it folds): a crash of it fails the run loudly instead
   // of restarting it into a wrong result.
