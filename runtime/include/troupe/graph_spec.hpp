@@ -85,6 +85,12 @@ struct node_spec {
   std::vector<input_ref> inputs;
   size_t workers = 1;
   bool ordered = true;
+  // `partition_by: key`: each record goes to the worker its key hashes to,
+  // so records of one key stay in order while other keys run in parallel.
+  bool partition_by_key = false;
+  // `blocking: true`: the workers run on threads of their own, so a slow or
+  // blocking function never stalls the scheduler's threads.
+  bool blocking = false;
   restart_type restart = restart_type::permanent;
   std::string group; // "" : supervised by the root
   // Resource slots (`cache: pages`, `rate_limit: api_limit`) by slot name.
