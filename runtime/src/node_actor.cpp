@@ -731,8 +731,12 @@ void on_batch(node_pointer self, uint32_t in_port, uint32_t tag, uint64_t id,
 void on_call_complete(node_pointer self,
                       const std::function<void(emitter&)>& then) {
   auto& st = self->state;
-  auto out = inline_emitter(self);
+  auto node_out = inline_emitter(self);
+  // A continuation that completes records one by one (a batched lookup
+  // answering per key) passes them on as one batch, not one per record.
+  coalescing_emitter out{node_out};
   then(out);
+  out.flush();
   release_open(self);
   if (st.inputs.pressing())
     let_go(self);
