@@ -238,6 +238,11 @@ struct shard_state {
   cache_config cfg;
   cache_stats stats;
   std::unique_ptr<lru_store> store;
+  // Failures not cached (negative_ttl 0), kept for awaits only, briefly: a
+  // caller told `pending` whose await arrives after the computation failed
+  // gets its error instead of a lease to fail again. Bounded, lease_timeout.
+  cache_stats recent_stats; // not reported
+  std::unique_ptr<lru_store> recent_failures;
   std::unordered_map<std::string, flight> flights;
   std::map<caf::actor_addr, size_t> holders; // leases held, per monitored actor
   uint64_t next_lease = 1;
@@ -366,6 +371,8 @@ bool store(shard_pointer self, const std::string& key, std::string value,
            bool failed, duration ttl) {
   auto& st = self->state;
   auto t = now(self);
+  if (!failed)
+    st.recent_failures->erase(key);
   if (st.store->insert(key, std::move(value), failed, expiry(t, ttl), t))
     return true;
   ++st.stats.refused;
@@ -377,6 +384,8 @@ cache_shard_actor::behavior_type shard_fn(shard_pointer self,
   self->state.cfg = cfg;
   self->state.store = std::make_unique<lru_store>(cfg.capacity, cfg.max_bytes,
                                                   self->state.stats);
+  self->state.recent_failures
+    = std::make_unique<lru_store>(1024, 0, self->state.recent_stats);
   install_exception_handler(self, "cache");
   install_default_handler(self, "cache");
   self->set_down_handler([self](caf::down_msg& m) {
@@ -439,10 +448,14 @@ cache_shard_actor::behavior_type shard_fn(shard_pointer self,
       if (auto* e = st.store->find(key, now(self)))
         return e->failed ? cache_answer::failure(e->value)
                          : cache_answer::hit(e->value);
-      auto [i, added] = st.flights.try_emplace(key);
-      if (added)
+      auto i = st.flights.find(key);
+      if (i == st.flights.end()) {
+        if (auto* e = st.recent_failures->find(key, now(self)))
+          return cache_answer::failure(e->value);
+        i = st.flights.try_emplace(key).first;
         return cache_answer::leased(
           lease_to(self, key, i->second, self->current_sender()));
+      }
       if (st.waiting >= st.cfg.max_waiting) {
         ++st.stats.refused;
         return make_error(errc::refused,
@@ -472,8 +485,13 @@ cache_shard_actor::behavior_type shard_fn(shard_pointer self,
         return;
       }
       ++st.stats.failures;
-      if (st.cfg.negative_ttl > duration{0})
+      if (st.cfg.negative_ttl > duration{0}) {
         store(self, key, reason, true, st.cfg.negative_ttl);
+      } else {
+        auto t = now(self);
+        st.recent_failures->insert(key, reason, true,
+                                   expiry(t, st.cfg.lease_timeout), t);
+      }
       finish(self, i, cache_answer::failure(reason));
     },
     [=](lease_timeout_atom, std::string& key, uint64_t lease) {

@@ -218,8 +218,7 @@ namespace detail {
 
 template <class Self, class Compute, class Done>
 void cache_settle(Self* self, const cache_actor& cache,
-                  const std::string& key, duration timeout,
-                  cache_answer answer, Compute& compute, Done& done) {
+                  const std::string& key, cache_answer answer, Compute& compute, Done& done) {
   using result = call_result<std::string>;
   switch (answer.what) {
     case cache_answer::kind::hit:
@@ -269,15 +268,15 @@ void get_or_compute(Self* self, const cache_actor& cache, std::string key,
           return;
         }
         if (!rs[0].pending) {
-          detail::cache_settle(self, cache, key, timeout,
-                               std::move(rs[0].answer), compute, done);
+          detail::cache_settle(self, cache, key, std::move(rs[0].answer),
+                               compute, done);
           return;
         }
         self->request(cache, ts, await_atom_v, key)
           .then(
             [=](cache_answer& a) mutable {
-              detail::cache_settle(self, cache, key, timeout, std::move(a),
-                                   compute, done);
+              detail::cache_settle(self, cache, key, std::move(a), compute,
+                                   done);
             },
             on_error);
       },
