@@ -704,6 +704,16 @@ private:
   call_context& ctx_;
 };
 
+// Where parameter `name` of `r` was written (its value), else the resource.
+const source_location& where(const resource_spec& r, const std::string& name) {
+  if (r.params.has(name)) {
+    auto& v = r.params.get(name);
+    if (v.where.line > 0)
+      return v.where;
+  }
+  return r.at("");
+}
+
 cache_config config_of(const param_set& p) {
   cache_config c;
   c.capacity = static_cast<uint64_t>(p.integer("capacity"));
@@ -790,18 +800,18 @@ actor_type cache_type() {
     auto c = config_of(r.params);
     if (c.capacity == 0 && c.max_bytes == 0) {
       errors.push_back(
-        {r.at("capacity"),
+        {where(r, "capacity"),
          "cache '" + r.name
            + "': capacity and max_bytes are both 0, so nothing bounds it; set "
              "at least one"});
     } else if (c.capacity > 0 && c.shards > c.capacity) {
-      errors.push_back({r.at("shards"),
+      errors.push_back({where(r, "shards"),
                         "cache '" + r.name + "': shards ("
                           + std::to_string(c.shards) + ") above capacity ("
                           + std::to_string(c.capacity)
                           + "): a shard could hold nothing"});
     } else if (c.max_bytes > 0 && c.shards > c.max_bytes) {
-      errors.push_back({r.at("shards"),
+      errors.push_back({where(r, "shards"),
                         "cache '" + r.name + "': shards ("
                           + std::to_string(c.shards) + ") above max_bytes ("
                           + std::to_string(c.max_bytes)
@@ -809,7 +819,7 @@ actor_type cache_type() {
     }
     if (c.lease_timeout <= duration{0})
       errors.push_back(
-        {r.at("lease_timeout"),
+        {where(r, "lease_timeout"),
          "cache '" + r.name
            + "': lease_timeout must be positive: a lease nobody ends would "
              "keep its waiters forever"});
