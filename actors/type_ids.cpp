@@ -2,6 +2,8 @@
 
 #include <caf/actor_system_config.hpp>
 
+#include "troupe/actors/cache.hpp"
+
 namespace troupe::actors {
 
 void add_message_types(caf::actor_system_config& cfg) {

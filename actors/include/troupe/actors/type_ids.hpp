@@ -13,7 +13,17 @@
 #include <caf/fwd.hpp>
 #include <caf/type_id.hpp>
 
+#include <vector>
+
 #include "troupe/type_ids.hpp"
+
+namespace troupe {
+// cache (troupe/actors/cache.hpp)
+struct cache_stats;
+struct cache_value;
+struct cache_answer;
+struct cache_lookup_result;
+} // namespace troupe
 
 namespace troupe::actors {
 
@@ -29,6 +39,23 @@ CAF_BEGIN_TYPE_ID_BLOCK(troupe_actors, ::troupe::actors::type_id_offset)
   // A service's statistics (cache, worker_pool, rate_limiter): reply is the
   // service's own stats struct.
   CAF_ADD_ATOM(troupe_actors, troupe, stats_atom, "t_stats")
+
+  // cache (troupe/actors/cache.hpp)
+  CAF_ADD_TYPE_ID(troupe_actors, (troupe::cache_stats))
+  CAF_ADD_TYPE_ID(troupe_actors, (troupe::cache_value))
+  CAF_ADD_TYPE_ID(troupe_actors, (troupe::cache_answer))
+  CAF_ADD_TYPE_ID(troupe_actors, (troupe::cache_lookup_result))
+  CAF_ADD_TYPE_ID(troupe_actors, (std::vector<troupe::cache_lookup_result>))
+  CAF_ADD_ATOM(troupe_actors, troupe, put_atom, "t_put")
+  CAF_ADD_ATOM(troupe_actors, troupe, erase_atom, "t_erase")
+  CAF_ADD_ATOM(troupe_actors, troupe, lookup_atom, "t_lookup")
+  CAF_ADD_ATOM(troupe_actors, troupe, await_atom, "t_await")
+  CAF_ADD_ATOM(troupe_actors, troupe, fulfil_atom, "t_fulfil")
+  CAF_ADD_ATOM(troupe_actors, troupe, abandon_atom, "t_abandon")
+  // internal to actors/cache/: a router's lookup on a caller's behalf, a
+  // lease's timer
+  CAF_ADD_ATOM(troupe_actors, troupe, lookup_as_atom, "t_lookupas")
+  CAF_ADD_ATOM(troupe_actors, troupe, lease_timeout_atom, "t_leaseto")
 
 CAF_END_TYPE_ID_BLOCK(troupe_actors)
 
