@@ -622,6 +622,8 @@ worker_pool_config config_of(const param_set& p) {
 
 // The parameter a config message is about, for its location.
 std::string blamed_param(const std::string& msg) {
+  if (msg.rfind("blocking", 0) == 0)
+    return "max_workers"; // the thread count is what is too large
   for (auto* p : {"min_workers", "queue_size", "idle_timeout", "blocking",
                   "worker_queue", "max_attempts", "workers"})
     if (msg.rfind(p, 0) == 0)
@@ -701,13 +703,16 @@ actor_type worker_pool_type(const registry* functions) {
   t.validate_resource = [](const resource_spec& r, const registry&,
                            std::vector<diagnostic>& out) {
     auto c = config_of(r.params);
-    if (auto why = check_worker_pool_config(c); !why.empty()) {
-      auto p = blamed_param(why);
-      if (p == "queue_size" && c.queue_size == 0 && !r.params.has("queue_size"))
-        p = "on_full";
-      out.push_back({r.at(p.empty() ? std::string{} : p),
-                     "worker_pool '" + r.name + "': " + why});
-    }
+    auto why = check_worker_pool_config(c);
+    if (why.empty())
+      return;
+    // At the parameter the message starts with, where it was written (for
+    // queue_size 0 with block left as the default: at queue_size).
+    auto where = r.at("");
+    auto p = blamed_param(why);
+    if (!p.empty() && r.params.has(p) && r.params.get(p).where.line > 0)
+      where = r.params.get(p).where;
+    out.push_back({where, "worker_pool '" + r.name + "': " + why});
   };
   // Not owned: the registry holding this type outlives the runtimes (and so
   // the pools) built from it.
