@@ -9,6 +9,7 @@ void register_builtins(registry& reg) {
                     filter_type, batch_type, reduce_type, chaos_type, dedupe_type, file_sink_type,
                     stdout_type, null_type, counter_type, cache_type})
     reg.add(make());
+  reg.add(worker_pool_type(&reg));
   register_functions(reg);
   reg.add_message_types(
     [](caf::actor_system_config& cfg) { actors::add_message_types(cfg); });
@@ -21,6 +22,8 @@ void register_builtins(registry& reg) {
   reg.add_resource_slot("cache", "cache", "a cache service for this node");
   reg.add_resource_slot("rate_limit", "rate_limiter",
                         "a rate limiter this node takes permits from");
+  reg.add_resource_slot("pool", "worker_pool",
+                        "a worker pool this node submits its batches to");
 }
 
 } // namespace troupe

@@ -1,4 +1,5 @@
 #include "troupe/actors/type_ids.hpp"
+#include "troupe/actors/worker_pool.hpp"
 
 #include <caf/actor_system_config.hpp>
 

@@ -8,6 +8,9 @@
 //   3. Peak RSS of `troupe run` while a fast source floods a slow sink.
 //   6. cache: a get round trip vs a raw CAF request().then to a trivial
 //      actor; single flight: 10,000 concurrent requests over 100 keys.
+//   pool: 1M tiny tasks through a worker_pool (batches of records per task)
+//      vs a std::thread pool with a mutex+condvar queue vs Python's
+//      ThreadPoolExecutor (measured inside Python).
 //
 // Each benchmark runs its contenders interleaved (A,B,C,A,B,C,...) and reports
 // medians, so drift on a shared machine hits every contender alike. This is a
@@ -16,8 +19,8 @@
 //
 //   troupe-bench [--runs N] [--quick] [--etl-count N] [--chain-count N]
 //                [--flood-count N] [--troupe PATH] [--python PATH]
-//                [--raw-window CHUNKS]
-//                [--only etl|chain|flood|faults|supervision|cache]
+//                [--raw-window CHUNKS] [--pool-count N] [--pool-batch N]
+//                [--only etl|chain|flood|faults|supervision|cache|pool]
 //
 // `caf/all.hpp` is allowed in this one file for simplicity.
 #include <fcntl.h>
@@ -40,6 +43,10 @@
 #include <future>
 #include <iostream>
 #include <memory>
+#include <functional>
+#include <queue>
+#include <mutex>
+#include <condition_variable>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -55,6 +62,8 @@
 #include "troupe/runtime.hpp"
 #include "troupe/supervisor.hpp"
 #include "troupe/type_ids.hpp"
+#include "troupe/actors/type_ids.hpp"
+#include "troupe/actors/worker_pool.hpp"
 
 extern char** environ;
 
@@ -74,6 +83,8 @@ struct options {
   std::string troupe;  // default: <bench dir>/../troupe
   std::string python = "python3";
   uint64_t raw_window = 4; // raw CAF chain: chunks in flight, 0: send all
+  uint64_t pool_count = 1'000'000; // tiny tasks through the pool
+  uint64_t pool_batch = 1000;      // tiny tasks (records) per submit
   std::string only;        // "", or one of etl chain flood faults supervision
   std::string source_dir = TROUPE_SOURCE_DIR;
 };
@@ -84,7 +95,8 @@ struct options {
                "                    [--chain-count N] [--flood-count N]\n"
                "                    [--troupe PATH] [--python PATH]\n"
                "                    [--raw-window CHUNKS (0: send all)]\n"
-               "                    [--only etl|chain|flood|faults|supervision|cache]\n";
+               "                    [--pool-count N] [--pool-batch N]\n"
+               "                    [--only etl|chain|flood|faults|supervision|cache|pool]\n";
   std::exit(2);
 }
 
@@ -131,12 +143,17 @@ options parse_options(int argc, char** argv) {
       o.troupe = value();
     } else if (a == "--python") {
       o.python = value();
+    } else if (a == "--pool-count") {
+      o.pool_count = parse_count(a, value());
+    } else if (a == "--pool-batch") {
+      o.pool_batch = parse_count(a, value());
     } else if (a == "--only") {
       o.only = value();
       if (o.only != "etl" && o.only != "chain" && o.only != "flood"
           && o.only != "faults" && o.only != "supervision"
-          && o.only != "cache")
-        usage("--only wants etl, chain, flood, faults, supervision or cache");
+          && o.only != "cache" && o.only != "pool")
+        usage("--only wants etl, chain, flood, faults, supervision, cache or "
+              "pool");
     } else if (a == "--raw-window") {
       auto& v = value();
       o.raw_window = v == "0" ? 0 : parse_count(a, v);
@@ -159,6 +176,8 @@ options parse_options(int argc, char** argv) {
       o.chain_count = 100'000;
     if (!given("--flood-count"))
       o.flood_count = 200'000;
+    if (!given("--pool-count"))
+      o.pool_count = 100'000;
   }
   if (o.troupe.empty())
     o.troupe = default_troupe_path(argv[0]);
@@ -1039,6 +1058,227 @@ void bench_cache(const options& o, std::vector<row>& rows) {
                   "exactly 100", exact});
   rows.push_back({"single flight 10k requests, wall time", "-",
                   fmt("%.3f s", median(secs)), "-", "-", true});
+// -- pool: 1M tiny tasks: worker_pool vs std::thread pool vs Python ----------
+
+// The tiny task: FNV-1a of a record's body, stored in its seq.
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+std::vector<troupe::record> tiny_records(uint64_t from, uint64_t n) {
+  std::vector<troupe::record> rs(n);
+  for (uint64_t i = 0; i < n; ++i)
+    rs[i].body = "item_" + std::to_string(from + i);
+  return rs;
+}
+
+// The usual thread pool: one std::queue of std::function under a mutex, a
+// condition variable, N threads; one task per item; done when joined.
+double thread_pool_once(uint64_t n, size_t workers) {
+  auto rs = tiny_records(0, n);
+  std::mutex m;
+  std::condition_variable cv;
+  std::queue<std::function<void()>> q;
+  bool stop = false;
+  std::vector<std::thread> ts;
+  auto t0 = clock_type::now();
+  for (size_t w = 0; w < workers; ++w)
+    ts.emplace_back([&] {
+      for (;;) {
+        std::function<void()> job;
+        {
+          std::unique_lock<std::mutex> lk{m};
+          cv.wait(lk, [&] { return stop || !q.empty(); });
+          if (q.empty())
+            return;
+          job = std::move(q.front());
+          q.pop();
+        }
+        job();
+      }
+    });
+  for (uint64_t i = 0; i < n; ++i) {
+    {
+      std::lock_guard<std::mutex> lk{m};
+      q.push([&rs, i] { rs[i].seq = fnv1a(rs[i].body); });
+    }
+    cv.notify_one();
+  }
+  {
+    std::lock_guard<std::mutex> lk{m};
+    stop = true;
+  }
+  cv.notify_all();
+  for (auto& t : ts)
+    t.join();
+  auto secs = seconds_since(t0);
+  if (rs[n - 1].seq != fnv1a(rs[n - 1].body))
+    throw std::runtime_error("thread pool: a task did not run");
+  return secs;
+}
+
+struct pool_driver {
+  troupe::worker_pool_actor pool;
+  std::vector<troupe::record_batch> batches;
+  size_t next = 0, replies = 0;
+  uint64_t kept = 0;
+  std::string error;
+  std::promise<void> done;
+};
+
+void pool_submit_next(caf::event_based_actor* self,
+                      std::shared_ptr<pool_driver> d) {
+  if (d->next >= d->batches.size())
+    return;
+  auto b = std::move(d->batches[d->next++]);
+  self
+    ->request(d->pool, std::chrono::seconds(60), troupe::pool_submit_atom_v,
+              troupe::make_function_task("tiny", std::move(b)))
+    .then(
+      [self, d](troupe::pool_result& r) {
+        d->kept += r.kept.size();
+        if (++d->replies == d->batches.size())
+          d->done.set_value();
+        else
+          pool_submit_next(self, d);
+      },
+      [d](caf::error& e) {
+        if (d->error.empty()) {
+          d->error = troupe::render(e);
+          d->done.set_value();
+        }
+      });
+}
+
+// `n` tiny tasks as submits of `batch` records each (a record function
+// applied to a batch: the pool API's way to hand over many tiny tasks in one
+// message), `workers` workers, a window of submits in flight.
+double pool_once(caf::actor_system& sys,
+                 const std::shared_ptr<const troupe::registry>& reg,
+                 uint64_t n, uint64_t batch, size_t workers) {
+  troupe::worker_pool_config cfg;
+  cfg.workers = workers;
+  cfg.worker_queue = 2;
+  auto d = std::make_shared<pool_driver>();
+  d->pool = troupe::spawn_worker_pool(sys, cfg, reg);
+  for (uint64_t i = 0; i < n; i += batch)
+    d->batches.emplace_back(tiny_records(i, std::min(batch, n - i)));
+  auto fut = d->done.get_future();
+  auto window = workers * cfg.worker_queue * 2;
+  auto t0 = clock_type::now();
+  auto drv = sys.spawn(
+    [d, window](caf::event_based_actor* self, int) {
+      for (size_t i = 0; i < window; ++i)
+        pool_submit_next(self, d);
+    },
+    0);
+  fut.wait();
+  auto secs = seconds_since(t0);
+  caf::anon_send_exit(d->pool, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(drv, caf::exit_reason::user_shutdown);
+  if (!d->error.empty())
+    throw std::runtime_error("worker_pool: " + d->error);
+  if (d->kept != n)
+    throw std::runtime_error("worker_pool: " + std::to_string(d->kept)
+                             + " results for " + std::to_string(n) + " tasks");
+  return secs;
+}
+
+// Python's ThreadPoolExecutor on the same task, timed inside Python (start-up
+// excluded). Returns seconds for `n` tasks.
+double python_pool_once(const options& o, uint64_t n, size_t workers) {
+  const char* script
+    = "import sys, time\n"
+      "from concurrent.futures import ThreadPoolExecutor\n"
+      "n, w = int(sys.argv[1]), int(sys.argv[2])\n"
+      "bodies = [\"item_%d\" % i for i in range(n)]\n"
+      "def tiny(s):\n"
+      "    h = 1469598103934665603\n"
+      "    for c in s.encode():\n"
+      "        h = ((h ^ c) * 1099511628211) & 0xFFFFFFFFFFFFFFFF\n"
+      "    return h\n"
+      "t0 = time.perf_counter()\n"
+      "with ThreadPoolExecutor(max_workers=w) as ex:\n"
+      "    fs = [ex.submit(tiny, b) for b in bodies]\n"
+      "    r = [f.result() for f in fs]\n"
+      "print(time.perf_counter() - t0)\n";
+  // (The script has no single quote: it goes to the shell in single quotes.)
+  auto cmd = o.python + " -c '" + script + "' " + std::to_string(n) + " "
+             + std::to_string(workers);
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p)
+    throw std::runtime_error("cannot start " + o.python);
+  char buf[64] = {0};
+  auto got = std::fgets(buf, sizeof buf, p);
+  auto status = pclose(p);
+  double secs = got ? std::atof(buf) : 0;
+  if (status != 0 || secs <= 0)
+    throw std::runtime_error("the python pool failed (exit status "
+                             + std::to_string(status) + ")");
+  return secs;
+}
+
+void bench_pool(const options& o, std::vector<row>& rows) {
+  auto n = o.pool_count;
+  auto batch = std::min(o.pool_batch, n);
+  size_t workers = std::max(2u, std::thread::hardware_concurrency());
+  // Python is slow per task: a fifth of the tasks, compared per task.
+  uint64_t py_n = std::max<uint64_t>(n / 5, 1000);
+  uint64_t single_n = std::max<uint64_t>(n / 10, 1000);
+  std::printf("worker_pool, %s tiny tasks (FNV-1a of a short string), %zu "
+              "workers, %zu run(s): pool (%s per submit) | std::thread pool "
+              "(mutex+condvar, 1 per task) | pool, 1 per submit (%s) | "
+              "python ThreadPoolExecutor (%s)\n",
+              human_count(n).c_str(), workers, o.runs,
+              human_count(batch).c_str(), human_count(single_n).c_str(),
+              human_count(py_n).c_str());
+  std::fflush(stdout);
+  auto reg = std::make_shared<troupe::registry>();
+  troupe::register_builtins(*reg);
+  reg->add_function("tiny", "FNV-1a of the body into seq", [] {
+    return troupe::record_fn{[](troupe::record& r) {
+      r.seq = fnv1a(r.body);
+      return troupe::fn_result::keep();
+    }};
+  });
+  caf::actor_system_config cfg;
+  troupe::add_message_types(cfg);
+  troupe::actors::add_message_types(cfg);
+  cfg.set("scheduler.max-threads", workers);
+  caf::actor_system sys{cfg};
+  std::vector<double> r_pool, r_threads, r_single, r_py; // tasks per second
+  for (size_t run = 0; run < o.runs; ++run) {
+    auto tp = pool_once(sys, reg, n, batch, workers);
+    auto tt = thread_pool_once(n, workers);
+    auto ts = pool_once(sys, reg, single_n, 1, workers);
+    auto ty = python_pool_once(o, py_n, workers);
+    r_pool.push_back(n / tp);
+    r_threads.push_back(n / tt);
+    r_single.push_back(single_n / ts);
+    r_py.push_back(py_n / ty);
+    std::printf("  run %zu: pool %.3f s (%.2f M/s) | threads %.3f s (%.2f "
+                "M/s) | pool 1/submit %.3f s (%.3f M/s) | python %.3f s "
+                "(%.3f M/s)\n",
+                run + 1, tp, n / tp / 1e6, tt, n / tt / 1e6, ts,
+                single_n / ts / 1e6, ty, py_n / ty / 1e6);
+    std::fflush(stdout);
+  }
+  auto p = median(r_pool), t = median(r_threads), s1 = median(r_single),
+       py = median(r_py);
+  rows.push_back({"pool " + human_count(n) + " tiny vs std::thread pool",
+                  fmt("%.2f M/s", t / 1e6), fmt("%.2f M/s", p / 1e6),
+                  fmt("%.1fx", p / t), ">= 1x", p / t >= 1});
+  rows.push_back({"pool " + human_count(n) + " tiny vs python TPE",
+                  fmt("%.3f M/s", py / 1e6), fmt("%.2f M/s", p / 1e6),
+                  fmt("%.0fx", p / py), ">= 20x", p / py >= 20});
+  rows.push_back({"pool 1 task/submit vs std::thread pool",
+                  fmt("%.2f M/s", t / 1e6), fmt("%.3f M/s", s1 / 1e6),
+                  fmt("%.2fx", s1 / t), "(info)", true});
 }
 
 } // namespace
@@ -1061,6 +1301,8 @@ int main(int argc, char** argv) {
       bench_supervision(o, rows);
     if (o.only.empty() || o.only == "cache")
       bench_cache(o, rows);
+    if (o.only.empty() || o.only == "pool")
+      bench_pool(o, rows);
   } catch (const std::exception& e) {
     std::cerr << "troupe-bench: " << e.what() << '\n';
     print_table(rows);

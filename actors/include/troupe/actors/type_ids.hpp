@@ -34,6 +34,13 @@ void add_message_types(caf::actor_system_config& cfg);
 
 } // namespace troupe::actors
 
+namespace troupe {
+// worker_pool (troupe/actors/worker_pool.hpp)
+struct pool_task;
+struct pool_result;
+struct pool_stats;
+} // namespace troupe
+
 CAF_BEGIN_TYPE_ID_BLOCK(troupe_actors, ::troupe::actors::type_id_offset)
 
   // A service's statistics (cache, worker_pool, rate_limiter): reply is the
@@ -56,6 +63,14 @@ CAF_BEGIN_TYPE_ID_BLOCK(troupe_actors, ::troupe::actors::type_id_offset)
   // lease's timer
   CAF_ADD_ATOM(troupe_actors, troupe, lookup_as_atom, "t_lookupas")
   CAF_ADD_ATOM(troupe_actors, troupe, lease_timeout_atom, "t_leaseto")
+  // worker_pool: the protocol (submit, replies) and its workers' messages.
+  CAF_ADD_TYPE_ID(troupe_actors, (troupe::pool_task))
+  CAF_ADD_TYPE_ID(troupe_actors, (troupe::pool_result))
+  CAF_ADD_TYPE_ID(troupe_actors, (troupe::pool_stats))
+  CAF_ADD_ATOM(troupe_actors, troupe, pool_submit_atom, "t_submit")
+  CAF_ADD_ATOM(troupe_actors, troupe, pool_run_atom, "t_prun")
+  CAF_ADD_ATOM(troupe_actors, troupe, pool_done_atom, "t_pdone")
+  CAF_ADD_ATOM(troupe_actors, troupe, pool_tick_atom, "t_ptick")
 
 CAF_END_TYPE_ID_BLOCK(troupe_actors)
 
