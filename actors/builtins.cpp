@@ -9,6 +9,8 @@ void register_builtins(registry& reg) {
                     filter_type, batch_type, reduce_type, chaos_type, dedupe_type, file_sink_type,
                     stdout_type, null_type, counter_type})
     reg.add(make());
+  reg.add(rate_limiter_type());
+  reg.add(once_type());
   register_functions(reg);
   reg.add_message_types(
     [](caf::actor_system_config& cfg) { actors::add_message_types(cfg); });

@@ -98,12 +98,18 @@ struct node_spec {
   const source_location& at(const std::string& field) const;
 };
 
+class registry;
+
 struct resource_spec {
   std::string name;
   std::string type;
   param_set params;
   source_location where;       // the resource's name
   field_positions field_where; // "" (its map), "type"
+  // Set by the runtime for the service's spawn function only: the registry
+  // the resource was validated against (to find a record function by
+  // name). Valid during spawn; null elsewhere.
+  const registry* types = nullptr;
 
   const source_location& at(const std::string& field) const;
 };

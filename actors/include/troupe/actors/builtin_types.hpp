@@ -24,6 +24,8 @@ actor_type stdout_type();    // stdout/
 actor_type null_type();      // null/
 // services
 actor_type counter_type(); // counter/
+actor_type rate_limiter_type(); // rate_limiter/
+actor_type once_type();         // once/
 // record functions for map and filter: sha256, identity, upper, ...
 void register_functions(registry& reg); // functions/
 // Reports a `fn:` naming no registered function (with a "did you mean").

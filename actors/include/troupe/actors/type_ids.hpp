@@ -15,6 +15,14 @@
 
 #include "troupe/type_ids.hpp"
 
+// The structs below are defined in their protocol headers.
+namespace troupe {
+struct limiter_stats;   // rate_limiter.hpp
+struct counter_keys;    // counter.hpp
+struct once_init;       // once.hpp
+struct once_stats;      // once.hpp
+} // namespace troupe
+
 namespace troupe::actors {
 
 constexpr caf::type_id_t type_id_offset = ::troupe::type_id_end;
@@ -29,6 +37,27 @@ CAF_BEGIN_TYPE_ID_BLOCK(troupe_actors, ::troupe::actors::type_id_offset)
   // A service's statistics (cache, worker_pool, rate_limiter): reply is the
   // service's own stats struct.
   CAF_ADD_ATOM(troupe_actors, troupe, stats_atom, "t_stats")
+
+  // rate_limiter (rate_limiter.hpp): acquire(key) -> permit, release(permit),
+  // and its own timers.
+  CAF_ADD_ATOM(troupe_actors, troupe, acquire_atom, "t_acquire")
+  CAF_ADD_ATOM(troupe_actors, troupe, release_atom, "t_release")
+  CAF_ADD_ATOM(troupe_actors, troupe, limiter_wake_atom, "t_lim_wake")
+  CAF_ADD_ATOM(troupe_actors, troupe, limiter_expire_atom, "t_lim_exp")
+  CAF_ADD_ATOM(troupe_actors, troupe, limiter_sweep_atom, "t_lim_swp")
+  CAF_ADD_TYPE_ID(troupe_actors, (troupe::limiter_stats))
+
+  // counter (counter.hpp): reset, per-key counters.
+  CAF_ADD_ATOM(troupe_actors, troupe, reset_atom, "t_reset")
+  CAF_ADD_ATOM(troupe_actors, troupe, keys_atom, "t_keys")
+  CAF_ADD_TYPE_ID(troupe_actors, (troupe::counter_keys))
+
+  // once (once.hpp): get / do(init) -> value, and its internal messages.
+  CAF_ADD_ATOM(troupe_actors, troupe, once_do_atom, "t_once_do")
+  CAF_ADD_ATOM(troupe_actors, troupe, once_done_atom, "t_once_fin")
+  CAF_ADD_ATOM(troupe_actors, troupe, once_timeout_atom, "t_once_to")
+  CAF_ADD_TYPE_ID(troupe_actors, (troupe::once_init))
+  CAF_ADD_TYPE_ID(troupe_actors, (troupe::once_stats))
 
 CAF_END_TYPE_ID_BLOCK(troupe_actors)
 
