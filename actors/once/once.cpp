@@ -41,6 +41,14 @@ struct once_state {
   uint64_t attempt = 0; // the running (or last) attempt's number
   std::vector<caf::typed_response_promise<std::string>> waiters;
   once_stats stats;
+
+  // The once stops while an attempt runs: its waiters get an answer now.
+  ~once_state() {
+    for (auto& w : waiters)
+      if (w.pending())
+        w.deliver(make_error(errc::unavailable,
+                             "once '" + cfg.name + "' stopped"));
+  }
 };
 
 using self_ptr = once_actor::stateful_pointer<once_state>;

@@ -102,6 +102,16 @@ struct limiter_state {
   std::optional<time_point> wake_at; // the pending wake-up
   bool sweep_pending = false;
   limiter_stats stats;
+
+  // The limiter stops (released, killed): every waiting request gets an
+  // answer now, not at its caller's timeout.
+  ~limiter_state() {
+    for (auto& [key, b] : buckets)
+      for (auto& w : b.queue)
+        if (w.rp.pending())
+          w.rp.deliver(make_error(errc::unavailable,
+                                  "rate_limiter '" + cfg.name + "' stopped"));
+  }
 };
 
 using self_ptr = rate_limiter_actor::stateful_pointer<limiter_state>;
