@@ -220,8 +220,8 @@ actor_type once_type() {
       "done.";
   t.params = {
     {"fn", param_type::string, false, "",
-     "record function computing the value from `value` (troupe types "
-     "--functions); omit when C++ callers use do(init)"},
+     "record function computing the value from `value` (`troupe types` "
+     "lists them); omit when C++ callers use do(init)"},
     {"value", param_type::string, false, "",
      "the body of the record `fn` is applied to"},
     {"init_timeout", param_type::time_span, false, "30s",
