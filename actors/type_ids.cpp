@@ -4,6 +4,9 @@
 #include <caf/actor_system_config.hpp>
 
 #include "troupe/actors/cache.hpp"
+#include "troupe/actors/counter.hpp"
+#include "troupe/actors/once.hpp"
+#include "troupe/actors/rate_limiter.hpp"
 
 namespace troupe::actors {
 

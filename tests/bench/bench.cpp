@@ -11,6 +11,9 @@
 //   pool: 1M tiny tasks through a worker_pool (batches of records per task)
 //      vs a std::thread pool with a mutex+condvar queue vs Python's
 //      ThreadPoolExecutor (measured inside Python).
+//   limiter: permits per second from a rate_limiter (acquire + release, one
+//      caller, sequential) vs a raw typed request round trip to an actor
+//      that answers at once.
 //
 // Each benchmark runs its contenders interleaved (A,B,C,A,B,C,...) and reports
 // medians, so drift on a shared machine hits every contender alike. This is a
@@ -20,7 +23,8 @@
 //   troupe-bench [--runs N] [--quick] [--etl-count N] [--chain-count N]
 //                [--flood-count N] [--troupe PATH] [--python PATH]
 //                [--raw-window CHUNKS] [--pool-count N] [--pool-batch N]
-//                [--only etl|chain|flood|faults|supervision|cache|pool]
+//                [--limiter-count N] [--only GROUP]
+//   GROUP: etl chain flood faults supervision cache pool limiter waiting
 //
 // `caf/all.hpp` is allowed in this one file for simplicity.
 #include <fcntl.h>
@@ -49,6 +53,7 @@
 #include <condition_variable>
 #include <sstream>
 #include <stdexcept>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -56,6 +61,8 @@
 #include <caf/all.hpp>
 
 #include "troupe/actors/cache.hpp"
+#include "troupe/actors/rate_limiter.hpp"
+#include "troupe/actors/type_ids.hpp"
 #include "troupe/loader.hpp"
 #include "troupe/registry.hpp"
 #include "troupe/report.hpp"
@@ -80,6 +87,7 @@ struct options {
   uint64_t etl_count = 1'000'000;
   uint64_t chain_count = 2'000'000;
   uint64_t flood_count = 10'000'000;
+  uint64_t limiter_count = 200'000;
   std::string troupe;  // default: <bench dir>/../troupe
   std::string python = "python3";
   uint64_t raw_window = 4; // raw CAF chain: chunks in flight, 0: send all
@@ -96,7 +104,9 @@ struct options {
                "                    [--troupe PATH] [--python PATH]\n"
                "                    [--raw-window CHUNKS (0: send all)]\n"
                "                    [--pool-count N] [--pool-batch N]\n"
-               "                    [--only etl|chain|flood|faults|supervision|cache|pool]\n";
+               "                    [--limiter-count N] [--only GROUP]\n"
+               "  GROUP: etl chain flood faults supervision cache pool "
+               "limiter waiting\n";
   std::exit(2);
 }
 
@@ -139,6 +149,8 @@ options parse_options(int argc, char** argv) {
       o.chain_count = parse_count(a, value());
     } else if (a == "--flood-count") {
       o.flood_count = parse_count(a, value());
+    } else if (a == "--limiter-count") {
+      o.limiter_count = parse_count(a, value());
     } else if (a == "--troupe") {
       o.troupe = value();
     } else if (a == "--python") {
@@ -149,11 +161,12 @@ options parse_options(int argc, char** argv) {
       o.pool_batch = parse_count(a, value());
     } else if (a == "--only") {
       o.only = value();
-      if (o.only != "etl" && o.only != "chain" && o.only != "flood"
-          && o.only != "faults" && o.only != "supervision"
-          && o.only != "cache" && o.only != "pool")
-        usage("--only wants etl, chain, flood, faults, supervision, cache or "
-              "pool");
+      static const std::set<std::string> groups{
+        "etl",   "chain", "flood",   "faults", "supervision",
+        "cache", "pool",  "limiter", "waiting"};
+      if (!groups.count(o.only))
+        usage("--only wants one of etl, chain, flood, faults, supervision, "
+              "cache, pool, limiter, waiting");
     } else if (a == "--raw-window") {
       auto& v = value();
       o.raw_window = v == "0" ? 0 : parse_count(a, v);
@@ -178,6 +191,8 @@ options parse_options(int argc, char** argv) {
       o.flood_count = 200'000;
     if (!given("--pool-count"))
       o.pool_count = 100'000;
+    if (!given("--limiter-count"))
+      o.limiter_count = 20'000;
   }
   if (o.troupe.empty())
     o.troupe = default_troupe_path(argv[0]);
@@ -1279,6 +1294,90 @@ void bench_pool(const options& o, std::vector<row>& rows) {
   rows.push_back({"pool 1 task/submit vs std::thread pool",
                   fmt("%.2f M/s", t / 1e6), fmt("%.3f M/s", s1 / 1e6),
                   fmt("%.2fx", s1 / t), "(info)", true});
+// -- limiter: permits/s vs a raw request round trip --------------------------
+
+// The baseline: answers acquire(key) at once, as cheap as a typed reply gets.
+using echo_permit_actor = caf::typed_actor<
+  caf::replies_to<troupe::acquire_atom, std::string>::with<uint64_t>>;
+
+echo_permit_actor::behavior_type echo_permit(echo_permit_actor::pointer) {
+  return {[](troupe::acquire_atom, const std::string&) { return uint64_t{1}; }};
+}
+
+// `n` sequential acquire round trips to `dest` (and a release after each when
+// `release`); returns seconds.
+template <class Handle>
+double permit_loop(caf::actor_system& sys, const Handle& dest, uint64_t n,
+                   bool release) {
+  std::promise<void> done;
+  auto finished = done.get_future();
+  auto t0 = clock_type::now();
+  sys.spawn([&, dest](caf::event_based_actor* self) {
+    auto left = std::make_shared<uint64_t>(n);
+    auto next = std::make_shared<std::function<void()>>();
+    *next = [=, &done] {
+      self->request(dest, std::chrono::seconds(10), troupe::acquire_atom_v,
+                    std::string{})
+        .then(
+          [=, &done](uint64_t permit) {
+            if (release)
+              self->send(caf::actor_cast<troupe::rate_limiter_actor>(dest),
+                         troupe::release_atom_v, permit);
+            if (--*left == 0) {
+              done.set_value();
+              *next = nullptr; // breaks the cycle
+              return;
+            }
+            (*next)();
+          },
+          [=](caf::error& err) {
+            std::cerr << "  permit loop: " << caf::to_string(err) << '\n';
+            self->quit();
+          });
+    };
+    (*next)();
+  });
+  if (finished.wait_for(std::chrono::minutes(10)) != std::future_status::ready)
+    throw std::runtime_error("limiter bench: no result after 10 minutes");
+  return seconds_since(t0);
+}
+
+void bench_limiter(const options& o, std::vector<row>& rows) {
+  auto n = o.limiter_count;
+  std::printf("rate_limiter, %s sequential permits (acquire + release; rate "
+              "1e9/s, burst 1000, max_in_flight 16), %zu run(s): limiter | "
+              "raw request round trip\n",
+              human_count(n).c_str(), o.runs);
+  std::fflush(stdout);
+  caf::actor_system_config cfg;
+  troupe::add_message_types(cfg);
+  troupe::actors::add_message_types(cfg);
+  cfg.set("scheduler.max-threads", 2);
+  caf::actor_system sys{cfg};
+  troupe::rate_limiter_config lc;
+  lc.name = "bench";
+  lc.rate = 1e9;
+  lc.burst = 1000;
+  lc.max_in_flight = 16;
+  auto lim = troupe::spawn_rate_limiter(sys, lc);
+  auto echo = sys.spawn(echo_permit);
+  std::vector<double> r_lim, r_raw; // per second
+  for (size_t run = 0; run < o.runs; ++run) {
+    double tl = permit_loop(sys, lim, n, true);
+    double tr = permit_loop(sys, echo, n, false);
+    r_lim.push_back(n / tl);
+    r_raw.push_back(n / tr);
+    std::printf("  run %zu: limiter %.3f s (%.0f k permits/s) | raw %.3f s "
+                "(%.0f k round trips/s)\n",
+                run + 1, tl, n / tl / 1e3, tr, n / tr / 1e3);
+    std::fflush(stdout);
+  }
+  caf::anon_send_exit(lim, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
+  auto l = median(r_lim), r = median(r_raw);
+  rows.push_back({"limiter permits/s vs round trips/s",
+                  fmt("%.0f k/s", r / 1e3), fmt("%.0f k/s", l / 1e3),
+                  fmt("%.2fx", l / r), ">= 0.5x", l / r >= 0.5});
 }
 
 } // namespace
@@ -1303,6 +1402,8 @@ int main(int argc, char** argv) {
       bench_cache(o, rows);
     if (o.only.empty() || o.only == "pool")
       bench_pool(o, rows);
+    if (o.only.empty() || o.only == "limiter")
+      bench_limiter(o, rows);
   } catch (const std::exception& e) {
     std::cerr << "troupe-bench: " << e.what() << '\n';
     print_table(rows);

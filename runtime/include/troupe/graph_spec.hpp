@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -104,12 +105,18 @@ struct node_spec {
   const source_location& at(const std::string& field) const;
 };
 
+class registry;
+
 struct resource_spec {
   std::string name;
   std::string type;
   param_set params;
   source_location where;       // the resource's name
   field_positions field_where; // "" (its map), "type"
+  // Set by the runtime for the service's spawn function only: the registry
+  // the resource was validated against (to find a record function by
+  // name); a service may keep it for its lifetime. Null elsewhere.
+  std::shared_ptr<const registry> types;
 
   const source_location& at(const std::string& field) const;
 };

@@ -17,12 +17,19 @@
 
 #include "troupe/type_ids.hpp"
 
+// The structs below are defined in their protocol headers.
 namespace troupe {
-// cache (troupe/actors/cache.hpp)
-struct cache_stats;
-struct cache_value;
-struct cache_answer;
-struct cache_lookup_result;
+struct cache_stats;         // cache.hpp
+struct cache_value;         // cache.hpp
+struct cache_answer;        // cache.hpp
+struct cache_lookup_result; // cache.hpp
+struct pool_task;           // worker_pool.hpp
+struct pool_result;         // worker_pool.hpp
+struct pool_stats;          // worker_pool.hpp
+struct limiter_stats;       // rate_limiter.hpp
+struct counter_keys;        // counter.hpp
+struct once_init;           // once.hpp
+struct once_stats;          // once.hpp
 } // namespace troupe
 
 namespace troupe::actors {
@@ -33,13 +40,6 @@ constexpr caf::type_id_t type_id_end = type_id_offset + 200;
 void add_message_types(caf::actor_system_config& cfg);
 
 } // namespace troupe::actors
-
-namespace troupe {
-// worker_pool (troupe/actors/worker_pool.hpp)
-struct pool_task;
-struct pool_result;
-struct pool_stats;
-} // namespace troupe
 
 CAF_BEGIN_TYPE_ID_BLOCK(troupe_actors, ::troupe::actors::type_id_offset)
 
@@ -71,6 +71,26 @@ CAF_BEGIN_TYPE_ID_BLOCK(troupe_actors, ::troupe::actors::type_id_offset)
   CAF_ADD_ATOM(troupe_actors, troupe, pool_run_atom, "t_prun")
   CAF_ADD_ATOM(troupe_actors, troupe, pool_done_atom, "t_pdone")
   CAF_ADD_ATOM(troupe_actors, troupe, pool_tick_atom, "t_ptick")
+  // rate_limiter (rate_limiter.hpp): acquire(key) -> permit, release(permit),
+  // and its own timers.
+  CAF_ADD_ATOM(troupe_actors, troupe, acquire_atom, "t_acquire")
+  CAF_ADD_ATOM(troupe_actors, troupe, release_atom, "t_release")
+  CAF_ADD_ATOM(troupe_actors, troupe, limiter_wake_atom, "t_lim_wake")
+  CAF_ADD_ATOM(troupe_actors, troupe, limiter_expire_atom, "t_lim_exp")
+  CAF_ADD_ATOM(troupe_actors, troupe, limiter_sweep_atom, "t_lim_swp")
+  CAF_ADD_TYPE_ID(troupe_actors, (troupe::limiter_stats))
+
+  // counter (counter.hpp): reset, per-key counters.
+  CAF_ADD_ATOM(troupe_actors, troupe, reset_atom, "t_reset")
+  CAF_ADD_ATOM(troupe_actors, troupe, keys_atom, "t_keys")
+  CAF_ADD_TYPE_ID(troupe_actors, (troupe::counter_keys))
+
+  // once (once.hpp): get / do(init) -> value, and its internal messages.
+  CAF_ADD_ATOM(troupe_actors, troupe, once_do_atom, "t_once_do")
+  CAF_ADD_ATOM(troupe_actors, troupe, once_done_atom, "t_once_fin")
+  CAF_ADD_ATOM(troupe_actors, troupe, once_timeout_atom, "t_once_to")
+  CAF_ADD_TYPE_ID(troupe_actors, (troupe::once_init))
+  CAF_ADD_TYPE_ID(troupe_actors, (troupe::once_stats))
 
 CAF_END_TYPE_ID_BLOCK(troupe_actors)
 
