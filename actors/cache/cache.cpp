@@ -462,8 +462,11 @@ cache_shard_actor::behavior_type shard_fn(shard_pointer self,
                           "cache: " + std::to_string(st.cfg.max_waiting)
                             + " callers already wait (max_waiting)");
       }
+      // (make_response_promise takes the sender out of the message: read it
+      // first.)
+      auto who = self->current_sender();
       auto rp = self->make_response_promise<cache_answer>();
-      i->second.waiters.push_back({rp, self->current_sender()});
+      i->second.waiters.push_back({rp, std::move(who)});
       ++st.waiting;
       return rp;
     },
@@ -600,11 +603,12 @@ cache_actor::behavior_type router_fn(router_pointer self,
         size_t left = 0;
         bool done = false;
       };
+      // The caller, read before make_response_promise takes it out.
+      auto who = self->current_sender();
       auto rp = self->make_response_promise<std::vector<cache_lookup_result>>();
       auto g = std::make_shared<gather>();
       g->out.resize(keys.size());
       g->left = used;
-      auto who = self->current_sender();
       for (size_t s = 0; s < n; ++s) {
         if (index[s].empty())
           continue;
