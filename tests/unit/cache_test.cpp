@@ -624,8 +624,9 @@ namespace {
 // fulfils, a failure fails the record.
 class memo_logic : public node_logic {
 public:
-  memo_logic(const node_context& ctx, std::shared_ptr<int> computed)
-    : computed_(std::move(computed)) {
+  memo_logic(const node_context& ctx, std::shared_ptr<int> computed,
+             std::string failing_key = "")
+    : computed_(std::move(computed)), failing_key_(std::move(failing_key)) {
     if (ctx.calls)
       client_ = ctx.calls->client<cache_client>("cache");
     if (!client_)
@@ -652,6 +653,11 @@ public:
           break;
         case cache_answer::kind::lease: {
           ++*computed_;
+          if (keys.at(i) == failing_key_) {
+            client_->abandon(keys.at(i), a.lease, "no value for " + keys.at(i));
+            pending_.fail(t, "no value for " + keys.at(i));
+            break;
+          }
           auto v = "v" + keys.at(i);
           client_->fulfil(keys.at(i), a.lease, v);
           pending_.at(t).body = v;
@@ -674,6 +680,7 @@ public:
 
 private:
   std::shared_ptr<int> computed_;
+  std::string failing_key_; // its computation fails
   cache_client* client_ = nullptr;
   pending_records pending_{true, size_t{1} << 20};
 };
@@ -694,9 +701,17 @@ private:
   std::shared_ptr<int> wrong_;
 };
 
-} // namespace
+struct memo_run {
+  run_report report;
+  int computed = 0;
+  int wrong = 0;
+  cache_stats stats;
+};
 
-TEST_CASE("cache: a node's cache_client completes every record in a graph") {
+// generate(1000) -> memo (keys k0..k9 through a cache) -> check, on the
+// test coordinator.
+memo_run run_memo(const std::string& cache_params,
+                  const std::string& failing_key = "") {
   auto computed = std::make_shared<int>(0);
   auto wrong = std::make_shared<int>(0);
   auto reg = std::make_shared<registry>();
@@ -706,8 +721,8 @@ TEST_CASE("cache: a node's cache_client completes every record in a graph") {
   memo.kind = actor_kind::stage;
   memo.protocol = "record_stream";
   memo.doc = "test: memoises through its cache slot";
-  memo.make_node = [computed](const node_context& ctx) {
-    return std::make_unique<memo_logic>(ctx, computed);
+  memo.make_node = [computed, failing_key](const node_context& ctx) {
+    return std::make_unique<memo_logic>(ctx, computed, failing_key);
   };
   reg->add(memo);
   actor_type sink;
@@ -725,7 +740,7 @@ TEST_CASE("cache: a node's cache_client completes every record in a graph") {
   auto loaded = load_graph_text(R"(version: 1
 runtime: { batch_size: 32 }
 resources:
-  memo_cache: { type: cache, capacity: 100, shards: 2 }
+  memo_cache: { type: cache, )" + cache_params + R"( }
 nodes:
   src:  { type: generate, count: 1000 }
   memo: { type: memo, cache: memo_cache, inputs: [src] }
@@ -742,26 +757,55 @@ nodes:
     sched.run();
   }
   REQUIRE(run.finished());
-  auto rep = run.report();
-  CHECK(rep.status == "completed");
-  CHECK(rep.balanced());
-  CHECK(rep.sink_records == 1000);
-  CHECK(*wrong == 0);
-  CHECK(*computed == 10); // one computation per distinct key
-  {
-    auto c = run.resource<cache_actor>("memo_cache");
-    auto out = std::make_shared<std::optional<cache_stats>>();
-    rt.system().spawn(
-      [=](caf::event_based_actor* self, int) {
-        self->request(c, std::chrono::seconds(1), stats_atom_v)
-          .then([out](cache_stats& s) { *out = s; }, [](caf::error&) {});
-      },
-      0);
-    sched.run();
-    REQUIRE(*out);
-    CHECK((*out)->computations == 10);
-    CHECK((*out)->hits + (*out)->misses == 1000);
-    CHECK((*out)->misses == 10 + (*out)->coalesced);
-  }
+  memo_run r;
+  r.report = run.report();
+  r.computed = *computed;
+  r.wrong = *wrong;
+  auto c = run.resource<cache_actor>("memo_cache");
+  auto out = std::make_shared<std::optional<cache_stats>>();
+  rt.system().spawn(
+    [=](caf::event_based_actor* self, int) {
+      self->request(c, std::chrono::seconds(1), stats_atom_v)
+        .then([out](cache_stats& s) { *out = s; }, [](caf::error&) {});
+    },
+    0);
+  sched.run();
+  REQUIRE(*out);
+  r.stats = **out;
   run.release();
+  return r;
+}
+
+} // namespace
+
+TEST_CASE("cache: a node's cache_client completes every record in a graph") {
+  for (auto params : {"capacity: 100", "capacity: 100, shards: 2"}) {
+    CAPTURE(params);
+    auto r = run_memo(params);
+    CHECK(r.report.status == "completed");
+    CHECK(r.report.balanced());
+    CHECK(r.report.sink_records == 1000);
+    CHECK(r.wrong == 0);
+    CHECK(r.computed == 10); // one computation per distinct key
+    CHECK(r.stats.computations == 10);
+    CHECK(r.stats.hits + r.stats.misses == 1000);
+    CHECK(r.stats.misses == 10 + r.stats.coalesced);
+  }
+}
+
+TEST_CASE("cache: a failing computation fails its records, not the run") {
+  // Every record of k3 fails (to errors) with the computation's reason; the
+  // rest complete. The lookups of later batches joined the one failing
+  // computation in flight (or met its failure), so it ran once.
+  for (auto params : {"capacity: 100", "capacity: 100, negative_ttl: 1m"}) {
+    CAPTURE(params);
+    auto r = run_memo(params, "k3");
+    CHECK(r.report.status == "completed");
+    CHECK(r.report.balanced());
+    CHECK(r.report.sink_records == 900);
+    CHECK(r.report.dead_lettered == 100);
+    CHECK(r.wrong == 0);
+    CHECK(r.computed == 10);
+    CHECK(r.stats.failures == 1);
+  }
 }
