@@ -462,8 +462,11 @@ cache_shard_actor::behavior_type shard_fn(shard_pointer self,
                           "cache: " + std::to_string(st.cfg.max_waiting)
                             + " callers already wait (max_waiting)");
       }
+      // (make_response_promise takes the sender out of the message: read it
+      // first.)
+      auto who = self->current_sender();
       auto rp = self->make_response_promise<cache_answer>();
-      i->second.waiters.push_back({rp, self->current_sender()});
+      i->second.waiters.push_back({rp, std::move(who)});
       ++st.waiting;
       return rp;
     },
@@ -600,11 +603,12 @@ cache_actor::behavior_type router_fn(router_pointer self,
         size_t left = 0;
         bool done = false;
       };
+      // The caller, read before make_response_promise takes it out.
+      auto who = self->current_sender();
       auto rp = self->make_response_promise<std::vector<cache_lookup_result>>();
       auto g = std::make_shared<gather>();
       g->out.resize(keys.size());
       g->left = used;
-      auto who = self->current_sender();
       for (size_t s = 0; s < n; ++s) {
         if (index[s].empty())
           continue;
@@ -662,12 +666,17 @@ public:
             (*fn)(i, cache_answer::failure(why), out);
           return;
         }
-        for (size_t i = 0; i < rs.size(); ++i)
-          if (!rs[i].pending)
-            (*fn)(i, std::move(rs[i].answer), out);
-        for (size_t i = 0; i < rs.size(); ++i)
+        // Keys another caller computes: one await per distinct key, its
+        // answer fanned out to every index of that key.
+        std::map<std::string, std::vector<size_t>> waiting;
+        for (size_t i = 0; i < rs.size(); ++i) {
           if (rs[i].pending)
-            await(i, (*ks)[i], fn);
+            waiting[(*ks)[i]].push_back(i);
+          else
+            (*fn)(i, std::move(rs[i].answer), out);
+        }
+        for (auto& [key, indices] : waiting)
+          await(key, std::move(indices), fn);
       },
       [fn, n](call_status, const std::string& why, emitter& out) {
         for (size_t i = 0; i < n; ++i)
@@ -687,15 +696,27 @@ public:
   }
 
 private:
-  void await(size_t index, const std::string& key,
+  // Awaits `key` for the records at `indices` (one call for all). A lease
+  // passed on to this node goes to the first of them; the rest wait again,
+  // now for this node's own computation.
+  void await(const std::string& key, std::vector<size_t> indices,
              const std::shared_ptr<answer_fn>& fn) {
+    auto idx = std::make_shared<std::vector<size_t>>(std::move(indices));
     typed_call<cache_answer>(
       ctx_, handle_, ctx_.timeout(),
-      [fn, index](cache_answer& a, emitter& out) {
-        (*fn)(index, std::move(a), out);
+      [this, fn, idx, key](cache_answer& a, emitter& out) {
+        if (a.what == cache_answer::kind::lease) {
+          (*fn)(idx->front(), std::move(a), out);
+          if (idx->size() > 1)
+            await(key, std::vector<size_t>(idx->begin() + 1, idx->end()), fn);
+          return;
+        }
+        for (auto i : *idx)
+          (*fn)(i, a, out);
       },
-      [fn, index](call_status, const std::string& why, emitter& out) {
-        (*fn)(index, cache_answer::failure("cache await: " + why), out);
+      [fn, idx](call_status, const std::string& why, emitter& out) {
+        for (auto i : *idx)
+          (*fn)(i, cache_answer::failure("cache await: " + why), out);
       },
       await_atom_v, key);
   }
