@@ -19,6 +19,8 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/binary_deserializer.hpp>
+#include <caf/binary_serializer.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 #include <caf/scoped_actor.hpp>
@@ -515,6 +517,30 @@ nodes:
   REQUIRE_FALSE(loaded.ok());
   CHECK(contains(loaded.errors[0].str(), "pool.yaml:3:"));
   CHECK(contains(loaded.errors[0].str(), "workers (2) must lie between"));
+}
+
+TEST_CASE("worker_pool: a function task serialises; a C++ callable refuses "
+          "to, clearly") {
+  fixture f;
+  auto t = make_function_task("upper", numbered(2), "k", 7);
+  std::vector<char> buf;
+  caf::binary_serializer sink{f.rt->system(), buf};
+  auto err = sink(t);
+  REQUIRE_FALSE(err);
+  pool_task back;
+  caf::binary_deserializer source{f.rt->system(), buf};
+  REQUIRE_FALSE(source(back));
+  CHECK(back.fn == "upper");
+  CHECK(back.key == "k");
+  CHECK(back.priority == 7);
+  CHECK(back.records.size() == 2);
+  CHECK_FALSE(back.call.fn);
+  auto c = make_callable_task([] { return std::string{}; });
+  std::vector<char> buf2;
+  caf::binary_serializer sink2{f.rt->system(), buf2};
+  auto err2 = sink2(c);
+  REQUIRE(err2);
+  CHECK(contains(render(err2), "local only and cannot be serialised"));
 }
 
 // -- a node calling the pool through pool_client ------------------------------
