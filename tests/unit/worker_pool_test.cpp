@@ -210,6 +210,18 @@ TEST_CASE("worker_pool: a callable's result comes back with the submit") {
   CHECK(st.workers == 2);
   CHECK(st.busy == 0);
   CHECK(st.queued == 0);
+  // The convenience for callables, from any actor.
+  auto got = std::make_shared<std::string>();
+  f.rt->system().spawn(
+    [p, got](caf::event_based_actor* self, int) {
+      submit_callable(self, p, std::chrono::seconds(5),
+                      [] { return std::string{"43"}; })
+        .then([got](pool_result& r) { *got = r.value; },
+              [got](caf::error& e) { *got = render(e); });
+    },
+    0);
+  f.sched.run();
+  CHECK(*got == "43");
 }
 
 TEST_CASE("worker_pool: a registered function gives what map would: kept, "
@@ -298,6 +310,32 @@ TEST_CASE("worker_pool: key_hash keeps each key's order and spreads keys") {
   auto ws = workers_of(outs);
   std::set<uint64_t> all(ws.begin(), ws.end());
   CHECK(all.size() >= 2);
+}
+
+TEST_CASE("worker_pool: key_hash keeps a key's order across a crash and a "
+          "retry") {
+  fixture f;
+  worker_pool_config cfg;
+  cfg.workers = 2;
+  cfg.worker_queue = 2;
+  cfg.routing = pool_routing::key_hash;
+  auto p = f.pool(cfg);
+  auto crashed = std::make_shared<bool>(false);
+  auto first = make_callable_task(
+    [&f, crashed]() -> std::string {
+      if (!*crashed) {
+        *crashed = true;
+        throw std::runtime_error("once");
+      }
+      f.ran.push_back("k0");
+      return "k0";
+    },
+    "k");
+  auto outs = f.submit(p, {first, f.logged("k1", 0, "k"), f.logged("k2", 0, "k")});
+  for (auto& o : outs)
+    REQUIRE(o->ok);
+  CHECK(f.ran == std::vector<std::string>{"k0", "k1", "k2"});
+  CHECK(outs[0]->res.attempts == 2);
 }
 
 TEST_CASE("worker_pool: higher priority first, FIFO within one priority") {
