@@ -7,9 +7,9 @@ void register_builtins(registry& reg) {
   using namespace troupe::actors;
   for (auto make : {generate_type, file_source_type, stdin_type, map_type,
                     filter_type, batch_type, reduce_type, chaos_type, dedupe_type, file_sink_type,
-                    stdout_type, null_type, counter_type})
+                    stdout_type, null_type, counter_type, cache_type,
+                    worker_pool_type, rate_limiter_type, once_type})
     reg.add(make());
-  reg.add(worker_pool_type(&reg));
   register_functions(reg);
   reg.add_message_types(
     [](caf::actor_system_config& cfg) { actors::add_message_types(cfg); });

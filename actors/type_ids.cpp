@@ -3,6 +3,11 @@
 
 #include <caf/actor_system_config.hpp>
 
+#include "troupe/actors/cache.hpp"
+#include "troupe/actors/counter.hpp"
+#include "troupe/actors/once.hpp"
+#include "troupe/actors/rate_limiter.hpp"
+
 namespace troupe::actors {
 
 void add_message_types(caf::actor_system_config& cfg) {

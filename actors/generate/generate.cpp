@@ -16,12 +16,14 @@ struct generate_config {
   std::string body;         // template; {i} becomes the index
   std::string key;          // template for the key; may be empty
   double rate;              // records per second; 0: as fast as credit allows
+  uint64_t cycle;           // > 0: {i} in templates is the index modulo this
 
   static generate_config from(const param_set& p) {
     return {static_cast<uint64_t>(p.integer("count")),
             static_cast<uint64_t>(p.integer("start")), p.str("template"),
             p.has("key") ? p.str("key") : "",
-            p.has("rate") ? p.number("rate") : 0.0};
+            p.has("rate") ? p.number("rate") : 0.0,
+            static_cast<uint64_t>(p.integer("cycle"))};
   }
 };
 
@@ -114,9 +116,10 @@ public:
     for (auto& r : rs) {
       auto i = cfg_.start + next++;
       r.seq = i;
-      body_.expand(i, r.body);
+      auto shown = cfg_.cycle > 0 ? i % cfg_.cycle : i;
+      body_.expand(shown, r.body);
       if (!key_.empty())
-        key_.expand(i, r.key);
+        key_.expand(shown, r.key);
     }
     if (n > 0) {
       record_batch b{std::move(rs)};
@@ -162,6 +165,10 @@ actor_type generate_type() {
      {}, 0},
     {"rate", param_type::rate, false, "",
      "records per second (e.g. 100/s); unset: as fast as credit allows", {}, 0},
+    {"cycle", param_type::integer, false, "0",
+     "when above 0, {i} in the templates is the index modulo cycle, so "
+     "bodies and keys repeat (seq stays unique)",
+     {}, 0},
   };
   t.make_node = [](const node_context& ctx) {
     return std::make_unique<generate_logic>(

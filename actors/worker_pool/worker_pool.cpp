@@ -550,11 +550,11 @@ caf::behavior pool_fn(pool_pointer self, worker_pool_config cfg,
   // Stopped (a run or the runtime released it): every waiting submitter
   // hears so now instead of at its timeout.
   self->set_exit_handler([self](caf::exit_msg& em) {
-    auto& s = self->state;
-    for (auto& [id, t] : s.tasks)
+    auto& st = self->state;
+    for (auto& [id, t] : st.tasks)
       t.rp.deliver(make_error(errc::unavailable, "worker_pool stopped"));
-    s.tasks.clear();
-    for (auto& w : s.workers)
+    st.tasks.clear();
+    for (auto& w : st.workers)
       self->send_exit(w.handle, caf::exit_reason::user_shutdown);
     self->quit(em.reason);
   });
@@ -649,7 +649,7 @@ worker_pool_actor spawn_worker_pool(caf::actor_system& sys,
 
 namespace actors {
 
-actor_type worker_pool_type(const registry* functions) {
+actor_type worker_pool_type() {
   actor_type t;
   t.name = "worker_pool";
   t.kind = actor_kind::service;
@@ -719,14 +719,12 @@ actor_type worker_pool_type(const registry* functions) {
       where = r.params.get(p).where;
     out.push_back({where, "worker_pool '" + r.name + "': " + why});
   };
-  // Not owned: the registry holding this type outlives the runtimes (and so
-  // the pools) built from it.
-  std::shared_ptr<const registry> reg{std::shared_ptr<const registry>{},
-                                      functions};
   t.service = typed_client<worker_pool_actor>(
     typed_service<worker_pool_actor>(
-      [reg](caf::actor_system& sys, const resource_spec& r) {
-        return spawn_worker_pool(sys, config_of(r.params), reg);
+      // r.types: the runtime's registry, shared with the pool for as long
+      // as it runs (tasks name record functions in it).
+      [](caf::actor_system& sys, const resource_spec& r) {
+        return spawn_worker_pool(sys, config_of(r.params), r.types);
       }),
     [](const worker_pool_actor& h, call_context& ctx) {
       return std::make_unique<pool_client_impl>(h, ctx);

@@ -365,8 +365,13 @@ int cmd_types(const std::vector<std::string>& args) {
         std::cout << " — " << p.doc << '\n';
       }
       if (t->parallel)
-        std::cout << "    workers: integer, default 1 — parallel copies\n"
-                     "    ordered: boolean, default true — keep input order\n";
+        std::cout
+          << "    workers: integer, default 1 — parallel copies\n"
+             "    ordered: boolean, default true — keep input order\n"
+             "    partition_by: key|none, default none — key: each record goes "
+             "to the worker its key hashes to (order kept per key)\n"
+             "    blocking: boolean, default false — workers on threads of "
+             "their own, for blocking or CPU-heavy functions\n";
     }
   }
   if (name.empty() || name == "map" || name == "filter") {

@@ -487,6 +487,25 @@ private:
             else
               n.ordered = *b;
           }
+        } else if (field == "blocking") {
+          n.field_where["blocking"] = fv.where;
+          if (auto s = scalar(fv, "blocking")) {
+            auto b = parse_bool(*s);
+            if (!b)
+              error(fv.where, "'blocking' expects true or false, got '" + *s
+                                + "'");
+            else
+              n.blocking = *b;
+          }
+        } else if (field == "partition_by") {
+          n.field_where["partition_by"] = fv.where;
+          if (auto s = scalar(fv, "partition_by")) {
+            if (*s == "key")
+              n.partition_by_key = true;
+            else if (*s != "none")
+              error(fv.where, "'partition_by' expects key or none, got '" + *s
+                                + "'");
+          }
         } else if (reg_.slot_protocol(field)) {
           n.field_where[field] = fv.where;
           if (auto s = scalar(fv, field))

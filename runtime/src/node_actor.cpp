@@ -620,8 +620,11 @@ void produce(node_pointer self) {
   }
 }
 
-// Applies a worker's result as if the logic had run inline.
-void apply_result(node_pointer self, uint64_t token, stage_result& r) {
+// Applies a worker's result as if the logic had run inline. `records` were
+// in the batch (or, partitioned by key, the part) it ran on; `last`: no
+// other part of its input is left, so the input is released.
+void apply_result(node_pointer self, uint64_t token, stage_result& r,
+                  size_t records, bool last) {
   auto& st = self->state;
   node_emitter out{self};
   out.lineage = {token};
@@ -631,13 +634,12 @@ void apply_result(node_pointer self, uint64_t token, stage_result& r) {
     out.emit(std::move(b));
   for (size_t k = 0; k < r.failed.size(); ++k)
     out.fail(std::move(r.failed[k]), k < r.reasons.size() ? r.reasons[k] : "");
-  size_t records = 0;
-  if (auto* in = st.inputs.find(token)) {
-    st.metrics->record_latency(elapsed_ns(in->received));
-    records = in->size;
+  if (last) {
+    if (auto* in = st.inputs.find(token))
+      st.metrics->record_latency(elapsed_ns(in->received));
+    st.inputs.release(token, st.todo);
+    carry_out(self);
   }
-  st.inputs.release(token, st.todo);
-  carry_out(self);
   st.pool.applied(records);
 }
 
@@ -653,8 +655,10 @@ void on_worker_result(node_pointer self, size_t w, uint64_t seq,
   st.pool.complete(w, seq, token, std::move(r));
   uint64_t ready = 0;
   stage_result result;
-  while (st.pool.next_ready(ready, result))
-    apply_result(self, ready, result);
+  size_t records = 0;
+  bool last = false;
+  while (st.pool.next_ready(ready, result, records, last))
+    apply_result(self, ready, result, records, last);
   dispatch(self);
   flush(self);
   maybe_finish(self);
@@ -727,8 +731,12 @@ void on_batch(node_pointer self, uint32_t in_port, uint32_t tag, uint64_t id,
 void on_call_complete(node_pointer self,
                       const std::function<void(emitter&)>& then) {
   auto& st = self->state;
-  auto out = inline_emitter(self);
+  auto node_out = inline_emitter(self);
+  // A continuation that completes records one by one (a batched lookup
+  // answering per key) passes them on as one batch, not one per record.
+  coalescing_emitter out{node_out};
   then(out);
+  out.flush();
   release_open(self);
   if (st.inputs.pressing())
     let_go(self);
@@ -836,11 +844,18 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
     edges.push_back(c);
   }
   st.outs = outbox{edges, rt.window, rt.window_bytes, st.is_source};
-  if (st.spec->workers > 1) {
-    st.pool = worker_dispatch{st.spec->workers, st.spec->ordered};
+  if (st.spec->workers > 1 || st.spec->blocking) {
+    st.pool = worker_dispatch{st.spec->workers, st.spec->ordered,
+                              st.spec->partition_by_key};
     for (size_t w = 0; w < st.spec->workers; ++w)
-      st.workers.push_back(self->spawn<caf::linked>(worker_fn, plan, index, w,
-                                                    wiring.incarnation));
+      // blocking: each worker gets a thread of its own (CAF's detached
+      // actors), so what it runs never holds a scheduler thread.
+      st.workers.push_back(
+        st.spec->blocking
+          ? self->spawn<caf::linked + caf::detached>(worker_fn, plan, index, w,
+                                                     wiring.incarnation)
+          : self->spawn<caf::linked>(worker_fn, plan, index, w,
+                                     wiring.incarnation));
   }
   if (st.is_source)
     schedule_produce(self);

@@ -74,8 +74,8 @@ std::string diagnostics_text(const std::vector<diagnostic>& diags) {
 
 // Spawns the service `spec` (validated) of type `t`.
 std::shared_ptr<const resource_entry>
-spawn_resource(caf::actor_system& sys, const actor_type& t,
-               const resource_spec& spec) {
+spawn_resource(caf::actor_system& sys, std::shared_ptr<const registry> reg,
+               const actor_type& t, const resource_spec& spec) {
   auto e = std::make_shared<resource_entry>();
   e->spec = spec;
   e->protocol = t.protocol;
@@ -83,7 +83,9 @@ spawn_resource(caf::actor_system& sys, const actor_type& t,
   e->on_node_event = t.service.on_node_event;
   e->make_client = t.service.make_client;
   try {
-    e->handle = t.service.spawn(sys, spec);
+    auto for_factory = spec;
+    for_factory.types = std::move(reg);
+    e->handle = t.service.spawn(sys, for_factory);
   } catch (const std::exception& ex) {
     throw std::invalid_argument("resource '" + spec.name
                                 + "': its factory threw: " + ex.what());
@@ -321,7 +323,7 @@ graph_run runtime::start(const graph_spec& graph) {
     if (shared.count(r.name))
       continue;
     // On a throw, ~resource_group stops what was spawned so far.
-    auto e = detail::spawn_resource(*impl_->sys, *reg_->find(r.type, actor_kind::service), r);
+    auto e = detail::spawn_resource(*impl_->sys, reg_, *reg_->find(r.type, actor_kind::service), r);
     st->own->map.emplace(r.name, e);
     resources.emplace(r.name, std::move(e));
   }
@@ -376,7 +378,7 @@ void runtime::add_resource(resource_spec spec) {
     throw std::invalid_argument("resource '" + r.name + "': "
                                 + (r.name.empty() ? "a resource needs a name"
                                                   : "the name is taken"));
-  impl_->resources.emplace(r.name, detail::spawn_resource(*impl_->sys, *t, r));
+  impl_->resources.emplace(r.name, detail::spawn_resource(*impl_->sys, reg_, *t, r));
 }
 
 bool runtime::release_resource(const std::string& name) {

@@ -466,8 +466,9 @@ private:
 
   // A node's fields that are not parameters of its type.
   std::vector<std::string> node_fields_reserved() const {
-    std::vector<std::string> out{"type", "inputs", "workers", "ordered",
-                                 "restart"};
+    std::vector<std::string> out{"type",     "inputs",       "workers",
+                                 "ordered",  "restart",      "blocking",
+                                 "partition_by"};
     for (auto& [slot, _] : reg_.slots())
       out.push_back(slot);
     return out;
@@ -501,6 +502,21 @@ private:
         error(n.at("workers"), who(n),
               "type '" + t->name + "' runs on one actor; 'workers' applies "
                                    "to map and filter");
+      for (const char* f : {"blocking", "partition_by"})
+        if (n.field_where.count(f) && !t->parallel)
+          error(n.at(f), who(n),
+                "type '" + t->name + "' runs on one actor; '" + f
+                  + "' applies to map and filter");
+      if (t->parallel && n.partition_by_key) {
+        if (n.workers < 2)
+          error(n.at("partition_by"), who(n),
+                "'partition_by: key' spreads keys over workers; it needs "
+                "'workers' of 2 or more");
+        if (n.field_where.count("ordered") && n.ordered)
+          error(n.at("ordered"), who(n),
+                "'partition_by: key' keeps order per key, not across keys; "
+                "drop 'ordered: true'");
+      }
       for (auto& [slot, res] : n.resources) {
         auto& w = n.at(slot);
         auto* proto = reg_.slot_protocol(slot);

@@ -6,9 +6,14 @@
 //   2. A 4-stage identity chain through troupe's embedding API vs a raw CAF
 //      chain of 4 per-message relay actors.
 //   3. Peak RSS of `troupe run` while a fast source floods a slow sink.
+//   6. cache: a get round trip vs a raw CAF request().then to a trivial
+//      actor; single flight: 10,000 concurrent requests over 100 keys.
 //   pool: 1M tiny tasks through a worker_pool (batches of records per task)
 //      vs a std::thread pool with a mutex+condvar queue vs Python's
 //      ThreadPoolExecutor (measured inside Python).
+//   limiter: permits per second from a rate_limiter (acquire + release, one
+//      caller, sequential) vs a raw typed request round trip to an actor
+//      that answers at once.
 //
 // Each benchmark runs its contenders interleaved (A,B,C,A,B,C,...) and reports
 // medians, so drift on a shared machine hits every contender alike. This is a
@@ -18,7 +23,8 @@
 //   troupe-bench [--runs N] [--quick] [--etl-count N] [--chain-count N]
 //                [--flood-count N] [--troupe PATH] [--python PATH]
 //                [--raw-window CHUNKS] [--pool-count N] [--pool-batch N]
-//                [--only etl|chain|flood|faults|supervision|pool]
+//                [--limiter-count N] [--only GROUP]
+//   GROUP: etl chain flood faults supervision cache pool limiter waiting
 //
 // `caf/all.hpp` is allowed in this one file for simplicity.
 #include <fcntl.h>
@@ -30,6 +36,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -46,12 +53,16 @@
 #include <condition_variable>
 #include <sstream>
 #include <stdexcept>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <caf/all.hpp>
 
+#include "troupe/actors/cache.hpp"
+#include "troupe/actors/rate_limiter.hpp"
+#include "troupe/actors/type_ids.hpp"
 #include "troupe/loader.hpp"
 #include "troupe/registry.hpp"
 #include "troupe/report.hpp"
@@ -76,6 +87,7 @@ struct options {
   uint64_t etl_count = 1'000'000;
   uint64_t chain_count = 2'000'000;
   uint64_t flood_count = 10'000'000;
+  uint64_t limiter_count = 200'000;
   std::string troupe;  // default: <bench dir>/../troupe
   std::string python = "python3";
   uint64_t raw_window = 4; // raw CAF chain: chunks in flight, 0: send all
@@ -92,7 +104,9 @@ struct options {
                "                    [--troupe PATH] [--python PATH]\n"
                "                    [--raw-window CHUNKS (0: send all)]\n"
                "                    [--pool-count N] [--pool-batch N]\n"
-               "                    [--only etl|chain|flood|faults|supervision|pool]\n";
+               "                    [--limiter-count N] [--only GROUP]\n"
+               "  GROUP: etl chain flood faults supervision cache pool "
+               "limiter waiting\n";
   std::exit(2);
 }
 
@@ -135,6 +149,8 @@ options parse_options(int argc, char** argv) {
       o.chain_count = parse_count(a, value());
     } else if (a == "--flood-count") {
       o.flood_count = parse_count(a, value());
+    } else if (a == "--limiter-count") {
+      o.limiter_count = parse_count(a, value());
     } else if (a == "--troupe") {
       o.troupe = value();
     } else if (a == "--python") {
@@ -145,9 +161,12 @@ options parse_options(int argc, char** argv) {
       o.pool_batch = parse_count(a, value());
     } else if (a == "--only") {
       o.only = value();
-      if (o.only != "etl" && o.only != "chain" && o.only != "flood"
-          && o.only != "faults" && o.only != "supervision" && o.only != "pool")
-        usage("--only wants etl, chain, flood, faults, supervision or pool");
+      static const std::set<std::string> groups{
+        "etl",   "chain", "flood",   "faults", "supervision",
+        "cache", "pool",  "limiter", "waiting"};
+      if (!groups.count(o.only))
+        usage("--only wants one of etl, chain, flood, faults, supervision, "
+              "cache, pool, limiter, waiting");
     } else if (a == "--raw-window") {
       auto& v = value();
       o.raw_window = v == "0" ? 0 : parse_count(a, v);
@@ -172,6 +191,8 @@ options parse_options(int argc, char** argv) {
       o.flood_count = 200'000;
     if (!given("--pool-count"))
       o.pool_count = 100'000;
+    if (!given("--limiter-count"))
+      o.limiter_count = 20'000;
   }
   if (o.troupe.empty())
     o.troupe = default_troupe_path(argv[0]);
@@ -838,6 +859,220 @@ void bench_flood(const options& o, std::vector<row>& rows) {
 }
 
 
+// -- 6. cache: get round trip vs raw CAF; single flight -----------------------
+
+// The raw baseline: a trivial typed actor answering the same message with the
+// same reply type, from a constant.
+using echo_actor = caf::typed_actor<
+  caf::replies_to<troupe::get_atom, std::string>::with<troupe::cache_value>>;
+
+echo_actor::behavior_type echo_fn(echo_actor::pointer, std::string value) {
+  return {[value](troupe::get_atom, std::string&) {
+    return troupe::cache_value{true, value};
+  }};
+}
+
+struct round_trip_state {
+  uint64_t left = 0;
+  std::string key;
+  clock_type::time_point t0;
+  std::promise<double>* done = nullptr;
+};
+
+// Sequential request().then round trips: the next starts in the reply handler.
+template <class Handle>
+void round_trip_next(caf::stateful_actor<round_trip_state>* self, Handle h) {
+  self->request(h, std::chrono::seconds(10), troupe::get_atom_v,
+                self->state.key)
+    .then(
+      [self, h](troupe::cache_value& v) {
+        if (!v.found)
+          throw std::runtime_error("cache bench: a get missed");
+        if (--self->state.left == 0) {
+          self->state.done->set_value(seconds_since(self->state.t0));
+          self->quit();
+          return;
+        }
+        round_trip_next(self, h);
+      },
+      [self](caf::error& e) {
+        self->state.done->set_exception(std::make_exception_ptr(
+          std::runtime_error("cache bench: " + caf::to_string(e))));
+        self->quit();
+      });
+}
+
+template <class Handle>
+caf::behavior round_trip_driver(caf::stateful_actor<round_trip_state>* self,
+                                Handle h, uint64_t n,
+                                std::promise<double>* done) {
+  self->state.left = n;
+  self->state.key = "key-0042";
+  self->state.done = done;
+  self->state.t0 = clock_type::now();
+  round_trip_next(self, h);
+  return {[](int) {}};
+}
+
+// Seconds per round trip against `h`.
+template <class Handle>
+double round_trips(caf::actor_system& sys, Handle h, uint64_t n) {
+  std::promise<double> done;
+  auto f = done.get_future();
+  sys.spawn(round_trip_driver<Handle>, h, n, &done);
+  return f.get() / n;
+}
+
+double cache_get_once(uint64_t n, uint64_t shards) {
+  caf::actor_system_config cfg;
+  troupe::add_message_types(cfg);
+  troupe::actors::add_message_types(cfg);
+  caf::actor_system sys{cfg};
+  troupe::cache_config cc;
+  cc.shards = shards;
+  auto cache = troupe::spawn_cache(sys, cc);
+  {
+    caf::scoped_actor self{sys};
+    self->request(cache, std::chrono::seconds(10), troupe::put_atom_v,
+                  std::string{"key-0042"}, std::string(64, 'v'))
+      .receive([](bool) {},
+               [](caf::error& e) {
+                 throw std::runtime_error("cache bench: put: "
+                                          + caf::to_string(e));
+               });
+  }
+  auto s = round_trips(sys, cache, n);
+  caf::anon_send_exit(cache, caf::exit_reason::user_shutdown);
+  return s;
+}
+
+double raw_get_once(uint64_t n) {
+  caf::actor_system_config cfg;
+  troupe::add_message_types(cfg);
+  troupe::actors::add_message_types(cfg);
+  caf::actor_system sys{cfg};
+  auto echo = sys.spawn(echo_fn, std::string(64, 'v'));
+  auto s = round_trips(sys, echo, n);
+  caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
+  return s;
+}
+
+struct single_flight_result {
+  uint64_t computed = 0; // by the backend
+  troupe::cache_stats stats;
+  double seconds = 0;
+};
+
+// `clients` actors each ask get_or_compute for `per_client` keys at once
+// (client i asks keys i, i+1, ... mod `keys`): every key is asked by many
+// callers concurrently. The backend burns ~20 us per computation.
+single_flight_result single_flight_once(uint64_t clients, uint64_t per_client,
+                                        uint64_t keys) {
+  caf::actor_system_config cfg;
+  troupe::add_message_types(cfg);
+  troupe::actors::add_message_types(cfg);
+  caf::actor_system sys{cfg};
+  auto cache = troupe::spawn_cache(sys, {});
+  std::atomic<uint64_t> computed{0};
+  std::atomic<uint64_t> left{clients * per_client};
+  std::atomic<uint64_t> wrong{0};
+  std::promise<void> done;
+  auto finished = done.get_future();
+  auto t0 = clock_type::now();
+  for (uint64_t i = 0; i < clients; ++i)
+    sys.spawn(
+      [&, i](caf::event_based_actor* self, int) {
+        for (uint64_t j = 0; j < per_client; ++j) {
+          auto key = "k" + std::to_string((i + j) % keys);
+          troupe::get_or_compute(
+            self, cache, key, std::chrono::seconds(30),
+            [&computed](const std::string& k) {
+              ++computed;
+              auto until = clock_type::now() + std::chrono::microseconds(20);
+              while (clock_type::now() < until) {
+              }
+              return "value of " + k;
+            },
+            [&, key](troupe::call_result<std::string> v) {
+              if (!v.ok() || v.value() != "value of " + key)
+                ++wrong;
+              if (--left == 0)
+                done.set_value();
+            });
+        }
+      },
+      0);
+  if (finished.wait_for(std::chrono::minutes(5)) != std::future_status::ready)
+    throw std::runtime_error("single flight: no result after 5 minutes");
+  single_flight_result r;
+  r.seconds = seconds_since(t0);
+  r.computed = computed.load();
+  if (wrong.load() > 0)
+    throw std::runtime_error("single flight: " + std::to_string(wrong.load())
+                             + " callers got a wrong value or an error");
+  caf::scoped_actor self{sys};
+  self->request(cache, std::chrono::seconds(10), troupe::stats_atom_v)
+    .receive([&](troupe::cache_stats& s) { r.stats = s; },
+             [](caf::error& e) {
+               throw std::runtime_error("single flight: stats: "
+                                        + caf::to_string(e));
+             });
+  caf::anon_send_exit(cache, caf::exit_reason::user_shutdown);
+  return r;
+}
+
+void bench_cache(const options& o, std::vector<row>& rows) {
+  uint64_t n = o.chain_count >= 1'000'000 ? 200'000 : 20'000;
+  std::printf("Cache get round trip, %s sequential requests, %zu run(s): raw "
+              "CAF request().then to a trivial actor | cache get | cache get "
+              "(4 shards, via the router)\n",
+              human_count(n).c_str(), o.runs);
+  std::fflush(stdout);
+  std::vector<double> raw, one, four;
+  for (size_t run = 0; run < o.runs; ++run) {
+    raw.push_back(raw_get_once(n));
+    one.push_back(cache_get_once(n, 1));
+    four.push_back(cache_get_once(n, 4));
+    std::printf("  run %zu: raw %.3f us | cache %.3f us (%.2fx) | 4 shards "
+                "%.3f us (%.2fx)\n",
+                run + 1, raw.back() * 1e6, one.back() * 1e6,
+                one.back() / raw.back(), four.back() * 1e6,
+                four.back() / raw.back());
+    std::fflush(stdout);
+  }
+  auto r = median(raw), c = median(one), c4 = median(four);
+  rows.push_back({"cache get round trip vs raw CAF", fmt("%.3f us", r * 1e6),
+                  fmt("%.3f us", c * 1e6), fmt("%.2fx", c / r), "<= 1.5x",
+                  c / r <= 1.5});
+  rows.push_back({"cache get, 4 shards (router hop)", fmt("%.3f us", r * 1e6),
+                  fmt("%.3f us", c4 * 1e6), fmt("%.2fx", c4 / r), "-", true});
+
+  const uint64_t clients = 100, per_client = 100, keys = 100;
+  std::printf("Single flight, %llu concurrent get_or_compute over %llu keys, "
+              "%zu run(s)\n",
+              static_cast<unsigned long long>(clients * per_client),
+              static_cast<unsigned long long>(keys), o.runs);
+  std::fflush(stdout);
+  bool exact = true;
+  std::vector<double> secs, computed;
+  for (size_t run = 0; run < o.runs; ++run) {
+    auto x = single_flight_once(clients, per_client, keys);
+    exact = exact && x.computed == keys && x.stats.computations == keys;
+    secs.push_back(x.seconds);
+    computed.push_back(static_cast<double>(x.computed));
+    std::printf("  run %zu: %llu backend computations (cache: %llu leases, "
+                "%llu coalesced, %llu hits) in %.3f s\n",
+                run + 1, static_cast<unsigned long long>(x.computed),
+                static_cast<unsigned long long>(x.stats.computations),
+                static_cast<unsigned long long>(x.stats.coalesced),
+                static_cast<unsigned long long>(x.stats.hits), x.seconds);
+    std::fflush(stdout);
+  }
+  rows.push_back({"single flight 10k requests/100 keys", "-",
+                  fmt("%.0f computations", median(computed)), "-",
+                  "exactly 100", exact});
+  rows.push_back({"single flight 10k requests, wall time", "-",
+                  fmt("%.3f s", median(secs)), "-", "-", true});
 // -- pool: 1M tiny tasks: worker_pool vs std::thread pool vs Python ----------
 
 // The tiny task: FNV-1a of a record's body, stored in its seq.
@@ -1059,6 +1294,90 @@ void bench_pool(const options& o, std::vector<row>& rows) {
   rows.push_back({"pool 1 task/submit vs std::thread pool",
                   fmt("%.2f M/s", t / 1e6), fmt("%.3f M/s", s1 / 1e6),
                   fmt("%.2fx", s1 / t), "(info)", true});
+// -- limiter: permits/s vs a raw request round trip --------------------------
+
+// The baseline: answers acquire(key) at once, as cheap as a typed reply gets.
+using echo_permit_actor = caf::typed_actor<
+  caf::replies_to<troupe::acquire_atom, std::string>::with<uint64_t>>;
+
+echo_permit_actor::behavior_type echo_permit(echo_permit_actor::pointer) {
+  return {[](troupe::acquire_atom, const std::string&) { return uint64_t{1}; }};
+}
+
+// `n` sequential acquire round trips to `dest` (and a release after each when
+// `release`); returns seconds.
+template <class Handle>
+double permit_loop(caf::actor_system& sys, const Handle& dest, uint64_t n,
+                   bool release) {
+  std::promise<void> done;
+  auto finished = done.get_future();
+  auto t0 = clock_type::now();
+  sys.spawn([&, dest](caf::event_based_actor* self) {
+    auto left = std::make_shared<uint64_t>(n);
+    auto next = std::make_shared<std::function<void()>>();
+    *next = [=, &done] {
+      self->request(dest, std::chrono::seconds(10), troupe::acquire_atom_v,
+                    std::string{})
+        .then(
+          [=, &done](uint64_t permit) {
+            if (release)
+              self->send(caf::actor_cast<troupe::rate_limiter_actor>(dest),
+                         troupe::release_atom_v, permit);
+            if (--*left == 0) {
+              done.set_value();
+              *next = nullptr; // breaks the cycle
+              return;
+            }
+            (*next)();
+          },
+          [=](caf::error& err) {
+            std::cerr << "  permit loop: " << caf::to_string(err) << '\n';
+            self->quit();
+          });
+    };
+    (*next)();
+  });
+  if (finished.wait_for(std::chrono::minutes(10)) != std::future_status::ready)
+    throw std::runtime_error("limiter bench: no result after 10 minutes");
+  return seconds_since(t0);
+}
+
+void bench_limiter(const options& o, std::vector<row>& rows) {
+  auto n = o.limiter_count;
+  std::printf("rate_limiter, %s sequential permits (acquire + release; rate "
+              "1e9/s, burst 1000, max_in_flight 16), %zu run(s): limiter | "
+              "raw request round trip\n",
+              human_count(n).c_str(), o.runs);
+  std::fflush(stdout);
+  caf::actor_system_config cfg;
+  troupe::add_message_types(cfg);
+  troupe::actors::add_message_types(cfg);
+  cfg.set("scheduler.max-threads", 2);
+  caf::actor_system sys{cfg};
+  troupe::rate_limiter_config lc;
+  lc.name = "bench";
+  lc.rate = 1e9;
+  lc.burst = 1000;
+  lc.max_in_flight = 16;
+  auto lim = troupe::spawn_rate_limiter(sys, lc);
+  auto echo = sys.spawn(echo_permit);
+  std::vector<double> r_lim, r_raw; // per second
+  for (size_t run = 0; run < o.runs; ++run) {
+    double tl = permit_loop(sys, lim, n, true);
+    double tr = permit_loop(sys, echo, n, false);
+    r_lim.push_back(n / tl);
+    r_raw.push_back(n / tr);
+    std::printf("  run %zu: limiter %.3f s (%.0f k permits/s) | raw %.3f s "
+                "(%.0f k round trips/s)\n",
+                run + 1, tl, n / tl / 1e3, tr, n / tr / 1e3);
+    std::fflush(stdout);
+  }
+  caf::anon_send_exit(lim, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
+  auto l = median(r_lim), r = median(r_raw);
+  rows.push_back({"limiter permits/s vs round trips/s",
+                  fmt("%.0f k/s", r / 1e3), fmt("%.0f k/s", l / 1e3),
+                  fmt("%.2fx", l / r), ">= 0.5x", l / r >= 0.5});
 }
 
 } // namespace
@@ -1079,8 +1398,12 @@ int main(int argc, char** argv) {
       bench_faults(o, rows);
     if (o.only.empty() || o.only == "supervision")
       bench_supervision(o, rows);
+    if (o.only.empty() || o.only == "cache")
+      bench_cache(o, rows);
     if (o.only.empty() || o.only == "pool")
       bench_pool(o, rows);
+    if (o.only.empty() || o.only == "limiter")
+      bench_limiter(o, rows);
   } catch (const std::exception& e) {
     std::cerr << "troupe-bench: " << e.what() << '\n';
     print_table(rows);

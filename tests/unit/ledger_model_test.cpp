@@ -528,7 +528,10 @@ TEST_CASE("worker dispatch model: random completion order, ordered apply in "
         d.complete(r.worker, r.seq, r.token, std::move(res));
         uint64_t token = 0;
         stage_result got;
-        while (d.next_ready(token, got)) {
+        size_t n = 0;
+        bool last = false;
+        while (d.next_ready(token, got, n, last)) {
+          CHECK(last);
           CHECK(got.created == token);
           applied.push_back(token);
           d.applied(0);

@@ -707,17 +707,19 @@ TEST_CASE("worker dispatch: ordered results are applied in dispatch order, "
   take(todo);
   uint64_t token = 0;
   stage_result r;
+  size_t n = 0;
+  bool last = false;
   stage_result two;
   two.dropped = 2;
   d.complete(2, 2, 12, std::move(two));
-  CHECK_FALSE(d.next_ready(token, r));
+  CHECK_FALSE(d.next_ready(token, r, n, last));
   stage_result one;
   one.created = 1;
   d.complete(1, 1, 11, std::move(one));
-  CHECK_FALSE(d.next_ready(token, r)); // 0 is still out
+  CHECK_FALSE(d.next_ready(token, r, n, last)); // 0 is still out
   d.complete(0, 0, 10, stage_result{});
   std::vector<uint64_t> order;
-  while (d.next_ready(token, r)) {
+  while (d.next_ready(token, r, n, last)) {
     order.push_back(token);
     if (token == 11)
       CHECK(r.created == 1);
@@ -739,20 +741,76 @@ TEST_CASE("worker dispatch: unordered results are applied as they come") {
   take(todo);
   uint64_t token = 0;
   stage_result r;
+  size_t n = 0;
+  bool last = false;
   d.complete(2, 2, 12, stage_result{});
-  REQUIRE(d.next_ready(token, r));
+  REQUIRE(d.next_ready(token, r, n, last));
   CHECK(token == 12);
   d.applied(2);
   CHECK_FALSE(d.idle());
   CHECK(d.records() == 4);
   d.complete(0, 0, 10, stage_result{});
-  REQUIRE(d.next_ready(token, r));
+  REQUIRE(d.next_ready(token, r, n, last));
   CHECK(token == 10);
   d.applied(2);
   d.complete(1, 1, 11, stage_result{});
-  REQUIRE(d.next_ready(token, r));
+  REQUIRE(d.next_ready(token, r, n, last));
   d.applied(2);
   CHECK(d.idle());
+}
+
+TEST_CASE("worker dispatch: partitioned by key, each key keeps its worker "
+          "and its order; the input is released with its last part") {
+  worker_dispatch d{2, true, true};
+  node_commands todo;
+  // Two keys that hash to different workers.
+  std::string a = "a", b;
+  for (int i = 0; b.empty() || d.worker_of(b) == d.worker_of(a); ++i)
+    b = "k" + std::to_string(i);
+  auto batch = [&](std::vector<std::string> keys) {
+    std::vector<record> rs;
+    for (auto& k : keys) {
+      record r;
+      r.key = k;
+      rs.push_back(std::move(r));
+    }
+    return record_batch{std::move(rs)};
+  };
+  d.enqueue(1, false, batch({a, b, a}), 3); // two parts
+  d.enqueue(2, false, batch({a}), 1);
+  d.enqueue(3, false, batch({a}), 1); // a's worker is full: waits
+  d.enqueue(4, false, batch({b}), 1); // b's worker has room: overtakes 3
+  d.dispatch(todo);
+  auto cs = take(todo);
+  REQUIRE(cs.size() == 4);
+  auto wa = d.worker_of(a), wb = d.worker_of(b);
+  CHECK(cs[0].cmd.edge == wa);
+  CHECK(cs[0].batch.size() == 2); // both a's of input 1, in order
+  CHECK(cs[1].cmd.edge == wb);
+  CHECK(cs[2].cmd.token == 2);
+  CHECK(cs[3].cmd.token == 4);
+  CHECK(cs[3].cmd.edge == wb);
+  uint64_t token = 0;
+  stage_result r;
+  size_t n = 0;
+  bool last = false;
+  d.complete(wb, cs[1].cmd.id, 1, stage_result{});
+  REQUIRE(d.next_ready(token, r, n, last));
+  CHECK(token == 1);
+  CHECK(n == 1);
+  CHECK_FALSE(last); // a's part of input 1 is still out
+  d.applied(n);
+  d.complete(wa, cs[0].cmd.id, 1, stage_result{});
+  REQUIRE(d.next_ready(token, r, n, last));
+  CHECK(token == 1);
+  CHECK(n == 2);
+  CHECK(last);
+  d.applied(n);
+  d.dispatch(todo); // a's worker has room again: input 3 goes
+  cs = take(todo);
+  REQUIRE(cs.size() == 1);
+  CHECK(cs[0].cmd.token == 3);
+  CHECK(cs[0].cmd.edge == wa);
 }
 
 // -- lifecycle --------------------------------------------------------------------

@@ -53,12 +53,12 @@ struct fixture {
     // Keeps even seqs, drops odd ones, fails seq 4 (a record-level failure,
     // not a crash: map's semantics).
     r->add_function("evens", "", [] {
-      return record_fn{[](record& r) {
-        if (r.seq == 4)
+      return record_fn{[](record& rec) {
+        if (rec.seq == 4)
           throw std::runtime_error("four is poison");
-        if (r.seq % 2)
+        if (rec.seq % 2)
           return fn_result::drop();
-        r.body += "!";
+        rec.body += "!";
         return fn_result::keep();
       }};
     });

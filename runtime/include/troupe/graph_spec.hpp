@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -85,6 +86,12 @@ struct node_spec {
   std::vector<input_ref> inputs;
   size_t workers = 1;
   bool ordered = true;
+  // `partition_by: key`: each record goes to the worker its key hashes to,
+  // so records of one key stay in order while other keys run in parallel.
+  bool partition_by_key = false;
+  // `blocking: true`: the workers run on threads of their own, so a slow or
+  // blocking function never stalls the scheduler's threads.
+  bool blocking = false;
   restart_type restart = restart_type::permanent;
   std::string group; // "" : supervised by the root
   // Resource slots (`cache: pages`, `rate_limit: api_limit`) by slot name.
@@ -98,12 +105,18 @@ struct node_spec {
   const source_location& at(const std::string& field) const;
 };
 
+class registry;
+
 struct resource_spec {
   std::string name;
   std::string type;
   param_set params;
   source_location where;       // the resource's name
   field_positions field_where; // "" (its map), "type"
+  // Set by the runtime for the service's spawn function only: the registry
+  // the resource was validated against (to find a record function by
+  // name); a service may keep it for its lifetime. Null elsewhere.
+  std::shared_ptr<const registry> types;
 
   const source_location& at(const std::string& field) const;
 };

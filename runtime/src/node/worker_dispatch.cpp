@@ -2,41 +2,86 @@
 
 namespace troupe::detail {
 
-worker_dispatch::worker_dispatch(size_t workers, bool ordered)
-  : ordered_(ordered), busy_(workers, 0) {
+worker_dispatch::worker_dispatch(size_t workers, bool ordered, bool by_key)
+  : ordered_(ordered && !by_key), by_key_(by_key), busy_(workers, 0) {
+}
+
+size_t worker_dispatch::worker_of(const std::string& key) const {
+  // FNV-1a: the same key goes to the same worker in every run.
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : key)
+    h = (h ^ c) * 1099511628211ull;
+  return static_cast<size_t>(h % busy_.size());
 }
 
 void worker_dispatch::enqueue(uint64_t token, bool redelivery,
                               record_batch batch, size_t records) {
   ++outstanding_;
   records_ += records;
-  waiting_.push_back(waiting{token, redelivery, std::move(batch)});
+  if (!by_key_ || busy_.size() < 2) {
+    waiting_.push_back(waiting{token, redelivery, std::move(batch)});
+    return;
+  }
+  std::vector<std::vector<record>> parts(busy_.size());
+  for (auto& r : batch.take())
+    parts[worker_of(r.key)].push_back(std::move(r));
+  size_t n = 0;
+  for (size_t w = 0; w < parts.size(); ++w)
+    if (!parts[w].empty()) {
+      waiting_.push_back(
+        waiting{token, redelivery, record_batch{std::move(parts[w])}, w});
+      ++n;
+    }
+  if (n == 0) // an empty batch still goes through once
+    waiting_.push_back(waiting{token, redelivery, record_batch{}, 0});
+  outstanding_ += (n > 1 ? n - 1 : 0); // one per part
+  parts_left_[token] = n == 0 ? 1 : n;
 }
 
 void worker_dispatch::dispatch(node_commands& out) {
-  while (!waiting_.empty() && !busy_.empty()) {
-    size_t best = 0;
-    for (size_t w = 1; w < busy_.size(); ++w)
-      if (busy_[w] < busy_[best])
-        best = w;
-    if (busy_[best] >= 2)
-      return;
-    auto next = std::move(waiting_.front());
-    waiting_.pop_front();
-    ++busy_[best];
-    out.exec(static_cast<uint32_t>(best), next_dispatch_++, next.token,
-             next.redelivery, std::move(next.batch));
+  if (busy_.empty())
+    return;
+  for (auto i = waiting_.begin(); i != waiting_.end();) {
+    size_t w = i->worker;
+    if (w == any_worker) {
+      w = 0;
+      for (size_t k = 1; k < busy_.size(); ++k)
+        if (busy_[k] < busy_[w])
+          w = k;
+      if (busy_[w] >= 2)
+        return; // every worker is full; keep arrival order
+    } else if (busy_[w] >= 2) {
+      ++i; // its worker is full: later parts for other workers may go
+      continue;
+    }
+    ++busy_[w];
+    auto seq = next_dispatch_++;
+    records_of_[seq] = i->batch.size();
+    out.exec(static_cast<uint32_t>(w), seq, i->token, i->redelivery,
+             std::move(i->batch));
+    i = waiting_.erase(i);
   }
 }
 
 void worker_dispatch::complete(size_t worker, uint64_t seq, uint64_t token,
                                stage_result result) {
   --busy_[worker];
+  finish(seq, token, std::move(result));
+}
+
+void worker_dispatch::finish(uint64_t seq, uint64_t token,
+                             stage_result result) {
+  size_t records = 0;
+  if (auto i = records_of_.find(seq); i != records_of_.end()) {
+    records = i->second;
+    records_of_.erase(i);
+  }
+  finished f{token, std::move(result), records};
   if (!ordered_) {
-    ready_.emplace_back(token, std::move(result));
+    ready_.push_back(std::move(f));
     return;
   }
-  done_.emplace(seq, std::make_pair(token, std::move(result)));
+  done_.emplace(seq, std::move(f));
   while (!done_.empty() && done_.begin()->first == next_apply_) {
     auto node = done_.extract(done_.begin());
     ready_.push_back(std::move(node.mapped()));
@@ -44,11 +89,20 @@ void worker_dispatch::complete(size_t worker, uint64_t seq, uint64_t token,
   }
 }
 
-bool worker_dispatch::next_ready(uint64_t& token, stage_result& result) {
+bool worker_dispatch::next_ready(uint64_t& token, stage_result& result,
+                                 size_t& records, bool& last) {
   if (ready_.empty())
     return false;
-  token = ready_.front().first;
-  result = std::move(ready_.front().second);
+  auto& f = ready_.front();
+  token = f.token;
+  result = std::move(f.result);
+  records = f.records;
+  last = true;
+  if (auto i = parts_left_.find(token); i != parts_left_.end()) {
+    last = --i->second == 0;
+    if (last)
+      parts_left_.erase(i);
+  }
   ready_.pop_front();
   return true;
 }

@@ -20,8 +20,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <climits>
 #include <deque>
 #include <map>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -34,7 +36,7 @@ namespace troupe::detail {
 class worker_dispatch {
 public:
   worker_dispatch() = default;
-  worker_dispatch(size_t workers, bool ordered);
+  worker_dispatch(size_t workers, bool ordered, bool by_key = false);
 
   // Whether this node runs its logic on workers at all.
   bool enabled() const noexcept {
@@ -55,10 +57,15 @@ public:
   // Worker `worker` answered the batch it got as number `seq`.
   void complete(size_t worker, uint64_t seq, uint64_t token,
                 stage_result result);
-  // The next result that may be applied now, if any.
-  bool next_ready(uint64_t& token, stage_result& result);
-  // A result was applied; `records` were in its input batch.
+  // The next result that may be applied now, if any: `records` were in its
+  // batch (or part), and `last` says its input has no other part left.
+  bool next_ready(uint64_t& token, stage_result& result, size_t& records,
+                  bool& last);
+  // A result was applied; `records` were in its batch (or part).
   void applied(size_t records);
+
+  // The worker a key belongs to when partitioned (stable across runs).
+  size_t worker_of(const std::string& key) const;
 
   // Nothing waits for, runs on, or came back from a worker unapplied.
   bool idle() const noexcept {
@@ -77,15 +84,27 @@ private:
     uint64_t token;
     bool redelivery;
     record_batch batch;
+    size_t worker = any_worker; // pinned when partitioned
   };
+  struct finished {
+    uint64_t token;
+    stage_result result;
+    size_t records;
+  };
+  static constexpr size_t any_worker = SIZE_MAX;
+
+  void finish(uint64_t seq, uint64_t token, stage_result result);
 
   bool ordered_ = true;
+  bool by_key_ = false;
   std::vector<size_t> busy_;  // per worker: batches dispatched, unanswered
   std::deque<waiting> waiting_; // not dispatched yet
   uint64_t next_dispatch_ = 0;  // order of dispatch
   uint64_t next_apply_ = 0;     // ordered: next to apply
-  std::map<uint64_t, std::pair<uint64_t, stage_result>> done_; // ordered
-  std::deque<std::pair<uint64_t, stage_result>> ready_;
+  std::map<uint64_t, finished> done_; // ordered
+  std::deque<finished> ready_;
+  std::map<uint64_t, size_t> records_of_; // dispatch seq -> records sent
+  std::map<uint64_t, size_t> parts_left_; // by input token, partitioned
   size_t outstanding_ = 0; // enqueued, not applied
   size_t records_ = 0;
 };

@@ -24,9 +24,10 @@ actor_type stdout_type();    // stdout/
 actor_type null_type();      // null/
 // services
 actor_type counter_type(); // counter/
-// worker_pool/: `functions` (not owned, must outlive the pools) resolves the
-// record functions tasks name.
-actor_type worker_pool_type(const registry* functions);
+actor_type cache_type();   // cache/
+actor_type worker_pool_type(); // worker_pool/
+actor_type rate_limiter_type(); // rate_limiter/
+actor_type once_type();         // once/
 // record functions for map and filter: sha256, identity, upper, ...
 void register_functions(registry& reg); // functions/
 // Reports a `fn:` naming no registered function (with a "did you mean").
