@@ -1,8 +1,8 @@
 // The waiting map: a `map` whose node names services in its slots. For each
 // record, in this order and each step only if its slot is set:
 //   rate_limit: wait for a permit (per record key with `rate_by: key`)
-//   cache:      look the record up (by body, or key with `cache_key: key`);
-//               a hit is the result, no computation
+//   cache:      look the record up (by function and body, or key with
+//               `cache_key: key`); a hit is the result, no computation
 //   compute:    on a pool worker (`pool:`) or inline; with a cache lease the
 //               value is handed back to the cache (fulfil), a failure is not
 //               cached (abandon)
@@ -109,7 +109,7 @@ private:
     keys.reserve(ts.size());
     for (auto t : ts) {
       auto& r = pending_.at(t);
-      keys.push_back(cache_by_key_ ? r.key : r.body);
+      keys.push_back(cache_key_of(r));
     }
     cache_->lookup(
       std::move(keys),
@@ -134,7 +134,7 @@ private:
     auto& r = pending_.at(t);
     std::string cache_key;
     if (lease)
-      cache_key = cache_by_key_ ? r.key : r.body;
+      cache_key = cache_key_of(r);
     if (pool_ == nullptr) {
       auto res = apply_with_retries(fn_, r, max_attempts_);
       settle_lease(lease, cache_key, r, res);
@@ -160,6 +160,17 @@ private:
         settle_lease(lease, cache_key, rec, f);
         done(t, std::move(f), later);
       });
+  }
+
+  // The function's name is part of the key: maps with different functions
+  // may share one cache without reading each other's results.
+  std::string cache_key_of(const record& r) const {
+    const auto& k = cache_by_key_ ? r.key : r.body;
+    std::string out;
+    out.reserve(fn_name_.size() + 1 + k.size());
+    out.append(fn_name_).push_back('\0');
+    out.append(k);
+    return out;
   }
 
   // The cache learns the computed value, or that there is none.

@@ -89,6 +89,10 @@ def to_yaml(g):
         lines.append("runtime: " + yaml_flow(g["runtime"]))
     if g.get("supervision"):
         lines.append("supervision: " + yaml_flow(g["supervision"]))
+    if g.get("resources"):
+        lines.append("resources:")
+        for name, r in g["resources"].items():
+            lines.append(f"  {name}: " + yaml_flow(r))
     lines.append("nodes:")
     for name, n in g["nodes"].items():
         lines.append(f"  {name}: " + yaml_flow(node_yaml_fields(n)))
@@ -186,7 +190,7 @@ def convert(s):
 def from_yaml(text, name="regression"):
     """Reads a graph written in to_yaml's form back into the graph dict."""
     g = {"name": name, "runtime": {}, "supervision": {}, "groups": {},
-         "nodes": {}, "files": {}}
+         "resources": {}, "nodes": {}, "files": {}}
     section = None
 
     def add(section, key, v):
@@ -207,9 +211,9 @@ def from_yaml(text, name="regression"):
             key, _, rest = line.partition(":")
             rest = rest.strip()
             section = None
-            if key in ("nodes", "groups") and not rest:
+            if key in ("nodes", "groups", "resources") and not rest:
                 section = key
-            elif key in ("nodes", "groups"):
+            elif key in ("nodes", "groups", "resources"):
                 for k, v in parse_flow(rest).items():
                     add(key, k, v)
             elif key == "name":
@@ -327,7 +331,10 @@ def gen_graph(seed, small=False):
         n = {"type": t}
         if t == "map":
             n["fn"] = rng.choice(MAP_FNS)
-            workers_ordered(rng, n)
+            if rng.random() < 0.3:
+                waiting_map(rng, g, n)
+            else:
+                workers_ordered(rng, n)
         elif t == "filter":
             r = rng.random()
             if r < 0.4:
@@ -504,6 +511,38 @@ def maybe_restart(rng, n):
         n["restart"] = "transient"
     elif r < 0.2:
         n["restart"] = "permanent"
+
+
+def waiting_map(rng, g, n):
+    """A map through services: a cache (memoising the same deterministic
+    function: the model is unchanged), a worker pool and a fast rate
+    limiter, shared by every waiting map of the graph."""
+    res = g.setdefault("resources", {})
+    slots = [s for s in ("cache", "pool", "rate_limit") if rng.random() < 0.5]
+    if not slots:
+        slots = [rng.choice(["cache", "pool", "rate_limit"])]
+    for slot in slots:
+        if slot == "cache" and "memo" not in res:
+            res["memo"] = {"type": "cache",
+                           "capacity": rng.choice([2, 50, 10000])}
+            if rng.random() < 0.3:
+                res["memo"]["shards"] = 2
+        if slot == "pool" and "crew" not in res:
+            res["crew"] = {"type": "worker_pool", "workers": rng.randint(1, 3),
+                           "routing": rng.choice(["round_robin",
+                                                  "least_loaded", "key_hash"]),
+                           "queue_size": rng.choice([4, 64]),
+                           "max_blocked": 100000}
+        if slot == "rate_limit" and "pace" not in res:
+            res["pace"] = {"type": "rate_limiter", "rate": "200k/s",
+                           "burst": rng.choice([1, 100])}
+            if rng.random() < 0.5:
+                res["pace"]["max_in_flight"] = rng.choice([1, 8])
+        n[slot] = {"cache": "memo", "pool": "crew", "rate_limit": "pace"}[slot]
+    if rng.random() < 0.5:
+        n["max_in_flight"] = rng.choice([1, 4, 64])
+    if rng.random() < 0.3:
+        n["ordered"] = False
 
 
 def workers_ordered(rng, n):
