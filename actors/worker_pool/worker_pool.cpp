@@ -355,6 +355,11 @@ void overflow(pool_pointer self, uint64_t newest) {
   auto& s = self->state;
   auto key = queue_key{-static_cast<int64_t>(s.tasks[newest].task.priority),
                        newest};
+  // Tasks a dead worker had go back to the queue even past queue_size (they
+  // were admitted already); a new task that went straight to a worker
+  // overflows nothing.
+  if (s.queue.count(key) == 0)
+    return;
   auto full = "worker_pool queue full (queue_size "
               + std::to_string(s.cfg.queue_size) + ")";
   switch (s.cfg.on_full) {

@@ -19,6 +19,8 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/binary_deserializer.hpp>
+#include <caf/binary_serializer.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 #include <caf/scoped_actor.hpp>
@@ -69,6 +71,16 @@ struct fixture {
     = dynamic_cast<caf::scheduler::test_coordinator&>(
       rt->system().scheduler());
   std::vector<std::string> ran; // what callables ran, in order (one thread)
+  caf::actor submitter;          // of the last submit()
+
+  // Runs the last submitter (it sends its requests) and lets the pool take
+  // the first; stats_now() has it take the rest. The workers run nothing.
+  void deliver_submits(const worker_pool_actor& p) {
+    REQUIRE(sched.prioritize(submitter));
+    sched.run_once();
+    REQUIRE(sched.prioritize(p));
+    sched.run_once();
+  }
 
   ~fixture() {
     sched.run();
@@ -98,7 +110,7 @@ struct fixture {
     outcomes outs;
     for (size_t i = 0; i < tasks.size(); ++i)
       outs.push_back(std::make_shared<outcome>());
-    rt->system().spawn(
+    submitter = rt->system().spawn(
       [p, tasks, outs](caf::event_based_actor* self, int) {
         for (size_t i = 0; i < tasks.size(); ++i) {
           auto o = outs[i];
@@ -134,7 +146,9 @@ struct fixture {
           });
       },
       0);
-    for (int i = 0; i < 6 && !*got; ++i)
+    // (run_once handles one message: the pool may first take the submits
+    // still in its mailbox, in order.)
+    for (int i = 0; i < 1000 && !*got; ++i)
       if (sched.prioritize(asker) || sched.prioritize(p))
         sched.run_once();
     REQUIRE(*got);
@@ -196,6 +210,18 @@ TEST_CASE("worker_pool: a callable's result comes back with the submit") {
   CHECK(st.workers == 2);
   CHECK(st.busy == 0);
   CHECK(st.queued == 0);
+  // The convenience for callables, from any actor.
+  auto got = std::make_shared<std::string>();
+  f.rt->system().spawn(
+    [p, got](caf::event_based_actor* self, int) {
+      submit_callable(self, p, std::chrono::seconds(5),
+                      [] { return std::string{"43"}; })
+        .then([got](pool_result& r) { *got = r.value; },
+              [got](caf::error& e) { *got = render(e); });
+    },
+    0);
+  f.sched.run();
+  CHECK(*got == "43");
 }
 
 TEST_CASE("worker_pool: a registered function gives what map would: kept, "
@@ -286,6 +312,32 @@ TEST_CASE("worker_pool: key_hash keeps each key's order and spreads keys") {
   CHECK(all.size() >= 2);
 }
 
+TEST_CASE("worker_pool: key_hash keeps a key's order across a crash and a "
+          "retry") {
+  fixture f;
+  worker_pool_config cfg;
+  cfg.workers = 2;
+  cfg.worker_queue = 2;
+  cfg.routing = pool_routing::key_hash;
+  auto p = f.pool(cfg);
+  auto crashed = std::make_shared<bool>(false);
+  auto first = make_callable_task(
+    [&f, crashed]() -> std::string {
+      if (!*crashed) {
+        *crashed = true;
+        throw std::runtime_error("once");
+      }
+      f.ran.push_back("k0");
+      return "k0";
+    },
+    "k");
+  auto outs = f.submit(p, {first, f.logged("k1", 0, "k"), f.logged("k2", 0, "k")});
+  for (auto& o : outs)
+    REQUIRE(o->ok);
+  CHECK(f.ran == std::vector<std::string>{"k0", "k1", "k2"});
+  CHECK(outs[0]->res.attempts == 2);
+}
+
 TEST_CASE("worker_pool: higher priority first, FIFO within one priority") {
   fixture f;
   worker_pool_config cfg;
@@ -360,8 +412,7 @@ TEST_CASE("worker_pool: on_full block holds the submit's reply until there "
   auto outs = f.submit(p, {f.logged("1"), f.logged("2"), f.logged("3"),
                            f.logged("4")},
                        false);
-  f.sched.run_once(); // the submitter sends its four requests
-  f.sched.run_once(); // the pool takes them; its worker has not run yet
+  f.deliver_submits(p);
   auto mid = f.stats_now(p);
   CHECK(mid.busy == 1);    // "1"
   CHECK(mid.queued == 1);  // "2"
@@ -515,6 +566,59 @@ nodes:
   REQUIRE_FALSE(loaded.ok());
   CHECK(contains(loaded.errors[0].str(), "pool.yaml:3:"));
   CHECK(contains(loaded.errors[0].str(), "workers (2) must lie between"));
+}
+
+TEST_CASE("worker_pool: a function task serialises; a C++ callable refuses "
+          "to, clearly") {
+  fixture f;
+  auto t = make_function_task("upper", numbered(2), "k", 7);
+  std::vector<char> buf;
+  caf::binary_serializer sink{f.rt->system(), buf};
+  auto err = sink(t);
+  REQUIRE_FALSE(err);
+  pool_task back;
+  caf::binary_deserializer source{f.rt->system(), buf};
+  REQUIRE_FALSE(source(back));
+  CHECK(back.fn == "upper");
+  CHECK(back.key == "k");
+  CHECK(back.priority == 7);
+  CHECK(back.records.size() == 2);
+  CHECK_FALSE(back.call.fn);
+  auto c = make_callable_task([] { return std::string{}; });
+  std::vector<char> buf2;
+  caf::binary_serializer sink2{f.rt->system(), buf2};
+  auto err2 = sink2(c);
+  REQUIRE(err2);
+  CHECK(contains(render(err2), "local only and cannot be serialised"));
+}
+
+TEST_CASE("worker_pool: a runtime resource is handed out by typed handle; "
+          "releasing it answers waiting submitters at once") {
+  fixture f;
+  f.rt->add_resource({"pool", "worker_pool"}); // the YAML defaults
+  auto p = f.rt->resource<worker_pool_actor>("pool");
+  auto st = f.stats(p);
+  CHECK(st.workers == 4);
+  auto outs = f.submit(p, {f.logged("1")});
+  CHECK(outs[0]->ok);
+  // Four workers each take two tasks ahead; ten more wait in the queue.
+  std::vector<pool_task> ts;
+  for (int i = 0; i < 18; ++i)
+    ts.push_back(f.logged("w" + std::to_string(i)));
+  auto waiting = f.submit(p, ts, false);
+  f.deliver_submits(p);
+  CHECK(f.stats_now(p).queued == 10);
+  CHECK(f.rt->release_resource("pool"));
+  f.sched.run();
+  size_t stopped = 0;
+  for (auto& o : waiting) {
+    REQUIRE(o->done);
+    if (!o->ok) {
+      CHECK(contains(o->error, "unavailable"));
+      ++stopped;
+    }
+  }
+  CHECK(stopped >= 10); // at least the queued ones, none left waiting
 }
 
 // -- a node calling the pool through pool_client ------------------------------

@@ -26,10 +26,12 @@
 //   cfg.workers = 4;
 //   cfg.blocking = true; // tasks may sleep or burn CPU
 //   auto pool = troupe::spawn_worker_pool(sys, cfg);
-//   self->request(pool, std::chrono::seconds(30), troupe::pool_submit_atom_v,
-//                 troupe::make_callable_task([] { return std::string{"42"}; }))
+//   troupe::submit_callable(self, pool, std::chrono::seconds(30),
+//                           [] { return std::string{"42"}; })
 //     .then([](troupe::pool_result& r) { /* r.value == "42" */ },
 //           [](caf::error& e) { /* troupe::render(e) */ });
+// (or self->request(pool, timeout, troupe::pool_submit_atom_v, task) with a
+// task from make_callable_task / make_function_task)
 #pragma once
 
 #include <cstdint>
@@ -167,6 +169,20 @@ worker_pool_actor spawn_worker_pool(caf::actor_system& sys,
                                     const worker_pool_config& cfg,
                                     std::shared_ptr<const registry> reg
                                     = nullptr);
+
+// Submits a callable from an actor (event-based or scoped): the reply
+// handle takes .then (or .receive) with pool_result& and caf::error&.
+//   troupe::submit_callable(self, pool, 5s, [] { return std::string{"42"}; })
+//     .then([](troupe::pool_result& r) { ... }, [](caf::error& e) { ... });
+template <class Self, class F>
+auto submit_callable(Self* self, const worker_pool_actor& pool,
+                     duration timeout, F f, std::string key = {},
+                     int32_t priority = 0) {
+  return self->request(pool, timeout, pool_submit_atom_v,
+                       make_callable_task(std::function<std::string()>(
+                                            std::move(f)),
+                                          std::move(key), priority));
+}
 
 // Checks a config; "" when it is possible, else why not.
 std::string check_worker_pool_config(const worker_pool_config& cfg);
