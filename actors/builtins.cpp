@@ -9,6 +9,9 @@ void register_builtins(registry& reg) {
                     filter_type, batch_type, reduce_type, chaos_type, dedupe_type, file_sink_type,
                     stdout_type, null_type, counter_type})
     reg.add(make());
+  for (auto make : {queue_service_type, queue_source_type, queue_sink_type,
+                    topic_service_type, topic_sink_type})
+    reg.add(make());
   register_functions(reg);
   reg.add_message_types(
     [](caf::actor_system_config& cfg) { actors::add_message_types(cfg); });
@@ -21,6 +24,11 @@ void register_builtins(registry& reg) {
   reg.add_resource_slot("cache", "cache", "a cache service for this node");
   reg.add_resource_slot("rate_limit", "rate_limiter",
                         "a rate limiter this node takes permits from");
+  reg.add_resource_slot("queue", "queue",
+                        "the queue a `queue` source pops or a `queue` sink "
+                        "pushes into");
+  reg.add_resource_slot("topic", "topic",
+                        "the topic a `topic` sink publishes to");
 }
 
 } // namespace troupe

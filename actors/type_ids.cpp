@@ -2,6 +2,10 @@
 
 #include <caf/actor_system_config.hpp>
 
+// Every protocol header whose structs the block names (complete types here).
+#include "troupe/actors/queue.hpp"
+#include "troupe/actors/topic.hpp"
+
 namespace troupe::actors {
 
 void add_message_types(caf::actor_system_config& cfg) {

@@ -24,11 +24,33 @@ void add_message_types(caf::actor_system_config& cfg);
 
 } // namespace troupe::actors
 
+namespace troupe {
+struct queue_items; // queue.hpp
+struct queue_stats; // queue.hpp
+struct topic_stats; // topic.hpp
+} // namespace troupe
+
 CAF_BEGIN_TYPE_ID_BLOCK(troupe_actors, ::troupe::actors::type_id_offset)
 
   // A service's statistics (cache, worker_pool, rate_limiter): reply is the
   // service's own stats struct.
   CAF_ADD_ATOM(troupe_actors, troupe, stats_atom, "t_stats")
+
+  // queue (queue.hpp)
+  CAF_ADD_TYPE_ID(troupe_actors, (troupe::queue_items))
+  CAF_ADD_TYPE_ID(troupe_actors, (troupe::queue_stats))
+  CAF_ADD_ATOM(troupe_actors, troupe, queue_push_atom, "t_qpush")
+  CAF_ADD_ATOM(troupe_actors, troupe, queue_pop_atom, "t_qpop")
+  CAF_ADD_ATOM(troupe_actors, troupe, queue_close_atom, "t_qclose")
+  CAF_ADD_ATOM(troupe_actors, troupe, queue_wake_atom, "t_qwake")
+  // topic (topic.hpp)
+  CAF_ADD_TYPE_ID(troupe_actors, (troupe::topic_stats))
+  CAF_ADD_ATOM(troupe_actors, troupe, topic_subscribe_atom, "t_tsub")
+  CAF_ADD_ATOM(troupe_actors, troupe, topic_unsubscribe_atom, "t_tunsub")
+  CAF_ADD_ATOM(troupe_actors, troupe, topic_publish_atom, "t_tpub")
+  CAF_ADD_ATOM(troupe_actors, troupe, topic_deliver_atom, "t_tdeliver")
+  // race (race.hpp): asks a loser to stop working for the sender
+  CAF_ADD_ATOM(troupe_actors, troupe, cancel_atom, "t_cancel")
 
 CAF_END_TYPE_ID_BLOCK(troupe_actors)
 
