@@ -437,3 +437,74 @@ nodes:
 )");
   CHECK(e.find("needs 'queue: NAME'") != std::string::npos);
 }
+
+// -- the node actor's source path for sources that wait on calls -------------
+
+#include "node/node_lifecycle.hpp"
+
+TEST_CASE("node lifecycle: a source's call ending cuts its idle wait short, "
+          "and the delayed produce it replaced is stale") {
+  using troupe::detail::node_lifecycle;
+  using step = node_lifecycle::produce_step;
+  node_lifecycle l{true};
+  CHECK(l.want_produce());
+  CHECK(l.begin_produce() == step::run);
+  auto first = l.produce_later(); // idle: its pop is outstanding
+  CHECK_FALSE(l.want_produce());
+  CHECK(l.idle_ended(first)); // (were it to arrive now, it would run)
+  CHECK(l.wake());            // the pop answered: produce now
+  CHECK_FALSE(l.wake());      // once
+  CHECK_FALSE(l.idle_ended(first)); // the delayed one comes late: ignored
+  CHECK(l.begin_produce() == step::run);
+  auto second = l.produce_later();
+  CHECK(second != first);
+  CHECK_FALSE(l.idle_ended(first));
+  CHECK(l.idle_ended(second));
+  CHECK(l.begin_produce() == step::run); // the delayed produce ran
+  CHECK_FALSE(l.wake()); // not idle: a produce is already running
+  node_lifecycle stage{false};
+  stage.produce_later();
+  CHECK_FALSE(stage.wake()); // stages never produce
+  node_lifecycle stopped{true};
+  CHECK(stopped.want_produce());
+  CHECK(stopped.begin_produce() == step::run);
+  stopped.produce_later();
+  CHECK(stopped.stop());
+  CHECK(stopped.begin_produce() == step::stop);
+  CHECK_FALSE(stopped.wake()); // draining: nothing more to produce
+}
+
+TEST_CASE("queue source: a stop with a pop in flight delivers what it popped") {
+  fixture f;
+  auto loaded = load_graph_text(R"(version: 1
+resources:
+  jobs: { type: queue }
+  done: { type: queue }
+nodes:
+  in:  { type: queue, queue: jobs, wait: 5s }
+  out: { type: queue, queue: done, inputs: [in], close: false }
+)",
+                                "t.yaml", f.reg);
+  REQUIRE(loaded.ok());
+  auto run = f.rt.start(*loaded.graph);
+  auto jobs = run.resource<queue_actor>("jobs");
+  auto done = run.resource<queue_actor>("done");
+  f.sched.run();
+  f.advance(1ms); // the source's pop waits in the queue
+  CHECK(f.stats(jobs).waiting_consumers == 1);
+  run.stop();
+  f.sched.run(); // the source is draining, its pop still outstanding
+  CHECK_FALSE(run.finished());
+  REQUIRE(f.push(jobs, batch_of(0, 3))->value); // answers the pop
+  for (int i = 0; i < 100 && !run.finished(); ++i)
+    f.advance(10ms);
+  REQUIRE(run.finished());
+  auto rep = run.report();
+  CHECK(rep.balanced());
+  CHECK(rep.source_records == 3);
+  CHECK(rep.sink_records == 3); // popped, so delivered: none lost
+  auto p = f.pop(done, 10, caf::timespan{0});
+  REQUIRE(p->value);
+  CHECK(p->value->records.size() == 3);
+  CHECK_FALSE(f.stats(done).closed); // close: false
+}
