@@ -41,8 +41,11 @@ struct callee_log {
 
 struct slow_state {
   static inline const char* name = "test.slow";
-  std::optional<caf::typed_response_promise<int64_t>> rp;
-  uint64_t request_id = 0;
+  struct pending {
+    uint64_t request_id;
+    std::optional<caf::typed_response_promise<int64_t>> rp;
+  };
+  std::vector<pending> requests; // by arrival; answered ones keep no promise
 };
 
 slow_actor::behavior_type slow_fn(slow_actor::stateful_pointer<slow_state> self,
@@ -51,16 +54,16 @@ slow_actor::behavior_type slow_fn(slow_actor::stateful_pointer<slow_state> self,
   return {
     [=](get_atom) {
       auto rp = self->make_response_promise<int64_t>();
-      self->state.request_id
-        = self->current_message_id().request_id().integer_value();
-      self->state.rp = rp;
-      self->delayed_send(self, delay, wake_atom_v, uint64_t{0});
+      auto& rs = self->state.requests;
+      rs.push_back(
+        {self->current_message_id().request_id().integer_value(), rp});
+      self->delayed_send(self, delay, wake_atom_v, uint64_t{rs.size() - 1});
       return rp;
     },
-    [=](wake_atom, uint64_t) {
-      auto& rp = self->state.rp;
+    [=](wake_atom, uint64_t i) {
+      auto& rp = self->state.requests.at(i).rp;
       if (!rp)
-        return;
+        return; // cancelled
       if (fail)
         rp->deliver(make_error(errc::failed, "callee failed"));
       else
@@ -68,13 +71,14 @@ slow_actor::behavior_type slow_fn(slow_actor::stateful_pointer<slow_state> self,
       rp.reset();
     },
     [=](cancel_atom, uint64_t id) {
-      if (id != self->state.request_id || !self->state.rp) {
-        ++log->foreign;
-        return;
-      }
-      ++log->cancels;
-      self->state.rp->deliver(make_error(errc::cancelled, "cancelled"));
-      self->state.rp.reset();
+      for (auto& r : self->state.requests)
+        if (r.request_id == id && r.rp) {
+          ++log->cancels;
+          r.rp->deliver(make_error(errc::cancelled, "cancelled"));
+          r.rp.reset();
+          return;
+        }
+      ++log->foreign;
     },
   };
 }
@@ -276,4 +280,53 @@ TEST_CASE("race: when all fail, every error comes back") {
   REQUIRE(errors->size() == 2);
   CHECK(status_of((*errors)[0]) == "failed");
   CHECK(status_of((*errors)[1]) == "timeout");
+}
+
+namespace {
+
+// A typed service that answers get with the sum of its backends' values,
+// gathered without blocking and delivered through a response promise.
+using sum_actor = caf::typed_actor<caf::replies_to<get_atom>::with<int64_t>>;
+
+sum_actor::behavior_type sum_fn(sum_actor::pointer self,
+                                std::vector<slow_actor> backends) {
+  return {
+    [=](get_atom) {
+      auto rp = self->make_response_promise<int64_t>();
+      std::vector<ask_item> items;
+      for (auto& b : backends)
+        items.push_back(make_ask(b, get_atom_v));
+      gather_all<int64_t>(
+        self, std::move(items), std::chrono::milliseconds(500),
+        [rp](std::vector<int64_t>& vs) mutable {
+          int64_t sum = 0;
+          for (auto v : vs)
+            sum += v;
+          rp.deliver(sum);
+        },
+        [rp](size_t, const caf::error& e) mutable { rp.deliver(e); });
+      return rp;
+    },
+  };
+}
+
+} // namespace
+
+TEST_CASE("gather from a typed actor: the answer goes out through a promise, "
+          "and the actor keeps serving meanwhile") {
+  fixture f;
+  auto sum = f.rt.system().spawn(
+    sum_fn, std::vector<slow_actor>{f.callee(10ms, 1), f.callee(30ms, 2),
+                                    f.callee(20ms, 4)});
+  std::vector<int64_t> answers;
+  for (int i = 0; i < 2; ++i) // two callers at once: neither waits for the other
+    f.inside([&](caf::event_based_actor* self) {
+      self->request(sum, std::chrono::seconds(1), get_atom_v)
+        .then([&](int64_t v) { answers.push_back(v); }, [](caf::error&) {});
+    });
+  f.advance(20ms);
+  CHECK(answers.empty());
+  f.advance(10ms);
+  CHECK(answers == std::vector<int64_t>{7, 7});
+  caf::anon_send_exit(sum, caf::exit_reason::user_shutdown);
 }
