@@ -6,11 +6,16 @@
 
 #include <algorithm>
 #include <deque>
+#include <iterator>
+#include <map>
+#include <set>
 #include <stdexcept>
 #include <utility>
 #include <vector>
 
 #include <caf/actor_system.hpp>
+#include <caf/send.hpp>
+#include <caf/system_messages.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <caf/typed_response_promise.hpp>
@@ -35,6 +40,13 @@ struct consumer {
   uint64_t id;
   size_t max;
   caf::typed_response_promise<queue_items> rp;
+  caf::actor_addr leased_to; // lease(): who must ack; null for a plain pop
+};
+
+// Records handed out by lease() and not acknowledged yet.
+struct lease_entry {
+  caf::actor_addr holder;
+  record_batch records;
 };
 
 struct queue_state {
@@ -43,13 +55,25 @@ struct queue_state {
   std::deque<record> items;
   std::deque<producer> producers; // FIFO, at most cfg.max_waiting_producers
   std::deque<consumer> consumers; // FIFO, at most cfg.max_waiting_consumers
+  std::map<uint64_t, lease_entry> leases; // by lease id: oldest first
+  std::set<caf::actor_addr> monitored;    // holders of leases
+  uint64_t leased = 0;                    // records in `leases`
   uint64_t next_id = 0;
+  uint64_t next_lease = 1;
   queue_stats stats;
+
+  // Records the queue answers for: queued and leased.
+  uint64_t used() const {
+    return items.size() + leased;
+  }
 };
 
 using queue_pointer = queue_actor::stateful_pointer<queue_state>;
 
-queue_items take(queue_state& st, size_t max) {
+// Up to `max` records off the front; leased to `holder` when it is set.
+queue_items take(queue_pointer self, size_t max,
+                 const caf::actor_addr& holder) {
+  auto& st = self->state;
   auto n = std::min(max, st.items.size());
   std::vector<record> out;
   out.reserve(n);
@@ -58,7 +82,15 @@ queue_items take(queue_state& st, size_t max) {
     st.items.pop_front();
   }
   st.stats.popped += n;
-  return queue_items{record_batch{std::move(out)}, false};
+  queue_items it{record_batch{std::move(out)}, false, 0};
+  if (holder && n > 0) {
+    it.lease = st.next_lease++;
+    st.leases.emplace(it.lease, lease_entry{holder, it.records});
+    st.leased += n;
+    if (st.monitored.insert(holder).second)
+      self->monitor(holder);
+  }
+  return it;
 }
 
 void append(queue_state& st, std::vector<record>& rs) {
@@ -69,17 +101,18 @@ void append(queue_state& st, std::vector<record>& rs) {
 
 // Hands records to waiting consumers and room to waiting producers until
 // neither can go on (an admitted producer may feed another consumer).
-void settle(queue_state& st) {
+void settle(queue_pointer self) {
+  auto& st = self->state;
   for (;;) {
     bool moved = false;
     while (!st.items.empty() && !st.consumers.empty()) {
       auto c = std::move(st.consumers.front());
       st.consumers.pop_front();
-      c.rp.deliver(take(st, c.max));
+      c.rp.deliver(take(self, c.max, c.leased_to));
       moved = true;
     }
     while (!st.producers.empty()
-           && st.items.size() + st.producers.front().records.size()
+           && st.used() + st.producers.front().records.size()
                 <= st.cfg.capacity) {
       auto p = std::move(st.producers.front());
       st.producers.pop_front();
@@ -120,9 +153,9 @@ push(queue_pointer self, std::vector<record> rs, caf::timespan wait) {
     return refuse("a push of " + std::to_string(n)
                   + " records exceeds the capacity of "
                   + std::to_string(st.cfg.capacity));
-  if (st.producers.empty() && st.items.size() + n <= st.cfg.capacity) {
+  if (st.producers.empty() && st.used() + n <= st.cfg.capacity) {
     append(st, rs);
-    settle(st);
+    settle(self);
     rp.deliver(static_cast<uint64_t>(n));
     return rp;
   }
@@ -140,8 +173,10 @@ push(queue_pointer self, std::vector<record> rs, caf::timespan wait) {
 }
 
 caf::typed_response_promise<queue_items>
-pop(queue_pointer self, uint64_t max, caf::timespan wait) {
+pop(queue_pointer self, uint64_t max, caf::timespan wait, bool lease) {
   auto& st = self->state;
+  auto holder = lease ? self->current_sender() : nullptr;
+  auto holder_addr = holder ? holder->address() : caf::actor_addr{};
   auto rp = self->make_response_promise<queue_items>();
   if (max == 0) {
     ++st.stats.refused;
@@ -150,8 +185,8 @@ pop(queue_pointer self, uint64_t max, caf::timespan wait) {
   }
   if (!st.items.empty()) {
     // Records queued means nobody waits for them (settle ran).
-    rp.deliver(take(st, static_cast<size_t>(max)));
-    settle(st);
+    rp.deliver(take(self, static_cast<size_t>(max), holder_addr));
+    settle(self);
     return rp;
   }
   if (st.stats.closed) {
@@ -172,7 +207,8 @@ pop(queue_pointer self, uint64_t max, caf::timespan wait) {
     return rp;
   }
   auto id = st.next_id++;
-  st.consumers.push_back(consumer{id, static_cast<size_t>(max), rp});
+  st.consumers.push_back(
+    consumer{id, static_cast<size_t>(max), rp, holder_addr});
   self->delayed_send(self, wait, queue_wake_atom_v, id);
   return rp;
 }
@@ -188,7 +224,7 @@ void wake(queue_pointer self, uint64_t id) {
     p->rp.deliver(make_error(errc::timeout,
                              "queue: still full when the push's wait ended"));
     st.producers.erase(p);
-    settle(st); // the next producer may fit
+    settle(self); // the next producer may fit
     return;
   }
   auto c = std::find_if(st.consumers.begin(), st.consumers.end(),
@@ -200,11 +236,35 @@ void wake(queue_pointer self, uint64_t id) {
   }
 }
 
+// A lease holder died before it acknowledged: its records go back to the
+// front of the queue, oldest lease first, in their order.
+void requeue(queue_pointer self, const caf::actor_addr& holder) {
+  auto& st = self->state;
+  st.monitored.erase(holder);
+  std::vector<record> back;
+  for (auto i = st.leases.begin(); i != st.leases.end();) {
+    if (i->second.holder != holder) {
+      ++i;
+      continue;
+    }
+    for (auto& r : i->second.records.records())
+      back.push_back(r);
+    st.leased -= i->second.records.size();
+    i = st.leases.erase(i);
+  }
+  st.stats.requeued += back.size();
+  st.stats.popped -= back.size();
+  st.items.insert(st.items.begin(), std::make_move_iterator(back.begin()),
+                  std::make_move_iterator(back.end()));
+  settle(self);
+}
+
 queue_actor::behavior_type queue_fn(queue_pointer self, queue_config cfg) {
   self->state.cfg = cfg;
   self->state.stats.capacity = cfg.capacity;
   install_exception_handler(self, "queue");
   install_default_handler(self, "queue");
+  self->set_down_handler([self](caf::down_msg& dm) { requeue(self, dm.source); });
   return {
     [=](queue_push_atom, record_batch& b, caf::timespan wait) {
       return push(self, b.take(), wait);
@@ -215,7 +275,19 @@ queue_actor::behavior_type queue_fn(queue_pointer self, queue_config cfg) {
       return push(self, std::move(rs), wait);
     },
     [=](queue_pop_atom, uint64_t max, caf::timespan wait) {
-      return pop(self, max, wait);
+      return pop(self, max, wait, false);
+    },
+    [=](queue_lease_atom, uint64_t max, caf::timespan wait) {
+      return pop(self, max, wait, true);
+    },
+    [=](queue_ack_atom, uint64_t lease) {
+      auto& st = self->state;
+      auto i = st.leases.find(lease);
+      if (i == st.leases.end())
+        return;
+      st.leased -= i->second.records.size();
+      st.leases.erase(i);
+      settle(self); // room for waiting producers
     },
     [=](queue_close_atom) -> uint64_t {
       auto& st = self->state;
@@ -226,7 +298,7 @@ queue_actor::behavior_type queue_fn(queue_pointer self, queue_config cfg) {
           p.rp.deliver(make_error(errc::refused, "queue: closed"));
         }
         st.producers.clear();
-        settle(st);
+        settle(self);
       }
       return st.items.size();
     },
@@ -236,6 +308,7 @@ queue_actor::behavior_type queue_fn(queue_pointer self, queue_config cfg) {
       s.size = st.items.size();
       s.waiting_producers = st.producers.size();
       s.waiting_consumers = st.consumers.size();
+      s.leased = st.leased;
       return s;
     },
     [=](queue_wake_atom, uint64_t id) { wake(self, id); },
@@ -252,13 +325,16 @@ public:
     using result = call_result<queue_items>;
     typed_call<queue_items>(
       ctx_, h_, ctx_.timeout(),
-      [done](queue_items& v, emitter& out) {
+      [done, h = h_](queue_items& v, emitter& out) {
+        auto lease = v.lease;
         done(result::success(std::move(v)), out);
+        if (lease != 0) // the node has them now (its completion ran)
+          caf::anon_send(h, queue_ack_atom_v, lease);
       },
       [done](call_status s, const std::string& why, emitter& out) {
         done(result::failure(s, why), out);
       },
-      queue_pop_atom_v, static_cast<uint64_t>(max), clamp(wait));
+      queue_lease_atom_v, static_cast<uint64_t>(max), clamp(wait));
   }
 
   void push(record_batch batch, duration wait,

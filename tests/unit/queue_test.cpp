@@ -5,6 +5,7 @@
 // virtual time.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
@@ -85,6 +86,10 @@ struct fixture {
   ~fixture() {
     for (auto& q : spawned)
       caf::anon_send_exit(q, caf::exit_reason::user_shutdown);
+    sched.run();
+    // Requests still waiting for a reply (a failed check) end on their
+    // timeouts, so nothing keeps the actor system from shutting down.
+    sched.advance_time(std::chrono::seconds(60));
     sched.run();
   }
 
@@ -507,4 +512,120 @@ nodes:
   REQUIRE(p->value);
   CHECK(p->value->records.size() == 3);
   CHECK_FALSE(f.stats(done).closed); // close: false
+}
+
+TEST_CASE("queue source: restarted with its group, it replays what it popped "
+          "and was not acknowledged") {
+  fixture f;
+  auto loaded = load_graph_text(R"(version: 1
+resources:
+  jobs: { type: queue, capacity: 64 }
+  done: { type: queue, capacity: 64 }
+nodes:
+  in:    { type: queue, queue: jobs }
+  chaos: { type: chaos, seed: 7, kill: 0.2, inputs: [in] }
+  dedup: { type: dedupe, by: seq, inputs: [chaos] }
+  out:   { type: queue, queue: done, inputs: [dedup] }
+groups:
+  fragile:
+    nodes: [in, chaos]
+    supervision: { strategy: one_for_all, intensity: 100, period: 10s,
+                   backoff: { min: 1ms, max: 2ms } }
+)",
+                                "t.yaml", f.reg);
+  if (!loaded.ok())
+    for (auto& d : loaded.errors)
+      FAIL(d.str());
+  auto run = f.rt.start(*loaded.graph);
+  auto jobs = run.resource<queue_actor>("jobs");
+  auto done = run.resource<queue_actor>("done");
+  auto fed = std::make_shared<feeder_state>();
+  auto pulled = std::make_shared<drainer_state>();
+  f.rt.system().spawn(
+    [=](caf::event_based_actor* self, int) { feed(self, jobs, 300, 16, fed); }, 0);
+  f.rt.system().spawn(
+    [=](caf::event_based_actor* self, int) { drain(self, done, pulled); }, 0);
+  f.sched.run();
+  for (int i = 0; i < 20000 && !(run.finished() && pulled->ended); ++i)
+    f.advance(1ms);
+  REQUIRE(run.finished());
+  auto rep = run.report();
+  CHECK(rep.status == "completed");
+  CHECK(rep.balanced());
+  uint64_t restarts = 0;
+  for (auto& n : rep.nodes) {
+    CHECK_MESSAGE(n.balanced(), n.name);
+    restarts += n.restarts;
+  }
+  CHECK(restarts > 0); // the source was restarted with chaos
+  REQUIRE(pulled->ended);
+  // Every record the queue handed out reached the end, exactly once after
+  // the dedupe, although the source that popped them was restarted.
+  std::sort(pulled->got.begin(), pulled->got.end());
+  CHECK(pulled->got.size() == 300);
+  CHECK(std::unique(pulled->got.begin(), pulled->got.end()) == pulled->got.end());
+  // Some pops were in flight when the source died: their records went back.
+  auto s = f.stats(jobs);
+  CHECK(s.requeued > 0);
+  CHECK(s.leased == 0);
+}
+
+TEST_CASE("queue: leased records return when their holder dies unacknowledged") {
+  fixture f;
+  auto q = f.make(4);
+  REQUIRE(f.push(q, batch_of(0, 4))->value);
+  // A holder that leases 2 and acknowledges them.
+  auto acked = std::make_shared<std::optional<queue_items>>();
+  f.rt.system().spawn(
+    [=](caf::event_based_actor* self, int) {
+      self->request(q, std::chrono::seconds(5), queue_lease_atom_v, uint64_t{2},
+                    caf::timespan{0})
+        .then(
+          [=](queue_items& it) {
+            *acked = it;
+            self->send(q, queue_ack_atom_v, it.lease);
+          },
+          [](caf::error&) {});
+    },
+    0);
+  f.sched.run();
+  REQUIRE(*acked);
+  CHECK((*acked)->lease != 0);
+  CHECK(bodies(**acked) == std::vector<std::string>{"r0", "r1"});
+  // A holder that leases 2 and dies before it acknowledges.
+  f.rt.system().spawn(
+    [=](caf::event_based_actor* self, int) {
+      self->request(q, std::chrono::seconds(5), queue_lease_atom_v, uint64_t{2},
+                    caf::timespan{0})
+        .then([=](queue_items&) { self->quit(); }, [](caf::error&) {});
+    },
+    0);
+  f.sched.run();
+  auto s = f.stats(q);
+  CHECK(s.leased == 0);
+  CHECK(s.requeued == 2);
+  auto p = f.pop(q, 10); // back at the front, in order
+  REQUIRE(p->value);
+  CHECK(bodies(*p->value) == std::vector<std::string>{"r2", "r3"});
+  // Leased records count toward the capacity until acknowledged.
+  REQUIRE(f.push(q, batch_of(4, 4))->value);
+  auto held = std::make_shared<uint64_t>(0);
+  auto holder = f.rt.system().spawn(
+    [=](caf::event_based_actor* self, int) -> caf::behavior {
+      self->request(q, std::chrono::seconds(5), queue_lease_atom_v, uint64_t{4},
+                    caf::timespan{0})
+        .then([=](queue_items& it) { *held = it.lease; }, [](caf::error&) {});
+      return {[](int) {}}; // stays alive, holding its lease
+    },
+    0);
+  f.sched.run();
+  REQUIRE(*held != 0);
+  auto blocked = f.push(q, batch_of(8, 1));
+  CHECK_FALSE(blocked->done()); // 4 leased of 4: full
+  caf::anon_send(q, queue_ack_atom_v, *held);
+  f.sched.run();
+  CHECK(blocked->value);
+  caf::anon_send_exit(holder, caf::exit_reason::user_shutdown);
+  f.sched.run();
+  CHECK(f.stats(q).requeued == 2); // acknowledged leases never come back
 }

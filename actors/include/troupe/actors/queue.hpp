@@ -20,6 +20,13 @@
 //     (closed = false): "nothing yet, ask again" (not an error). Closed and
 //     drained: closed = true with no records, at once, for every pop. More
 //     than max_waiting_consumers already waiting: errc::refused.
+//   lease(max, wait) -> queue_items with a `lease` id: a pop whose records
+//     stay the queue's until ack(lease) says the popper has them safe. If the
+//     popper dies first (the queue monitors it), they go back to the front
+//     of the queue, in order (stats.requeued): a consumer crashing with a
+//     reply in flight loses nothing. Leased records count toward the
+//     capacity. The queue source pops this way.
+//   ack(lease): the leased records are the popper's now.
 //   close() -> uint64_t records still queued. Later pushes are refused;
 //     waiting producers get errc::refused; consumers drain what is queued,
 //     then get closed = true. Closing twice is fine.
@@ -67,11 +74,13 @@ namespace troupe {
 struct queue_items {
   record_batch records;
   bool closed = false;
+  uint64_t lease = 0; // lease(): ack this; 0 for a plain pop or no records
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, queue_items& x) {
-  return f(caf::meta::type_name("troupe.queue_items"), x.records, x.closed);
+  return f(caf::meta::type_name("troupe.queue_items"), x.records, x.closed,
+           x.lease);
 }
 
 struct queue_stats {
@@ -83,6 +92,8 @@ struct queue_stats {
   uint64_t waiting_consumers = 0; // pops waiting for records now
   uint64_t refused = 0;           // pushes and pops refused
   uint64_t timed_out = 0;         // pushes whose wait ended (pops: empty replies)
+  uint64_t leased = 0;            // records leased and not acknowledged now
+  uint64_t requeued = 0;          // leased records returned: the popper died
   bool closed = false;
 };
 
@@ -90,13 +101,15 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, queue_stats& x) {
   return f(caf::meta::type_name("troupe.queue_stats"), x.size, x.capacity,
            x.pushed, x.popped, x.waiting_producers, x.waiting_consumers,
-           x.refused, x.timed_out, x.closed);
+           x.refused, x.timed_out, x.leased, x.requeued, x.closed);
 }
 
 using queue_actor = caf::typed_actor<
   caf::replies_to<queue_push_atom, record_batch, caf::timespan>::with<uint64_t>,
   caf::replies_to<queue_push_atom, record, caf::timespan>::with<uint64_t>,
   caf::replies_to<queue_pop_atom, uint64_t, caf::timespan>::with<queue_items>,
+  caf::replies_to<queue_lease_atom, uint64_t, caf::timespan>::with<queue_items>,
+  caf::reacts_to<queue_ack_atom, uint64_t>,
   caf::replies_to<queue_close_atom>::with<uint64_t>,
   caf::replies_to<stats_atom>::with<queue_stats>,
   // Internal: the queue's own timer for a waiter's deadline (its id).
@@ -120,6 +133,8 @@ class queue_client : public slot_client {
 public:
   // Up to `max` records; waits at most `wait` (clamped below the node's call
   // timeout) for the first; an empty, unclosed reply means "ask again".
+  // Leased: acknowledged once `done` returned, so records whose node died
+  // before its completion ran go back to the queue.
   virtual void pop(size_t max, duration wait, completion<queue_items> done) = 0;
   // Pushes a batch, waiting at most `wait` for room (clamped likewise);
   // the value is the number accepted.
