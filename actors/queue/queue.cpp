@@ -401,7 +401,9 @@ actor_type queue_service_type() {
       "too many waiting producers, a batch over the capacity or a closed queue: "
       "errc::refused); pop(max, wait) -> queue_items{records, closed}, "
       "answered once a record is there (empty: waits up to `wait`, then an "
-      "empty reply; closed and drained: closed = true); close -> records left "
+      "empty reply; closed and drained: closed = true); lease(max, wait) + "
+      "ack(lease): a pop whose records return to the front if the popper dies "
+      "before its ack (the queue source pops this way); close -> records left "
       "(consumers drain them, then get end-of-stream); stats -> queue_stats. "
       "Nodes use it with `queue: NAME`: the `queue` source pops until the queue "
       "is closed, the `queue` sink pushes (and closes it when its inputs end).";
