@@ -409,7 +409,8 @@ actor_type queue_service_type() {
       "is closed, the `queue` sink pushes (and closes it when its inputs end).";
   t.params = {
     {"capacity", param_type::integer, false, "1000",
-     "records queued at most; a full queue delays pushes (backpressure)", {}, 0,
+     "records queued (or leased and not acknowledged) at most; a full queue "
+     "delays pushes (backpressure)", {}, 0,
      int64_t{1} << 32},
     {"max_waiting_producers", param_type::integer, false, "1024",
      "pushes waiting for room at most; more are refused", {}, 0, 1 << 20},

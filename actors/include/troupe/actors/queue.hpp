@@ -117,7 +117,7 @@ using queue_actor = caf::typed_actor<
 
 // The YAML parameters, for embedders spawning a queue themselves.
 struct queue_config {
-  uint64_t capacity = 1000;              // records queued at most (>= 1)
+  uint64_t capacity = 1000;              // records queued or leased at most (>= 1)
   uint64_t max_waiting_producers = 1024; // pushes waiting for room at most
   uint64_t max_waiting_consumers = 1024; // pops waiting for records at most
   duration max_wait = std::chrono::seconds(60); // a push/pop waits at most this
