@@ -10,6 +10,9 @@ void register_builtins(registry& reg) {
                     stdout_type, null_type, counter_type, cache_type,
                     worker_pool_type, rate_limiter_type, once_type})
     reg.add(make());
+  for (auto make : {queue_service_type, queue_source_type, queue_sink_type,
+                    topic_service_type, topic_sink_type})
+    reg.add(make());
   register_functions(reg);
   reg.add_message_types(
     [](caf::actor_system_config& cfg) { actors::add_message_types(cfg); });
@@ -24,6 +27,11 @@ void register_builtins(registry& reg) {
                         "a rate limiter this node takes permits from");
   reg.add_resource_slot("pool", "worker_pool",
                         "a worker pool this node submits its batches to");
+  reg.add_resource_slot("queue", "queue",
+                        "the queue a `queue` source pops or a `queue` sink "
+                        "pushes into");
+  reg.add_resource_slot("topic", "topic",
+                        "the topic a `topic` sink publishes to");
 }
 
 } // namespace troupe

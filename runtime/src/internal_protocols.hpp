@@ -58,9 +58,11 @@ using node_actor = caf::typed_actor<
   caf::reacts_to<starved_atom>,
   // stop: sources stop producing; everything in flight drains.
   caf::reacts_to<stop_atom>,
-  // Self-messages: timers, source pacing, and a waiting stage's timers
+  // Self-messages: timers, source pacing (produce(n): the end of an idle
+  // wait, see node_lifecycle::produce_later), and a waiting stage's timers
   // (wake(id): node_calls::after).
   caf::reacts_to<tick_atom>, caf::reacts_to<produce_atom>,
+  caf::reacts_to<produce_atom, uint64_t>,
   caf::reacts_to<wake_atom, uint64_t>>;
 
 // A map/filter worker: runs a node's logic on one batch, off the node actor

@@ -464,7 +464,9 @@ inline void carry_out(node_pointer self) {
 // Sends what credit allows; quits once draining and everything is through.
 void flush(node_pointer self) {
   auto& st = self->state;
-  st.outs.flush(st.inputs.pressing(), st.life.input_done(), st.todo);
+  // A call still outstanding (a stopped source's pop) may emit: no eof yet.
+  st.outs.flush(st.inputs.pressing(),
+                st.life.input_done() && st.calls->outstanding() == 0, st.todo);
   carry_out(self);
   if (st.life.quit(st.outs.drained()))
     self->quit();
@@ -610,8 +612,8 @@ void produce(node_pointer self) {
       schedule_produce(self);
       break;
     case produce_status::idle:
-      st.life.produce_later();
-      self->delayed_send(self, st.logic->idle_delay(), produce_atom_v);
+      self->delayed_send(self, st.logic->idle_delay(), produce_atom_v,
+                         st.life.produce_later());
       break;
     case produce_status::done:
       st.life.exhausted();
@@ -742,6 +744,9 @@ void on_call_complete(node_pointer self,
     let_go(self);
   flush(self);
   maybe_finish(self);
+  // A source idle while its call ran (a queue source's pop) goes on now.
+  if (st.is_source && st.life.wake())
+    self->send(self, produce_atom_v);
   commit(self); // a reply or a timer, not a message of the behaviour
 }
 
@@ -914,6 +919,11 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
     },
     [=](produce_atom) {
       produce(self);
+      commit(self);
+    },
+    [=](produce_atom, uint64_t idle) {
+      if (self->state.life.idle_ended(idle))
+        produce(self);
       commit(self);
     },
     [=](wake_atom, uint64_t id) {

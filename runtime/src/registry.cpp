@@ -42,10 +42,14 @@ void registry::add(actor_type type) {
   }
   if (type.protocol.empty())
     type.protocol = "record_stream";
+  // One name may have a source, a stage or sink, and a service (`queue`
+  // is all three); a second of one of these replaces the first.
   auto& same_name = types_[type.name];
-  bool source = type.kind == actor_kind::source;
+  auto role = [](actor_kind k) {
+    return k == actor_kind::source ? 0 : k == actor_kind::service ? 2 : 1;
+  };
   for (auto& t : same_name)
-    if ((t.kind == actor_kind::source) == source) {
+    if (role(t.kind) == role(type.kind)) {
       t = std::move(type);
       return;
     }

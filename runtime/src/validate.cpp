@@ -311,8 +311,14 @@ private:
       }
       const actor_type* src = nullptr;
       const actor_type* other = nullptr;
+      const actor_type* service = nullptr; // named by a node only by mistake
       for (auto* t : reg_.find_all(n.type))
-        (t->kind == actor_kind::source ? src : other) = t;
+        (t->kind == actor_kind::source    ? src
+         : t->kind == actor_kind::service ? service
+                                          : other)
+          = t;
+      if (!src && !other)
+        other = service;
       if (!src && !other) {
         if (report) {
           auto msg = "unknown actor type '" + n.type + "'";

@@ -160,7 +160,8 @@ public:
   }
 
   // The type of exactly this name and kind, or nullptr. A name has at most
-  // one source and one type of another kind (`file` reads or writes);
+  // one source, one stage or sink, and one service (`file` reads or writes;
+  // `queue` is a service, a source and a sink);
   // validate() resolves which one a node means (node_spec::kind), and
   // everything after it asks for that one.
   const actor_type* find(const std::string& name, actor_kind kind) const;

@@ -27,6 +27,7 @@ bool node_lifecycle::want_produce() {
 
 node_lifecycle::produce_step node_lifecycle::begin_produce() {
   produce_pending_ = false;
+  idle_ = false;
   if (input_done())
     return produce_step::skip;
   if (phase_ == node_phase::stopping) {
@@ -36,8 +37,22 @@ node_lifecycle::produce_step node_lifecycle::begin_produce() {
   return produce_step::run;
 }
 
-void node_lifecycle::produce_later() {
+uint64_t node_lifecycle::produce_later() {
   produce_pending_ = true;
+  idle_ = true;
+  return ++idle_gen_;
+}
+
+bool node_lifecycle::idle_ended(uint64_t n) const {
+  return idle_ && n == idle_gen_;
+}
+
+bool node_lifecycle::wake() {
+  if (!is_source_ || !idle_ || input_done())
+    return false;
+  idle_ = false; // the delayed produce on its way is stale now
+  produce_pending_ = false;
+  return want_produce();
 }
 
 void node_lifecycle::exhausted() {

@@ -58,8 +58,15 @@ public:
   };
   // A produce message arrived.
   produce_step begin_produce();
-  // The logic is idle: a delayed produce is pending.
-  void produce_later();
+  // The logic is idle: a delayed produce is pending. Returns the number to
+  // send with it (produce(n)): a wait cut short by wake() makes it stale.
+  uint64_t produce_later();
+  // A delayed produce(n) arrived. True: it is still the pending one, run it;
+  // false: wake() cut its wait short and a produce already ran.
+  bool idle_ended(uint64_t n) const;
+  // A source's call (a pop from a queue) ended while the source was idle:
+  // its records may let it go on at once. True: send a produce message now.
+  bool wake();
   // The logic has nothing more: draining.
   void exhausted();
   // stop: a source ends at its next produce, sent now (it also cuts short
@@ -99,6 +106,8 @@ private:
   bool is_source_ = false;
   bool produce_pending_ = false;
   bool tick_armed_ = false;
+  bool idle_ = false;      // the pending produce is a delayed one
+  uint64_t idle_gen_ = 0;  // its number
 };
 
 } // namespace troupe::detail

@@ -11,6 +11,7 @@ namespace troupe::actors {
 actor_type generate_type();    // generate/
 actor_type file_source_type(); // file/
 actor_type stdin_type();       // stdin/
+actor_type queue_source_type(); // queue/ (pops a queue resource)
 // stages
 actor_type map_type();    // map/
 actor_type filter_type(); // filter/
@@ -22,12 +23,16 @@ actor_type dedupe_type(); // dedupe/
 actor_type file_sink_type(); // file/
 actor_type stdout_type();    // stdout/
 actor_type null_type();      // null/
+actor_type queue_sink_type(); // queue/ (pushes into a queue resource)
+actor_type topic_sink_type(); // topic/ (publishes to a topic resource)
 // services
 actor_type counter_type(); // counter/
 actor_type cache_type();   // cache/
 actor_type worker_pool_type(); // worker_pool/
 actor_type rate_limiter_type(); // rate_limiter/
 actor_type once_type();         // once/
+actor_type queue_service_type(); // queue/
+actor_type topic_service_type(); // topic/
 // record functions for map and filter: sha256, identity, upper, ...
 void register_functions(registry& reg); // functions/
 // Reports a `fn:` naming no registered function (with a "did you mean").

@@ -30,6 +30,9 @@ struct limiter_stats;       // rate_limiter.hpp
 struct counter_keys;        // counter.hpp
 struct once_init;           // once.hpp
 struct once_stats;          // once.hpp
+struct queue_items;         // queue.hpp
+struct queue_stats;         // queue.hpp
+struct topic_stats;         // topic.hpp
 } // namespace troupe
 
 namespace troupe::actors {
@@ -91,6 +94,23 @@ CAF_BEGIN_TYPE_ID_BLOCK(troupe_actors, ::troupe::actors::type_id_offset)
   CAF_ADD_ATOM(troupe_actors, troupe, once_timeout_atom, "t_once_to")
   CAF_ADD_TYPE_ID(troupe_actors, (troupe::once_init))
   CAF_ADD_TYPE_ID(troupe_actors, (troupe::once_stats))
+  // queue (queue.hpp)
+  CAF_ADD_TYPE_ID(troupe_actors, (troupe::queue_items))
+  CAF_ADD_TYPE_ID(troupe_actors, (troupe::queue_stats))
+  CAF_ADD_ATOM(troupe_actors, troupe, queue_push_atom, "t_qpush")
+  CAF_ADD_ATOM(troupe_actors, troupe, queue_pop_atom, "t_qpop")
+  CAF_ADD_ATOM(troupe_actors, troupe, queue_close_atom, "t_qclose")
+  CAF_ADD_ATOM(troupe_actors, troupe, queue_wake_atom, "t_qwake")
+  CAF_ADD_ATOM(troupe_actors, troupe, queue_lease_atom, "t_qlease")
+  CAF_ADD_ATOM(troupe_actors, troupe, queue_ack_atom, "t_qack")
+  // topic (topic.hpp)
+  CAF_ADD_TYPE_ID(troupe_actors, (troupe::topic_stats))
+  CAF_ADD_ATOM(troupe_actors, troupe, topic_subscribe_atom, "t_tsub")
+  CAF_ADD_ATOM(troupe_actors, troupe, topic_unsubscribe_atom, "t_tunsub")
+  CAF_ADD_ATOM(troupe_actors, troupe, topic_publish_atom, "t_tpub")
+  CAF_ADD_ATOM(troupe_actors, troupe, topic_deliver_atom, "t_tdeliver")
+  // race (race.hpp): asks a loser to stop working for the sender
+  CAF_ADD_ATOM(troupe_actors, troupe, cancel_atom, "t_cancel")
 
 CAF_END_TYPE_ID_BLOCK(troupe_actors)
 
