@@ -15,6 +15,7 @@
 // held, whatever step it was in.
 #include "waiting_map.hpp"
 
+#include <algorithm>
 #include <optional>
 #include <unordered_map>
 
@@ -101,6 +102,10 @@ private:
 
   void after_permit(std::vector<ticket> ts, emitter& out) {
     if (cache_ == nullptr) {
+      if (pool_ != nullptr) {
+        submit_groups(ts);
+        return;
+      }
       for (auto t : ts)
         compute(t, std::nullopt, out);
       return;
@@ -162,6 +167,98 @@ private:
       });
   }
 
+  // Without a cache every record goes to the pool: one task per record key
+  // among the records started together (a task costs a few microseconds;
+  // a key's records stay together for a key_hash pool).
+  void submit_groups(const std::vector<ticket>& ts) {
+    std::vector<std::pair<std::string, std::vector<ticket>>> groups;
+    for (auto t : ts) {
+      auto& key = pending_.at(t).key;
+      auto g = std::find_if(groups.begin(), groups.end(),
+                            [&](auto& x) { return x.first == key; });
+      if (g == groups.end())
+        groups.emplace_back(key, std::vector<ticket>{t});
+      else
+        g->second.push_back(t);
+    }
+    for (auto& [key, group] : groups) {
+      std::vector<record> rs;
+      rs.reserve(group.size());
+      for (auto t : group)
+        rs.push_back(pending_.at(t));
+      pool_->submit(fn_name_, record_batch{std::move(rs)}, key, priority_,
+                    [this, group = group](call_result<pool_result> res,
+                                          emitter& later) {
+                      settle_group(group, res, later);
+                    });
+    }
+  }
+
+  // A group's result back to its records: kept records come back in input
+  // order, failed ones by identity, the rest were dropped; the counts must
+  // agree, or the function changed what identifies a record.
+  void settle_group(const std::vector<ticket>& group,
+                    call_result<pool_result>& res, emitter& out) {
+    if (!res.ok()) {
+      auto why = std::string{"pool: "} + to_string(res.status()) + ": "
+                 + res.error();
+      for (auto t : group)
+        settle(t, fn_result::fail(why));
+      pending_.flush(out);
+      maybe_start(out);
+      return;
+    }
+    auto& v = res.value();
+    auto& kept = v.kept.mutable_records();
+    auto same = [](const record& a, const record& b) {
+      return a.seq == b.seq && a.ctx.origin == b.ctx.origin;
+    };
+    size_t k = 0, dropped = 0;
+    std::vector<bool> failed_used(v.failed.size(), false);
+    for (auto t : group) {
+      auto& r = pending_.at(t);
+      if (k < kept.size() && same(kept[k], r)) {
+        r = std::move(kept[k++]);
+        settle(t, fn_result::keep());
+        continue;
+      }
+      auto f = std::find_if(v.failed.begin(), v.failed.end(),
+                            [&](auto& x) { return same(x.rec, r); });
+      if (f != v.failed.end() && !failed_used[f - v.failed.begin()]) {
+        failed_used[f - v.failed.begin()] = true;
+        r = f->rec; // with its error attributes and attempt
+        settle(t, fn_result::fail(f->reason));
+        continue;
+      }
+      ++dropped;
+      settle(t, dropped <= v.dropped
+                  ? fn_result::drop()
+                  : fn_result::fail("pool: the function changed the records' "
+                                    "seq; its result cannot be matched"));
+    }
+    pending_.flush(out);
+    maybe_start(out);
+  }
+
+  // Completes a record without flushing (a group flushes once).
+  void settle(ticket t, fn_result res) {
+    if (auto p = permits_.find(t); p != permits_.end()) {
+      limiter_->release(p->second);
+      permits_.erase(p);
+    }
+    switch (res.what) {
+      case fn_result::outcome::keep:
+        pending_.complete(t, outcome::emit);
+        break;
+      case fn_result::outcome::drop:
+        pending_.complete(t, outcome::drop);
+        break;
+      case fn_result::outcome::fail:
+        pending_.fail(t, std::move(res.error));
+        break;
+    }
+  }
+
   // The function's name is part of the key: maps with different functions
   // may share one cache without reading each other's results.
   std::string cache_key_of(const record& r) const {
@@ -187,21 +284,7 @@ private:
   }
 
   void done(ticket t, fn_result res, emitter& out) {
-    if (auto p = permits_.find(t); p != permits_.end()) {
-      limiter_->release(p->second);
-      permits_.erase(p);
-    }
-    switch (res.what) {
-      case fn_result::outcome::keep:
-        pending_.complete(t, outcome::emit);
-        break;
-      case fn_result::outcome::drop:
-        pending_.complete(t, outcome::drop);
-        break;
-      case fn_result::outcome::fail:
-        pending_.fail(t, std::move(res.error));
-        break;
-    }
+    settle(t, std::move(res));
     pending_.flush(out);
     maybe_start(out);
   }

@@ -247,3 +247,35 @@ TEST_CASE("lint: what a waiting map may not combine") {
                     "inputs: [src] }")
           .find("max_in_flight") != std::string::npos);
 }
+
+TEST_CASE("map with pool alone: records go in groups, each back to its own "
+          "outcome") {
+  map_harness h;
+  // even keeps even integers and drops odd ones; square fails "x..." bodies.
+  auto run = h.start(
+    "version: 1\nname: g\nresources:\n"
+    "  crew: { type: worker_pool, workers: 2 }\n"
+    "nodes:\n"
+    "  nums: { type: generate, count: 300, key: \"ka\" }\n"
+    "  junk: { type: generate, count: 20, start: 1000, template: \"x{i}\" }\n"
+    "  ev: { type: map, fn: even, pool: crew, max_in_flight: 32, "
+    "inputs: [nums] }\n"
+    "  sq: { type: map, fn: square, pool: crew, inputs: [ev, junk] }\n"
+    "  out: { type: collect, inputs: [sq] }\n"
+    "  bad: { type: collect, inputs: [sq.errors] }\n");
+  REQUIRE(h.drive(run));
+  auto rep = run.report();
+  CHECK(rep.status == "completed");
+  check_balanced(rep);
+  auto& got = h.sinks["out"].records;
+  REQUIRE(got.size() == 150);
+  for (auto& r : got) {
+    CHECK(r.seq % 2 == 0);
+    CHECK(r.body == std::to_string(r.seq * r.seq));
+  }
+  CHECK(h.sinks["bad"].records.size() == 20);
+  auto ev = std::find_if(rep.nodes.begin(), rep.nodes.end(),
+                         [](auto& n) { return n.name == "ev"; });
+  REQUIRE(ev != rep.nodes.end());
+  CHECK(ev->filtered == 150);
+}
