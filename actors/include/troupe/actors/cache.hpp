@@ -24,19 +24,25 @@
 //                    waiter (they shared that computation); the lease holder
 //                    died (monitored) or its lease timed out (lease_timeout):
 //                    the lease passes to the next waiter, who gets lease(id).
-//                    Asked when nothing is in flight it answers at once (a
-//                    lease when the key is neither cached nor computed).
+//                    Asked when nothing is in flight it answers at once: the
+//                    error of a computation that failed within lease_timeout
+//                    (so a caller told `pending` just before the failure
+//                    gets it, even with negative_ttl 0), else a lease.
 //   fulfil / abandon are one-way. A fulfil with an older lease still stores
 //   its value (a late value is still the value; counted as `stale`); an
 //   abandon with an older lease is ignored (counted as `stale`).
-// Concurrent misses on one key: one lease, everyone else waits. Waiters are
+// Concurrent misses on one key: one lease, everyone else waits (a key twice
+// in one lookup: a lease for the first, pending for the rest). Waiters are
 // capped (max_waiting): past the cap await answers troupe.refused (counted).
 // A waiter whose own request timed out may still be handed a lease it never
 // uses; the lease_timeout then passes it on (every lease ends).
 //
 // Example (an embedder, by typed handle):
-//   auto cache = troupe::spawn_cache(sys, {/*capacity*/ 1000});
-//   self->request(cache, 1s, troupe::put_atom_v, "k", "v").then([](bool) {});
+//   troupe::cache_config cfg;
+//   cfg.capacity = 1000;
+//   auto cache = troupe::spawn_cache(sys, cfg);
+//   self->request(cache, 1s, troupe::put_atom_v, std::string{"k"},
+//                 std::string{"v"}).then([](bool stored) {});
 //   troupe::get_or_compute(self, cache, "k", 1s,
 //     [](const std::string& key) { return expensive(key); },
 //     [](troupe::call_result<std::string> v) { ... });
