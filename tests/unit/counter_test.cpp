@@ -26,14 +26,14 @@ struct counter_probe {
   int64_t ask(Ts... xs) {
     auto out = std::make_shared<int64_t>(-2);
     auto err = std::make_shared<std::string>();
-    h.rt->system().spawn([c = c, out, err, xs...](caf::event_based_actor* self) {
+    h.rt->system().spawn([c = c, out, err, xs...](caf::event_based_actor* self, int) {
       self->request(c, 1s, xs...)
         .then([out](int64_t n) { *out = n; },
               [out, err](caf::error& e) {
                 *out = -1;
                 *err = render(e);
               });
-    });
+    }, 0);
     h.sched->run();
     last_error = *err;
     return *out;
@@ -41,11 +41,11 @@ struct counter_probe {
 
   counter_keys keys() {
     auto out = std::make_shared<counter_keys>();
-    h.rt->system().spawn([c = c, out](caf::event_based_actor* self) {
+    h.rt->system().spawn([c = c, out](caf::event_based_actor* self, int) {
       self->request(c, 1s, keys_atom_v).then([out](counter_keys& k) {
         *out = k;
       });
-    });
+    }, 0);
     h.sched->run();
     return *out;
   }

@@ -5,6 +5,8 @@
 // coordinator in virtual time.
 #include <doctest/doctest.h>
 
+#include <deque>
+
 #include <chrono>
 #include <memory>
 #include <string>
@@ -44,6 +46,14 @@ struct limiter_fixture {
   caf::scheduler::test_coordinator* sched = nullptr;
   caf::actor_clock::time_point t0;
   std::vector<caf::actor> owned; // killed at the end: nothing outlives a test
+  // The logs requesters write to live here, not on a test's stack: the
+  // fixture's end still runs requesters' error handlers (a stopped limiter
+  // answers its waiters), after a test's own locals are gone.
+  std::deque<permit_log> logs;
+
+  permit_log& new_log() {
+    return logs.emplace_back();
+  }
 
   limiter_fixture() {
     cfg.set("scheduler.policy", caf::atom("testing"));
@@ -74,7 +84,8 @@ struct limiter_fixture {
                      permit_log* log, duration hold_for = duration{-1}) {
     auto t0_ = t0;
     auto a = sys->spawn(
-      [lim, key, log, hold_for, t0_](caf::event_based_actor* self) -> caf::behavior {
+      [lim, key, log, hold_for, t0_](caf::event_based_actor* self,
+                                     int) -> caf::behavior {
         self->request(lim, 3600s, acquire_atom_v, key)
           .then(
             [=](uint64_t permit) {
@@ -97,7 +108,8 @@ struct limiter_fixture {
             self->send(lim, release_atom_v, permit);
           },
         };
-      });
+      },
+      0); // (the int: CAF 0.17 and argument-less function actors)
     if (hold_for >= duration{0})
       owned.push_back(a);
     sched->run();
@@ -125,11 +137,11 @@ struct limiter_fixture {
 
   limiter_stats stats(const rate_limiter_actor& lim) {
     auto out = std::make_shared<limiter_stats>();
-    sys->spawn([lim, out](caf::event_based_actor* self) {
+    sys->spawn([lim, out](caf::event_based_actor* self, int) {
       self->request(lim, 1s, stats_atom_v).then([out](limiter_stats& s) {
         *out = s;
       });
-    });
+    }, 0);
     sched->run();
     return *out;
   }
@@ -157,7 +169,7 @@ TEST_CASE("offered 3x its rate for T seconds, it admits rate*T + burst") {
     c.max_wait = 1h;
     c.max_waiting = 1'000'000;
     auto lim = f.limiter(c);
-    permit_log log;
+    auto& log = f.new_log();
     const int64_t seconds = 10;
     const auto offered = static_cast<int64_t>(3 * s.rate * seconds);
     for (int64_t i = 0; i < offered; ++i) {
@@ -189,7 +201,7 @@ TEST_CASE("a rested bucket grants its burst at once, then one per interval") {
   c.rate = 2; // one per 500ms
   c.burst = 4;
   auto lim = f.limiter(c);
-  permit_log log;
+  auto& log = f.new_log();
   for (int i = 0; i < 6; ++i)
     f.request(lim, "", &log);
   REQUIRE(log.granted_at.size() == 4); // the burst, at t = 0
@@ -218,7 +230,7 @@ TEST_CASE("max_in_flight: never more than k permits out; release frees one") {
   c.max_in_flight = 3;
   c.max_wait = 1h;
   auto lim = f.limiter(c);
-  permit_log log;
+  auto& log = f.new_log();
   log.cap = 3;
   // 40 requesters, each holding its permit 100ms.
   for (int i = 0; i < 40; ++i)
@@ -243,7 +255,7 @@ TEST_CASE("a holder that dies gives its permits back") {
   rate_limiter_config c;
   c.max_in_flight = 2; // a semaphore only, no rate
   auto lim = f.limiter(c);
-  permit_log log;
+  auto& log = f.new_log();
   auto a = f.request(lim, "", &log, 0ns); // holds until killed
   f.request(lim, "", &log, 0ns);
   auto waiting = f.request(lim, "", &log, 0ns);
@@ -272,7 +284,7 @@ TEST_CASE("release of a token-only or unknown permit is a no-op") {
   rate_limiter_config c;
   c.rate = 1;
   auto lim = f.limiter(c);
-  permit_log log;
+  auto& log = f.new_log();
   f.request(lim, "", &log);
   REQUIRE(log.granted_at.size() == 1);
   caf::anon_send(lim, release_atom_v, uint64_t{1});
@@ -293,8 +305,8 @@ TEST_CASE("per-key buckets are independent and idle ones are forgotten") {
   c.burst = 1;
   c.key_idle = 10s;
   auto lim = f.limiter(c);
-  permit_log a;
-  permit_log b;
+  auto& a = f.new_log();
+  auto& b = f.new_log();
   f.request(lim, "a", &a);
   f.request(lim, "a", &a);
   f.request(lim, "b", &b); // not held back by a's empty bucket
@@ -323,7 +335,7 @@ TEST_CASE("a request waiting longer than max_wait is refused clearly") {
   c.burst = 1;
   c.max_wait = 2500ms;
   auto lim = f.limiter(c);
-  permit_log log;
+  auto& log = f.new_log();
   for (int i = 0; i < 5; ++i)
     f.request(lim, "host", &log);
   f.advance(2499ms);
@@ -349,7 +361,7 @@ TEST_CASE("a full wait queue refuses at once and counts the overflow") {
   c.max_in_flight = 1;
   c.max_waiting = 2;
   auto lim = f.limiter(c);
-  permit_log log;
+  auto& log = f.new_log();
   for (int i = 0; i < 4; ++i)
     f.request(lim, "", &log, 0ns);
   CHECK(log.granted_at.size() == 1);
@@ -367,13 +379,13 @@ TEST_CASE("acquire(key, wait) waits at most the caller's wait") {
   rate_limiter_config c;
   c.max_in_flight = 1;
   auto lim = f.limiter(c);
-  permit_log log;
+  auto& log = f.new_log();
   f.request(lim, "", &log, 0ns);
   auto refused = std::make_shared<std::string>();
-  f.sys->spawn([lim, refused](caf::event_based_actor* self) {
+  f.sys->spawn([lim, refused](caf::event_based_actor* self, int) {
     self->request(lim, 3600s, acquire_atom_v, std::string{}, duration{200ms})
       .then([](uint64_t) {}, [refused](caf::error& e) { *refused = render(e); });
-  });
+  }, 0);
   f.sched->run();
   f.advance(200ms);
   CHECK(contains(*refused, "within 200ms (the caller's wait"));
@@ -486,11 +498,11 @@ nodes:
     CHECK(times[i] - times[i - 1] >= 99ms);
   auto lim = run.resource<rate_limiter_actor>("lim");
   limiter_stats st;
-  h.rt->system().spawn([lim, &st](caf::event_based_actor* self) {
+  h.rt->system().spawn([lim, &st](caf::event_based_actor* self, int) {
     self->request(lim, 1s, stats_atom_v).then([&st](limiter_stats& s) {
       st = s;
     });
-  });
+  }, 0);
   h.sched->run();
   CHECK(st.granted == 30);
   CHECK(st.in_flight == 0); // every permit released
@@ -560,11 +572,11 @@ nodes:
   CHECK(rep.dead_lettered == 0); // no record failed for want of a permit
   auto lim = run.resource<rate_limiter_actor>("lim");
   limiter_stats st;
-  h.rt->system().spawn([lim, &st](caf::event_based_actor* self) {
+  h.rt->system().spawn([lim, &st](caf::event_based_actor* self, int) {
     self->request(lim, 1s, stats_atom_v).then([&st](limiter_stats& s) {
       st = s;
     });
-  });
+  }, 0);
   h.sched->run();
   CHECK(st.released_by_monitor == 1);
   CHECK(st.in_flight == 0);

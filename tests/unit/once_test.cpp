@@ -67,7 +67,7 @@ struct once_fixture {
   // A caller asking `get` (or do(init) when `init` is set); not run yet.
   void ask(const once_actor& o, answers* out,
            std::function<std::string()> init = {}) {
-    sys->spawn([o, out, init](caf::event_based_actor* self) {
+    sys->spawn([o, out, init](caf::event_based_actor* self, int) {
       auto ok = [out](const std::string& v) { out->values.push_back(v); };
       auto failed = [out](caf::error& e) { out->errors.push_back(render(e)); };
       if (init)
@@ -75,16 +75,16 @@ struct once_fixture {
           .then(ok, failed);
       else
         self->request(o, 60s, get_atom_v).then(ok, failed);
-    });
+    }, 0);
   }
 
   once_stats stats(const once_actor& o) {
     auto out = std::make_shared<once_stats>();
-    sys->spawn([o, out](caf::event_based_actor* self) {
+    sys->spawn([o, out](caf::event_based_actor* self, int) {
       self->request(o, 1s, stats_atom_v).then([out](once_stats& s) {
         *out = s;
       });
-    });
+    }, 0);
     sched->run();
     return *out;
   }
@@ -241,11 +241,11 @@ nodes:
   REQUIRE(h.drive(run));
   auto o = run.resource<once_actor>("digest");
   auto got = std::make_shared<std::string>();
-  h.rt->system().spawn([o, got](caf::event_based_actor* self) {
+  h.rt->system().spawn([o, got](caf::event_based_actor* self, int) {
     self->request(o, 1s, get_atom_v).then([got](const std::string& v) {
       *got = v;
     });
-  });
+  }, 0);
   h.sched->run();
   CHECK(*got
         == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
