@@ -246,20 +246,23 @@ int main() {
   auto run = rt.start(*loaded.graph); // runs until `requests` is closed
   auto done = std::make_shared<std::promise<outcome>>();
   auto result = done->get_future();
-  rt.system().spawn([=, &rt](service_actor* self) {
+  // `done` goes in as a spawn argument: CAF 0.17 spawning a function with no
+  // arguments dereferences a null tuple pointer (UBSan reports it).
+  rt.system().spawn([=, &rt](service_actor* self,
+                             std::shared_ptr<std::promise<outcome>> promise) {
     auto& st = self->state;
     st.cache = rt.resource<troupe::cache_actor>("prices");
     st.limiter = rt.resource<troupe::rate_limiter_actor>("pace");
     st.requests = rt.resource<troupe::queue_actor>("requests");
     st.answers = rt.resource<troupe::queue_actor>("answers");
     st.pool = pool;
-    st.done = done;
+    st.done = std::move(promise);
     self->request(st.limiter, 5s, troupe::acquire_atom_v, std::string{})
       .then([=](uint64_t permit) {
         self->state.permit = permit;
         direct_calls(self);
       }, fail_with(self, "acquire"));
-  });
+  }, done);
 
   // The main thread only waits (finitely) for the service's outcome.
   if (result.wait_for(60s) != std::future_status::ready) {
