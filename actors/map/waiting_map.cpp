@@ -122,8 +122,7 @@ private:
         auto t = ts.at(i);
         switch (a.what) {
           case cache_answer::kind::hit:
-            pending_.at(t).body = std::move(a.value);
-            done(t, fn_result::keep(), later);
+            done(t, from_cache(pending_.at(t), std::move(a.value)), later);
             break;
           case cache_answer::kind::lease:
             compute(t, a.lease, later);
@@ -270,17 +269,35 @@ private:
     return out;
   }
 
-  // The cache learns the computed value, or that there is none.
+  // What the map caches is the function's outcome, not only a body: 'k'
+  // and the new body for a kept record, 'd' for a dropped one (a filtering
+  // function is memoised too). A failure is not cached (abandon): its
+  // waiters get the error, and a later lookup computes again.
   void settle_lease(std::optional<uint64_t> lease, const std::string& key,
                     const record& r, const fn_result& res) {
     if (!lease)
       return;
-    if (res.what == fn_result::outcome::keep)
-      cache_->fulfil(key, *lease, r.body);
-    else
-      cache_->abandon(key, *lease,
-                      res.what == fn_result::outcome::drop ? "dropped"
-                                                           : res.error);
+    switch (res.what) {
+      case fn_result::outcome::keep:
+        cache_->fulfil(key, *lease, "k" + r.body);
+        break;
+      case fn_result::outcome::drop:
+        cache_->fulfil(key, *lease, "d");
+        break;
+      case fn_result::outcome::fail:
+        cache_->abandon(key, *lease, res.error);
+        break;
+    }
+  }
+
+  static fn_result from_cache(record& r, std::string value) {
+    if (!value.empty() && value[0] == 'k') {
+      r.body.assign(value, 1, std::string::npos);
+      return fn_result::keep();
+    }
+    if (value == "d")
+      return fn_result::drop();
+    return fn_result::fail("cache: an entry this map did not write");
   }
 
   void done(ticket t, fn_result res, emitter& out) {

@@ -234,7 +234,7 @@ actor_type once_type() {
   };
   t.validate_resource = [](const resource_spec& r, const registry& reg,
                            std::vector<diagnostic>& out) {
-    if (!r.params.str("fn").empty())
+    if (r.params.has("fn") && !r.params.str("fn").empty())
       check_function_name(r.params.get("fn"), reg, out);
     auto& to = r.params.get("init_timeout");
     if (to.dur <= duration{0})
@@ -246,7 +246,8 @@ actor_type once_type() {
     [](caf::actor_system& sys, const resource_spec& r) {
       once_config c;
       c.name = r.name;
-      if (auto& fn = r.params.str("fn"); !fn.empty()) {
+      if (r.params.has("fn") && !r.params.str("fn").empty()) {
+        auto& fn = r.params.str("fn");
         // Resolved now: the initialiser keeps the factory, not the registry.
         auto* f = r.types ? r.types->find_function(fn) : nullptr;
         if (!f)

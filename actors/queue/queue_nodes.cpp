@@ -134,12 +134,64 @@ void needs_queue_slot(const node_spec& n, const graph_spec&, const registry&,
                                     "that never waits would spin"});
 }
 
+// A sink's checks against the rest of the graph: its queue must hold a
+// whole batch (a push is all or nothing), and one queue is closed by at most
+// one sink (the first to finish would refuse the others' records).
+void check_queue_sink(const node_spec& n, const graph_spec& g,
+                      const registry& reg, std::vector<diagnostic>& errors) {
+  needs_queue_slot(n, g, reg, errors);
+  auto slot = n.resources.find("queue");
+  if (slot == n.resources.end())
+    return;
+  auto res = std::find_if(g.resources.begin(), g.resources.end(),
+                          [&](auto& r) { return r.name == slot->second; });
+  if (res != g.resources.end() && res->params.has("capacity")) {
+    auto capacity = static_cast<uint64_t>(res->params.integer("capacity"));
+    uint64_t batch = g.runtime.batch_size;
+    std::string from = "runtime.batch_size";
+    for (auto& in : n.inputs)
+      for (auto& m : g.nodes)
+        if (m.name == in.node && m.type == "batch" && m.params.has("size")
+            && static_cast<uint64_t>(m.params.integer("size")) > batch) {
+          batch = static_cast<uint64_t>(m.params.integer("size"));
+          from = "the batch stage '" + m.name + "'";
+        }
+    if (capacity < batch)
+      errors.push_back({n.at("queue"),
+                        "queue '" + res->name + "' holds " + std::to_string(capacity)
+                          + " records, fewer than a batch of "
+                          + std::to_string(batch) + " (" + from
+                          + "): a push is all or nothing, so it could never "
+                            "fit; raise its capacity or lower the batch"});
+  }
+  auto closes = [](const node_spec& m) {
+    return !m.params.has("close") || m.params.boolean("close");
+  };
+  if (!closes(n))
+    return;
+  for (auto& m : g.nodes) {
+    if (&m == &n || m.kind != actor_kind::sink || m.type != "queue")
+      continue;
+    auto other = m.resources.find("queue");
+    if (other != m.resources.end() && other->second == slot->second
+        && closes(m) && m.name < n.name) {
+      errors.push_back({n.at("queue"),
+                        "queue sinks '" + m.name + "' and '" + n.name
+                          + "' both close queue '" + slot->second
+                          + "': the first to finish would refuse the other's "
+                            "records; set 'close: false' on all but one"});
+      break;
+    }
+  }
+}
+
 } // namespace
 
 actor_type queue_source_type() {
   actor_type t;
   t.name = "queue";
   t.kind = actor_kind::source;
+  t.slots = {"queue"};
   t.doc = "Reads records that C++ code pushes into a queue resource "
           "(`queue: NAME`); ends when the queue is closed and drained. "
           "Records are renumbered (seq counts this source's records); key, "
@@ -162,6 +214,7 @@ actor_type queue_sink_type() {
   actor_type t;
   t.name = "queue";
   t.kind = actor_kind::sink;
+  t.slots = {"queue"};
   t.doc = "Pushes its input into a queue resource (`queue: NAME`) for C++ "
           "code to pop; a record counts as written once the queue took it "
           "(a full queue holds the sink back: backpressure upstream). Closes "
@@ -185,7 +238,7 @@ actor_type queue_sink_type() {
       },
       std::move(at_end));
   };
-  t.validate = needs_queue_slot;
+  t.validate = check_queue_sink;
   return t;
 }
 

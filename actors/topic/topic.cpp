@@ -221,6 +221,7 @@ actor_type topic_sink_type() {
   actor_type t;
   t.name = "topic";
   t.kind = actor_kind::sink;
+  t.slots = {"topic"};
   t.doc = "Publishes the records it gets to a topic resource (`topic: NAME`), "
           "one publish per input batch; a record counts as written once the "
           "topic took the publish (whoever subscribed then gets it).";

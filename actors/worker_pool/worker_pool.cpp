@@ -541,7 +541,9 @@ caf::behavior pool_fn(pool_pointer self, worker_pool_config cfg,
   s.cfg = cfg;
   s.min_workers = cfg.min_workers.value_or(cfg.workers);
   s.max_workers = cfg.max_workers.value_or(cfg.workers);
-  s.max_blocked = cfg.max_blocked ? cfg.max_blocked : cfg.queue_size;
+  // Blocked submitters are bounded by their own caps (a waiting map's
+  // max_in_flight): the default lets many of them wait, not queue_size.
+  s.max_blocked = cfg.max_blocked ? cfg.max_blocked : default_max_blocked;
   s.reg = std::move(reg);
   install_default_handler(self, "worker_pool");
   install_exception_handler(self, "worker_pool");
@@ -695,8 +697,8 @@ actor_type worker_pool_type() {
      "the lowest priority), reject (refuse the new task); each counted",
      {"block", "drop_newest", "drop_oldest", "reject"}},
     {"max_blocked", param_type::integer, false, "0",
-     "with on_full: block, submits waiting for queue room (0: queue_size); "
-     "past it a submit is rejected",
+     "with on_full: block, submits waiting for queue room (0: 65536; their "
+     "submitters' caps bound them); past it a submit is rejected",
      {}, 0, 1 << 24},
     {"max_attempts", param_type::integer, false, "3",
      "runs of a task whose worker crashes, then it fails with the reason",

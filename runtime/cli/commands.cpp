@@ -378,7 +378,8 @@ int cmd_types(const std::vector<std::string>& args) {
     std::cout << "\nrecord functions (map fn:, filter fn:):\n";
     for (auto* f : reg.functions())
       std::cout << "    " << f->name << " — " << f->doc << '\n';
-    std::cout << "\nresource slots (any node):\n";
+    std::cout << "\nresource slots (counter: any node; the others: the "
+                 "types that take them):\n";
     for (auto& [slot, v] : reg.slots())
       std::cout << "    " << slot << ": NAME of a '" << v.first
                 << "' resource — " << v.second << '\n';

@@ -530,6 +530,7 @@ private:
           error(w, who(n), "unknown resource slot '" + slot + "'");
           continue;
         }
+
         auto r = std::find_if(g_.resources.begin(), g_.resources.end(),
                               [&](auto& x) { return x.name == res; });
         if (r == g_.resources.end()) {
@@ -541,11 +542,27 @@ private:
           continue;
         }
         auto* rt = reg_.find(r->type, actor_kind::service);
-        if (rt && rt->protocol != *proto)
+        if (rt && rt->protocol != *proto) {
           error(w, who(n), "'" + slot + "' needs a resource speaking '"
                              + *proto + "', but '" + res + "' is a "
                              + r->type + " (protocol '" + rt->protocol
                              + "')");
+          continue;
+        }
+        // A slot acts through the service's hook on any node (counter), or
+        // through a client the node's logic must use: then only types that
+        // say they use it (actor_type::slots) may name it.
+        if (rt && !rt->service.on_node_event
+            && std::find(t->slots.begin(), t->slots.end(), slot)
+                 == t->slots.end()) {
+          std::string takes;
+          for (auto& x : t->slots)
+            takes += (takes.empty() ? "" : ", ") + x;
+          error(w, who(n), "'" + slot + "' does nothing on a " + t->name
+                             + (takes.empty()
+                                  ? std::string{" (it uses no such slot)"}
+                                  : " (it uses " + takes + ")"));
+        }
       }
     }
   }

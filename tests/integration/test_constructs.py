@@ -108,28 +108,34 @@ nodes:
 
 
 @case
-def limiter_refuses_after_max_wait(t):
-    """max_in_flight 1 held by a slow pool task, max_wait 50ms: records that
-    wait longer are refused to errors with the limiter's reason, none lost."""
-    t.write("g.yaml", """\
+def limiter_max_wait_checked_at_lint(t):
+    """64 records started at once at 5/s would wait 12.6 s for permits,
+    beyond max_wait 2s: lint refuses (they would go to errors, not slow
+    down); with max_in_flight 8 all 20 pass, paced."""
+    graph = """\
 version: 1
-name: refused
+name: paced
 resources:
-  gate: { type: rate_limiter, rate: 5/s, burst: 1, max_wait: 50ms }
+  gate: {{ type: rate_limiter, rate: 5/s, burst: 1, max_wait: 2s }}
 nodes:
-  src: { type: generate, count: 20 }
-  m:   { type: map, fn: upper, rate_limit: gate, inputs: [src] }
-  out: { type: file, path: out.jsonl, inputs: [m] }
-  dead: { type: file, path: dead.jsonl, inputs: [m.errors] }
-""")
+  src: {{ type: generate, count: 20 }}
+  m:   {{ type: map, fn: upper, rate_limit: gate{extra}, inputs: [src] }}
+  out: {{ type: file, path: out.jsonl, inputs: [m] }}
+  dead: {{ type: file, path: dead.jsonl, inputs: [m.errors] }}
+"""
+    t.write("g.yaml", graph.format(extra=""))
+    p = t.troupe("lint", "g.yaml")
+    err = p.stderr.decode()
+    expect(p.returncode == EXIT_CONFIG, f"exit {p.returncode}: {tail(err)}")
+    expect("g.yaml:7:" in err and "beyond its max_wait" in err, tail(err))
+    t.write("g.yaml", graph.format(extra=", max_in_flight: 8"))
+    start = time.monotonic()
     rep = t.run_ok("g.yaml")
+    took = time.monotonic() - start
     out, dead = jsonl(t.tmp / "out.jsonl"), jsonl(t.tmp / "dead.jsonl")
-    expect(len(out) + len(dead) == 20, f"{len(out)} + {len(dead)} != 20")
-    expect(len(out) >= 1 and len(dead) >= 10,
-           f"{len(out)} passed, {len(dead)} refused")
-    expect("rate_limit: refused" in dead[0]["attrs"]["error"],
-           f"reason {dead[0]['attrs']['error']!r}")
-    expect(rep["nodes"]["m"]["dead_lettered"] == len(dead), "counted")
+    expect(len(out) == 20 and not dead, f"{len(out)} passed, {len(dead)} refused")
+    expect(took >= 3.7, f"20 at 5/s took {took:.2f} s: not paced")
+    expect(rep["nodes"]["m"]["dead_lettered"] == 0, "dead letters")
 
 
 @case

@@ -718,6 +718,7 @@ memo_run run_memo(const std::string& cache_params,
   register_builtins(*reg);
   actor_type memo;
   memo.name = "memo";
+  memo.slots = {"cache"};
   memo.kind = actor_kind::stage;
   memo.protocol = "record_stream";
   memo.doc = "test: memoises through its cache slot";

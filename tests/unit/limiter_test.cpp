@@ -470,6 +470,7 @@ TEST_CASE("a stage waits for permits: records pass at the limiter's rate") {
   std::vector<duration> times;
   actor_type t;
   t.name = "permit_stage";
+  t.slots = {"rate_limit"};
   t.kind = actor_kind::stage;
   t.make_node = [&times](const node_context& ctx) {
     return std::make_unique<permit_stage>(
@@ -513,6 +514,7 @@ TEST_CASE("a stage whose permits are refused fails those records, loses none") {
   std::vector<duration> times;
   actor_type t;
   t.name = "permit_stage";
+  t.slots = {"rate_limit"};
   t.kind = actor_kind::stage;
   t.make_node = [&times](const node_context& ctx) {
     return std::make_unique<permit_stage>(
@@ -546,6 +548,7 @@ TEST_CASE("a stage that crashes holding a permit gets it back by the monitor") {
   int crashes = 0;
   actor_type t;
   t.name = "permit_stage";
+  t.slots = {"rate_limit"};
   t.kind = actor_kind::stage;
   t.make_node = [&times, &crashes](const node_context& ctx) {
     return std::make_unique<permit_stage>(

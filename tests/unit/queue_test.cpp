@@ -326,6 +326,7 @@ void drain(caf::event_based_actor* self, queue_actor q,
 TEST_CASE("queue source and sink: C++ feeds a graph and pulls its results") {
   fixture f;
   auto loaded = load_graph_text(R"(version: 1
+runtime: { batch_size: 50 }
 resources:
   jobs: { type: queue, capacity: 100 }
   done: { type: queue, capacity: 50 }
@@ -518,6 +519,7 @@ TEST_CASE("queue source: restarted with its group, it replays what it popped "
           "and was not acknowledged") {
   fixture f;
   auto loaded = load_graph_text(R"(version: 1
+runtime: { batch_size: 64 }
 resources:
   jobs: { type: queue, capacity: 64 }
   done: { type: queue, capacity: 64 }

@@ -279,3 +279,24 @@ TEST_CASE("map with pool alone: records go in groups, each back to its own "
   REQUIRE(ev != rep.nodes.end());
   CHECK(ev->filtered == 150);
 }
+
+TEST_CASE("map with cache memoises a filtering function: drops are cached "
+          "too, never turned into errors") {
+  map_harness h;
+  auto run = h.start(
+    "version: 1\nname: ev\nresources:\n  memo: { type: cache }\nnodes:\n"
+    "  src: { type: generate, count: 400, cycle: 4 }\n"
+    "  m: { type: map, fn: even, cache: memo, inputs: [src] }\n"
+    "  out: { type: collect, inputs: [m] }\n"
+    "  bad: { type: collect, inputs: [m.errors] }\n");
+  REQUIRE(h.drive(run));
+  auto rep = run.report();
+  CHECK(rep.status == "completed");
+  check_balanced(rep);
+  CHECK(h.sinks["out"].records.size() == 200);
+  CHECK(h.sinks["bad"].records.empty());
+  auto stats = h.ask<cache_stats>(run.resource<cache_actor>("memo"),
+                                  stats_atom_v);
+  REQUIRE(stats);
+  CHECK(stats->computations == 4); // "0".."3": the drops are cached as well
+}

@@ -215,6 +215,7 @@ struct waiting_harness : harness {
     reg.add_resource_slot("echo", "echo", "an echo service");
     actor_type st;
     st.name = "echo_stage";
+    st.slots = {"echo"};
     st.kind = actor_kind::stage;
     st.params = {{"cap", param_type::integer, false, "4", "", {}, 1},
                  {"ordered_out", param_type::boolean, false, "true", "", {}, 0}};

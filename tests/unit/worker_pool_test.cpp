@@ -692,6 +692,7 @@ private:
 void add_pool_stage(registry& reg) {
   actor_type t;
   t.name = "pool_stage";
+  t.slots = {"pool"};
   t.kind = actor_kind::stage;
   t.params = {{"fn", param_type::string, true, "", "function"}};
   t.make_node = [](const node_context& ctx) {

@@ -102,6 +102,10 @@ struct actor_type {
   std::string doc;
   std::vector<param_spec> params;
   bool parallel = false; // a stage that accepts `workers: N` and `ordered`
+  // The resource slots a node of this type uses (`cache`, `pool`, ...);
+  // `counter` is taken by every node. Another slot on such a node is an
+  // error: it would do nothing.
+  std::vector<std::string> slots;
   node_factory make_node; // sources, stages, sinks
   service_ops service;    // services: typed_service<Handle>(...)
   // Optional checks beyond the schema (a function name, a regex, a limit

@@ -143,6 +143,8 @@ using worker_pool_actor
 enum class pool_routing : uint8_t { round_robin, least_loaded, key_hash };
 enum class pool_on_full : uint8_t { block, drop_newest, drop_oldest, reject };
 
+constexpr size_t default_max_blocked = 65536;
+
 struct worker_pool_config {
   size_t workers = 4;                 // at start
   std::optional<size_t> min_workers;  // unset: workers
@@ -154,7 +156,8 @@ struct worker_pool_config {
   size_t queue_size = 1024; // tasks waiting for a worker
   pool_on_full on_full = pool_on_full::block;
   // With block: submits waiting for queue room (their requests stay
-  // pending). Past it a submit is refused and counted as rejected. 0: queue_size.
+  // pending). Past it a submit is refused and counted as rejected. 0: 65536
+  // (the submitters' own caps bound them: a waiting map's max_in_flight).
   size_t max_blocked = 0;
   uint32_t max_attempts = 3;     // runs per task when its worker crashes
   uint32_t record_attempts = 3;  // tries per record (a function that throws)
