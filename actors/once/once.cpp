@@ -238,7 +238,7 @@ actor_type once_type() {
       check_function_name(r.params.get("fn"), reg, out);
     auto& to = r.params.get("init_timeout");
     if (to.dur <= duration{0})
-      out.push_back({to.where.line > 0 ? to.where : r.at(""),
+      out.push_back({r.value_at("init_timeout"),
                      "'init_timeout' must be positive (an initialisation "
                      "needs time to run)"});
   };

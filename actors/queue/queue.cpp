@@ -382,12 +382,6 @@ queue_actor spawn_queue(caf::actor_system& sys, const queue_config& cfg) {
 
 namespace actors {
 
-// Where a resource's parameter was written (its value), or the resource.
-static source_location param_at(const resource_spec& r, const std::string& name) {
-  auto& where = r.params.get(name).where;
-  return where.line > 0 ? where : r.at("");
-}
-
 actor_type queue_service_type() {
   actor_type t;
   t.name = "queue";
@@ -438,7 +432,7 @@ actor_type queue_service_type() {
   t.validate_resource = [](const resource_spec& r, const registry&,
                            std::vector<diagnostic>& errors) {
     if (r.params.integer("capacity") == 0)
-      errors.push_back({param_at(r, "capacity"),
+      errors.push_back({r.value_at("capacity"),
                         "'capacity' must be at least 1: a queue of capacity 0 "
                         "could never accept a record"});
   };

@@ -127,9 +127,7 @@ void needs_queue_slot(const node_spec& n, const graph_spec&, const registry&,
                                     "needs 'queue: NAME' naming a queue "
                                     "resource"});
   if (n.params.has("wait") && n.params.dur("wait") <= duration{0})
-    errors.push_back({n.params.get("wait").where.line > 0
-                        ? n.params.get("wait").where
-                        : n.at(""),
+    errors.push_back({n.value_at("wait"),
                       "'wait' must be positive: a queue node "
                                     "that never waits would spin"});
 }

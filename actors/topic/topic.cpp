@@ -156,12 +156,6 @@ topic_actor spawn_topic(caf::actor_system& sys, const topic_config& cfg) {
 
 namespace actors {
 
-// Where a resource's parameter was written (its value), or the resource.
-static source_location topic_param_at(const resource_spec& r, const std::string& name) {
-  auto& where = r.params.get(name).where;
-  return where.line > 0 ? where : r.at("");
-}
-
 actor_type topic_service_type() {
   actor_type t;
   t.name = "topic";
@@ -206,11 +200,11 @@ actor_type topic_service_type() {
   t.validate_resource = [](const resource_spec& r, const registry&,
                            std::vector<diagnostic>& errors) {
     if (r.params.integer("max_pending") == 0)
-      errors.push_back({topic_param_at(r, "max_pending"),
+      errors.push_back({r.value_at("max_pending"),
                         "'max_pending' must be at least 1: with no credit a "
                         "subscriber would never get a batch"});
     if (r.params.dur("deliver_timeout") <= duration{0})
-      errors.push_back({topic_param_at(r, "deliver_timeout"),
+      errors.push_back({r.value_at("deliver_timeout"),
                         "'deliver_timeout' must be positive (every delivery "
                         "waits a finite, positive time)"});
   };

@@ -158,6 +158,27 @@ const source_location& resource_spec::at(const std::string& field) const {
   return i == field_where.end() ? where : i->second;
 }
 
+namespace {
+
+// Where a parameter's value was written (YAML), else `fallback`.
+const source_location& value_or(const param_set& ps, const std::string& name,
+                                const source_location& fallback) {
+  if (ps.has(name) && ps.get(name).where.line > 0)
+    return ps.get(name).where;
+  return fallback;
+}
+
+} // namespace
+
+const source_location& node_spec::value_at(const std::string& param) const {
+  return value_or(params, param, at(""));
+}
+
+const source_location&
+resource_spec::value_at(const std::string& param) const {
+  return value_or(params, param, at(""));
+}
+
 const node_spec* graph_spec::find_node(const std::string& wanted) const {
   for (auto& n : nodes)
     if (n.name == wanted)

@@ -103,6 +103,8 @@ struct node_spec {
 
   // Where `field` was written, else where the node was ({} in code).
   const source_location& at(const std::string& field) const;
+  // Where the value of parameter `param` was written, else at("").
+  const source_location& value_at(const std::string& param) const;
 };
 
 class registry;
@@ -119,6 +121,8 @@ struct resource_spec {
   std::shared_ptr<const registry> types;
 
   const source_location& at(const std::string& field) const;
+  // Where the value of parameter `param` was written, else at("").
+  const source_location& value_at(const std::string& param) const;
 };
 
 struct graph_spec {
