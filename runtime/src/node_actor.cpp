@@ -4,6 +4,7 @@
 #include <chrono>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <unordered_map>
 
 #include <caf/actor_cast.hpp>
@@ -242,6 +243,9 @@ struct node_state {
   std::unique_ptr<node_logic> logic;
   size_t index = 0;    // in the graph
   uint32_t origin = 0; // index + 1: stamped on a source's records
+  // Ids of timers and external calls, unique across incarnations: a wake-up
+  // meant for a crashed incarnation never runs a later one's continuation.
+  uint64_t next_call_id = 0;
   bool is_source = false;
   tally counts; // unpublished counter changes of the current message
 
@@ -264,6 +268,39 @@ using node_pointer = node_actor::stateful_pointer<node_state>;
 
 void on_call_complete(node_pointer self,
                       const std::function<void(emitter&)>& then);
+
+// An external call's hand-over: the finishing thread leaves the
+// continuation here and wakes the node, which takes it on its own thread.
+class node_external_call final : public external_call {
+public:
+  node_external_call(caf::weak_actor_ptr node, uint64_t id)
+    : node_(std::move(node)), id_(id) {
+  }
+
+  void finish(std::function<void(emitter&)> then) override {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (finished_)
+        return;
+      finished_ = true;
+      then_ = std::move(then);
+    }
+    if (auto node = node_.lock())
+      caf::anon_send(caf::actor_cast<caf::actor>(node), wake_atom_v, id_);
+  }
+
+  std::function<void(emitter&)> take() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return std::move(then_);
+  }
+
+private:
+  std::mutex mtx_;
+  bool finished_ = false;
+  std::function<void(emitter&)> then_;
+  caf::weak_actor_ptr node_;
+  uint64_t id_;
+};
 
 // The node's side of node_calls: requests from the node actor under finite
 // timeouts, each continuation run on the node's thread followed by the same
@@ -308,19 +345,34 @@ public:
 
   void after(duration delay, std::function<void(emitter&)> then) override {
     ++outstanding_;
-    auto id = next_timer_++;
+    auto id = self_->state.next_call_id++;
     timers_.emplace(id, std::move(then));
     self_->delayed_send(self_, std::max(delay, duration{1000}), wake_atom_v,
                         id);
   }
 
+  std::shared_ptr<external_call> external() override {
+    ++outstanding_;
+    auto id = self_->state.next_call_id++;
+    auto call = std::make_shared<node_external_call>(
+      caf::actor_cast<caf::weak_actor_ptr>(self_), id);
+    externals_.emplace(id, call);
+    return call;
+  }
+
+  // A timer fired or an external call finished.
   void wake(uint64_t id) {
-    auto i = timers_.find(id);
-    if (i == timers_.end())
+    if (auto i = timers_.find(id); i != timers_.end()) {
+      auto then = std::move(i->second);
+      timers_.erase(i);
+      complete(then);
       return;
-    auto then = std::move(i->second);
-    timers_.erase(i);
-    complete(then);
+    }
+    if (auto i = externals_.find(id); i != externals_.end()) {
+      auto then = i->second->take();
+      externals_.erase(i);
+      complete(then);
+    }
   }
 
 protected:
@@ -333,7 +385,7 @@ private:
   node_pointer self_;
   std::map<std::string, std::unique_ptr<slot_client>> clients_;
   std::unordered_map<uint64_t, std::function<void(emitter&)>> timers_;
-  uint64_t next_timer_ = 0;
+  std::unordered_map<uint64_t, std::shared_ptr<node_external_call>> externals_;
   size_t outstanding_ = 0;
 };
 

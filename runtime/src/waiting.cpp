@@ -24,6 +24,8 @@ slot_client::~slot_client() = default;
 
 node_calls::~node_calls() = default;
 
+external_call::~external_call() = default;
+
 pending_records::pending_records(bool ordered, size_t max_in_flight)
   : ordered_(ordered), max_in_flight_(max_in_flight == 0 ? 1 : max_in_flight) {
 }

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <caf/actor_system.hpp>
@@ -432,4 +433,165 @@ TEST_CASE("pending_records: order, cap, and exact held/buffered") {
   CHECK(p.held() == 2);
   CHECK(p.buffered() == 2);
   CHECK_THROWS(p.complete(*a, pending_records::outcome::emit));
+}
+
+// -- external calls: completed by another thread (the HTTP engine's) -------------
+
+namespace {
+
+struct external_log {
+  struct started {
+    std::shared_ptr<external_call> call;
+    uint64_t seq;
+    uint32_t incarnation;
+  };
+  std::vector<started> calls;
+  std::vector<std::pair<uint64_t, uint32_t>> ran; // (seq, incarnation)
+  bool crash_on_first_completion = false;
+};
+
+// One external call per record; the test finishes them.
+class external_stage : public node_logic {
+public:
+  external_stage(const node_context& ctx, external_log* log)
+    : calls_(ctx.calls), incarnation_(ctx.incarnation), log_(log) {
+  }
+  void consume(record_batch batch, emitter&) override {
+    for (auto& r : batch.take()) {
+      auto seq = r.seq;
+      auto t = pending_.hold(std::move(r));
+      pending_.next_to_start();
+      log_->calls.push_back({calls_->external(), seq, incarnation_});
+      pending_tickets_.emplace(seq, t);
+    }
+  }
+  // Called by the test through the call's continuation.
+  void complete(uint64_t seq, emitter& out) {
+    log_->ran.emplace_back(seq, incarnation_);
+    if (log_->crash_on_first_completion) {
+      log_->crash_on_first_completion = false;
+      throw std::runtime_error("crash in an external continuation");
+    }
+    pending_.complete(pending_tickets_.at(seq),
+                      pending_records::outcome::emit);
+    pending_.flush(out);
+  }
+  size_t buffered() const override {
+    return pending_.buffered();
+  }
+  size_t held() const override {
+    return pending_.held();
+  }
+
+private:
+  node_calls* calls_;
+  uint32_t incarnation_;
+  external_log* log_;
+  pending_records pending_{true, 1000};
+  std::map<uint64_t, pending_records::ticket> pending_tickets_;
+};
+
+struct external_harness : harness {
+  external_log log;
+  std::vector<external_stage*> live; // the current incarnation's logic
+
+  external_harness() {
+    actor_type st;
+    st.name = "external_stage";
+    st.kind = actor_kind::stage;
+    st.make_node = [this](const node_context& ctx) {
+      auto s = std::make_unique<external_stage>(ctx, &log);
+      live.assign(1, s.get());
+      return s;
+    };
+    reg.add(st);
+  }
+
+  // Finishes call i as the engine would: from any thread, with a
+  // continuation that reaches the logic that started it.
+  void finish(size_t i) {
+    auto& c = log.calls.at(i);
+    auto* logic = live.at(0);
+    auto seq = c.seq;
+    c.call->finish([logic, seq](emitter& out) { logic->complete(seq, out); });
+  }
+
+  static std::string graph() {
+    return "version: 1\nname: x\nnodes:\n"
+           "  src: { type: bodies, count: 6 }\n"
+           "  wait: { type: external_stage, inputs: [src] }\n"
+           "  out: { type: collect, inputs: [wait] }\n";
+  }
+};
+
+} // namespace
+
+TEST_CASE("external calls finished by another thread complete on the node") {
+  external_harness h;
+  actor_type src; // the waiting harness's source, without its echo service
+  src.name = "bodies";
+  src.kind = actor_kind::source;
+  src.params = {{"count", param_type::integer, false, "10", "", {}, 0}};
+  src.make_node = [](const node_context& ctx) {
+    return std::make_unique<body_source>(
+      static_cast<uint64_t>(ctx.spec.params.integer("count")), "");
+  };
+  h.reg.add(src);
+  auto run = h.start(external_harness::graph());
+  h.sched->run();
+  REQUIRE(h.log.calls.size() == 6);
+  CHECK_FALSE(run.finished()); // six calls outstanding: the node waits
+  CHECK(h.sinks["out"].records.empty());
+  // From another thread, in reverse order, one of them twice.
+  std::thread other{[&] {
+    for (size_t i = 6; i-- > 0;)
+      h.finish(i);
+    h.finish(2); // a second finish is ignored
+  }};
+  other.join();
+  REQUIRE(h.drive(run));
+  auto rep = run.report();
+  CHECK(rep.status == "completed");
+  check_balanced(rep);
+  CHECK(seqs(h.sinks["out"]) == std::vector<uint64_t>{0, 1, 2, 3, 4, 5});
+  CHECK(h.log.ran.size() == 6);
+}
+
+TEST_CASE("an external call of a crashed incarnation never runs") {
+  external_harness h;
+  actor_type src;
+  src.name = "bodies";
+  src.kind = actor_kind::source;
+  src.params = {{"count", param_type::integer, false, "10", "", {}, 0}};
+  src.make_node = [](const node_context& ctx) {
+    return std::make_unique<body_source>(
+      static_cast<uint64_t>(ctx.spec.params.integer("count")), "");
+  };
+  h.reg.add(src);
+  h.log.crash_on_first_completion = true;
+  auto run = h.start(external_harness::graph());
+  h.sched->run();
+  REQUIRE(h.log.calls.size() == 6);
+  h.finish(0); // crashes the node: its other five calls die with it
+  for (int i = 0; i < 100 && h.log.calls.size() < 12; ++i) {
+    h.sched->run();
+    h.sched->advance_time(std::chrono::milliseconds(100)); // restart backoff
+  }
+  REQUIRE(h.log.calls.size() == 12); // restarted, records redelivered
+  CHECK(h.log.calls[6].incarnation == 1);
+  // The dead incarnation's calls finish late, pointing at the new logic:
+  // their ids belong to the old incarnation, so nothing runs.
+  for (size_t i = 1; i < 6; ++i)
+    h.finish(i);
+  h.sched->run();
+  CHECK(h.log.ran.size() == 1);
+  for (size_t i = 6; i < 12; ++i)
+    h.finish(i);
+  REQUIRE(h.drive(run));
+  auto rep = run.report();
+  CHECK(rep.status == "completed");
+  check_balanced(rep);
+  CHECK(unique_seqs(h.sinks["out"]).size() == 6);
+  for (size_t i = 1; i < h.log.ran.size(); ++i)
+    CHECK(h.log.ran[i].second == 1);
 }

@@ -38,6 +38,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -110,6 +111,17 @@ public:
   virtual ~slot_client();
 };
 
+// A call that something outside the node completes: a library's own thread
+// such as the HTTP engine's I/O loop. finish() may be called from any thread;
+// the first call counts. Its `then` runs later on the node's thread with the
+// node's emitter, like any completion; if the node's incarnation ended
+// first, nothing runs (upstream redelivers the records it held).
+class external_call {
+public:
+  virtual ~external_call();
+  virtual void finish(std::function<void(emitter&)> then) = 0;
+};
+
 // What a waiting stage starts calls through: node_context::calls. Valid for
 // the logic's incarnation; null for parallel workers (`workers: N`), which
 // run synchronously.
@@ -131,6 +143,12 @@ public:
   // Runs `then` on the node's thread after `delay` (a retry's backoff, in
   // virtual time under the test coordinator). Counts as outstanding.
   virtual void after(duration delay, std::function<void(emitter&)> then) = 0;
+
+  // Starts a call that another thread completes (external_call::finish).
+  // Counts as outstanding until its `then` ran: a call that is never
+  // finished keeps the node from finishing, so whoever holds it must finish
+  // it (an HTTP transfer always ends: its deadlines are finite).
+  virtual std::shared_ptr<external_call> external() = 0;
 
 protected:
   virtual slot_client* find_client(const std::string& slot) = 0;
