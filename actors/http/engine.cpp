@@ -695,6 +695,8 @@ engine::engine(transport_options opts) {
   impl_->io = std::thread([this] { impl_->loop(); });
 }
 
+// Not from one of this engine's done functions: the I/O thread cannot join
+// itself (std::thread::join would throw, and a destructor terminates).
 engine::~engine() {
   {
     std::lock_guard<std::mutex> guard(impl_->mtx);
@@ -705,6 +707,10 @@ engine::~engine() {
   curl_multi_cleanup(impl_->multi);
 }
 
+// The submission list is emptied on every turn of the I/O loop; how many
+// transfers run is bounded by the owner (http_fetch's max_in_flight), and
+// those above the connection caps wait in curl's own queue — with their
+// timeout running, since it counts from submission.
 uint64_t engine::submit(request req, done_fn done) {
   uint64_t id = impl_->next_id.fetch_add(1, std::memory_order_relaxed);
   {

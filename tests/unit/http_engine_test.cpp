@@ -564,6 +564,55 @@ TEST_CASE("http engine: block_private refuses loopback and private addresses") {
   CHECK(http::transport_options{}.block_private);
 }
 
+TEST_CASE("http engine: the guard's ranges, refused before any connect") {
+  auto o = loopback();
+  o.block_private = true;
+  o.connect_timeout = 300ms;
+  o.timeout = 1s;
+  http::engine web{o};
+  struct probe {
+    std::string host;
+    std::shared_ptr<std::promise<http::response>> done =
+      std::make_shared<std::promise<http::response>>();
+  };
+  std::vector<probe> refused;
+  for (const char* h :
+       {"10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1",
+        "169.254.169.254", "100.64.0.1", "100.127.255.255", "0.1.2.3",
+        "127.255.255.254", "[fc00::1]", "[fdff::1]", "[fe80::1]", "[::]",
+        "[::ffff:10.0.0.1]", "[::ffff:192.168.0.1]", "[::ffff:169.254.1.1]"})
+    refused.push_back({h});
+  // Documentation addresses (TEST-NET, 2001:db8::/32) pass the guard; what
+  // happens next depends on the network (unreachable, a timeout, or a proxy
+  // of the sandbox answering), never the guard's refusal.
+  std::vector<probe> allowed;
+  for (const char* h : {"192.0.2.1", "198.51.100.1", "203.0.113.1", "[2001:db8::1]"})
+    allowed.push_back({h});
+  auto t0 = steady::now();
+  for (auto* list : {&refused, &allowed})
+    for (auto& p : *list) {
+      auto d = p.done;
+      web.submit(get("http://" + p.host + ":9/"),
+                 [d](http::response r) { d->set_value(std::move(r)); });
+    }
+  for (auto& p : refused) {
+    CAPTURE(p.host);
+    auto f = p.done->get_future();
+    REQUIRE(f.wait_for(5s) == std::future_status::ready);
+    auto r = f.get();
+    CHECK(r.error == http::failure::forbidden_address);
+    CHECK(r.error_text.find("block_private") != std::string::npos);
+  }
+  for (auto& p : allowed) {
+    CAPTURE(p.host);
+    auto f = p.done->get_future();
+    REQUIRE(f.wait_for(5s) == std::future_status::ready);
+    auto r = f.get();
+    CHECK(r.error != http::failure::forbidden_address);
+  }
+  CHECK(seconds_since(t0) < 3.0);
+}
+
 TEST_CASE("http engine: cancel closes the transfer; done gets cancelled once") {
   client().reset(server());
   auto p = std::make_shared<std::promise<http::response>>();
