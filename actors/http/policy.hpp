@@ -164,7 +164,7 @@ private:
   size_t limit_;
   size_t ceiling_;
   double avg_ms_ = 0; // exponentially weighted moving average of the RTT
-  size_t seen_ = 0;   // observations since the last change
+  size_t seen_ = 0;   // observations in this window
   bool has_avg_ = false;
   double window_ms_ = 0;        // sum of the RTTs in this window
   bool window_pushed_ = false;  // push-back seen in this window
