@@ -35,7 +35,13 @@ struct retry_options {
 };
 
 // "" when usable, else why not (an unknown retry_on entry names it).
+// retry_on statuses are 400..599: nothing below is an error to retry.
 std::string check(const retry_options& o);
+
+// Whether repeating `method` is harmless (RFC 9110 9.2.2): GET, HEAD, PUT,
+// DELETE, OPTIONS, TRACE. Names compare case-insensitively; POST, PATCH and
+// any other method are not idempotent.
+bool idempotent(const std::string& method);
 
 class retry_policy {
 public:
@@ -49,7 +55,11 @@ public:
   // not retryable, or `attempts_made` reached max_attempts. Exponential
   // backoff with full jitter (uniform in [0, min(max_backoff, backoff *
   // 2^(attempts_made-1))]); a Retry-After header on 429/503 wins, capped at
-  // retry_after_cap (a larger Retry-After makes the outcome final).
+  // retry_after_cap (a larger Retry-After makes the outcome final: waiting
+  // less than the server asked is pointless and waiting longer holds the
+  // record, so it goes to `errors`). A malformed Retry-After is ignored
+  // (backoff as usual). Deterministic for a seed: the same calls give the
+  // same delays on every platform.
   std::optional<duration> next(const request& req, const response& res,
                                uint32_t attempts_made,
                                std::chrono::system_clock::time_point wall_now);
@@ -61,9 +71,17 @@ public:
 private:
   retry_options opts_;
   std::mt19937_64 rng_;
+  // retry_on, parsed once.
+  bool on_connect_ = false, on_timeout_ = false, on_low_speed_ = false,
+       on_reset_ = false, on_4xx_ = false, on_5xx_ = false;
+  std::vector<long> on_status_;
 };
 
-// Retry-After: delta-seconds or an HTTP-date; nullopt when malformed.
+// Retry-After: delta-seconds ("120"; an absurdly large number saturates at
+// max_duration) or an HTTP-date (IMF-fixdate "Wed, 21 Oct 2015 07:28:00 GMT",
+// and the obsolete RFC 850 and asctime forms RFC 9110 asks recipients to
+// accept), relative to `wall_now`; a date in the past is 0. nullopt when
+// malformed (negative, fractional, garbage). Needs no locale.
 std::optional<duration>
 parse_retry_after(const std::string& value,
                   std::chrono::system_clock::time_point wall_now);
@@ -73,6 +91,18 @@ parse_retry_after(const std::string& value,
 // Per host: `failures` consecutive failed requests open the circuit; while
 // open, requests fail fast; after `cooldown` one probe goes through
 // (half-open): its success closes the circuit, its failure opens it again.
+// Every go or probe admitted must be answered by success(), failure() or
+// (a probe that ended with no verdict, e.g. cancelled) abandon().
+// Outcomes count whichever request they come from: a request admitted
+// before the circuit opened that fails while it is open changes nothing (the
+// cooldown is not extended); one that ends while half-open counts as the
+// probe's outcome would. A success while open is ignored: only a probe after
+// the cooldown closes the circuit. One thread (the stage's actor) uses it.
+//
+// Example:
+//   circuit_breaker cb{5, std::chrono::seconds(30)};
+//   switch (cb.admit(host_of(url), now)) { case verdict::refuse: ... }
+//   ... cb.success(host) or cb.failure(host, now) when the transfer ends.
 class circuit_breaker {
 public:
   enum class state : uint8_t { closed, open, half_open };
@@ -83,6 +113,10 @@ public:
   verdict admit(const std::string& host, time_point now);
   void success(const std::string& host);
   void failure(const std::string& host, time_point now);
+  // The probe in flight ended with no verdict: the next admit probes again.
+  void abandon(const std::string& host);
+  // The state as last changed (an open circuit whose cooldown has passed is
+  // still open here until admit() lets its probe through).
   state of(const std::string& host) const;
 
 private:
@@ -103,6 +137,19 @@ private:
 // Vector's adaptive request concurrency: additive increase while the
 // round-trip time holds near its moving average, multiplicative decrease
 // when it rises past it or the server pushes back (429, 503, a timeout).
+//
+// Observations are judged in windows of `limit()` completions (about one
+// round trip of the whole window of requests; AIMD changes once per round
+// trip, like TCP). At a window's end, against the RTT's EWMA of the windows
+// before (alpha 0.4, Vector's default):
+//   - push-back in the window: limit = max(1, floor(limit * 0.5)): the server
+//     said it is overloaded, halve as TCP does on loss;
+//   - window mean RTT above the EWMA by more than 10%: limit = max(1,
+//     floor(limit * 0.9)) (Vector's decrease_ratio): queues are building;
+//   - otherwise limit + 1, up to the ceiling.
+// The first window only sets the EWMA (push-back still halves). Unlike Vector
+// it does not know whether the limit was reached (the stage may have had
+// fewer requests to send); the stage may skip observe() when it was not.
 class adaptive_limit {
 public:
   adaptive_limit(size_t initial, size_t ceiling); // 1 <= initial <= ceiling
@@ -117,24 +164,38 @@ private:
   size_t limit_;
   size_t ceiling_;
   double avg_ms_ = 0; // exponentially weighted moving average of the RTT
-  size_t seen_ = 0;   // observations since the last change
+  size_t seen_ = 0;   // observations in this window
+  bool has_avg_ = false;
+  double window_ms_ = 0;        // sum of the RTTs in this window
+  bool window_pushed_ = false;  // push-back seen in this window
 };
 
 // -- building requests from records ------------------------------------------------
 
-// "scheme://host:port" of a URL, lower-case; "" when it has none.
+// "scheme://host:port" of a URL, lower-case; "" when it has none. The
+// default port of http (80) and https (443) is left out, so "https://a.b/"
+// and "https://a.b:443/" are one host; userinfo is dropped; an IPv6 literal
+// keeps its brackets ("http://[::1]:8080"). "" for anything that is not
+// scheme://authority (no scheme, empty host, a bad port, a space).
 std::string host_of(const std::string& url);
 
 // A text with placeholders: {body}, {key}, {seq}, {page}, {attr.NAME};
 // "{{" and "}}" stand for braces. With url_encode, each placeholder's value
 // is percent-encoded (RFC 3986 unreserved characters kept), except a value
 // that is a whole URL standing alone ("{body}" as the template).
+//
+// Example:
+//   std::string err;
+//   auto t = text_template::parse("https://api.example/items?q={key}&p={page}", err);
+//   t->render(r, 2, true); // "https://api.example/items?q=a%20b&p=2"
 class text_template {
 public:
-  // nullopt with `error` set when the text has an unknown or unclosed
-  // placeholder.
+  // nullopt with `error` set when the text has an unknown placeholder (the
+  // message names it and lists the valid ones), an unclosed '{', an empty
+  // "{}" or a lone '}'; positions in messages are 1-based columns.
   static std::optional<text_template> parse(const std::string& text,
                                             std::string& error);
+  // A missing attribute renders as "".
   std::string render(const record& r, uint64_t page = 0,
                      bool url_encode = false) const;
   bool uses(const std::string& placeholder) const; // "page", "attr.x", ...
