@@ -11,7 +11,8 @@ void register_builtins(registry& reg) {
                     worker_pool_type, rate_limiter_type, once_type})
     reg.add(make());
   for (auto make : {queue_service_type, queue_source_type, queue_sink_type,
-                    topic_service_type, topic_sink_type})
+                    topic_service_type, topic_sink_type, http_fetch_type,
+                    paginate_type})
     reg.add(make());
   register_functions(reg);
   reg.add_message_types(

@@ -2,9 +2,9 @@
 """A real HTTP server on loopback for troupe's HTTP tests (aiohttp, Debian's
 python3-aiohttp; run it with /usr/bin/python3, not a pyenv python).
 
-    /usr/bin/python3 tests/http/server.py [--tls CERT KEY] [--exit-on-stdin-eof]
+    /usr/bin/python3 tests/http/server.py [--port N] [--tls CERT KEY] [--exit-on-stdin-eof]
 
-Binds 127.0.0.1 on a free port, prints `PORT <n>` as its first stdout line,
+Binds 127.0.0.1 on a free port (or --port N), prints `PORT <n>` as its first stdout line,
 then serves until killed (or, with --exit-on-stdin-eof, until its stdin
 closes: a test that dies leaves no server behind).
 
@@ -357,7 +357,7 @@ async def serve(args):
         ctx.load_cert_chain(args.tls[0], args.tls[1])
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", args.port))
     sock.listen(1024)
     runner = web.AppRunner(make_app(), access_log=None, handle_signals=False)
     await runner.setup()
@@ -371,6 +371,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     parser.add_argument("--exit-on-stdin-eof", action="store_true")
+    parser.add_argument("--port", type=int, default=0,
+                        help="port to listen on (default: a free one)")
     args = parser.parse_args()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)

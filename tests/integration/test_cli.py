@@ -26,16 +26,19 @@ TIMEOUT = 60  # default seconds per troupe invocation
 NODE_KEYS = ["in", "out", "errors", "dead_lettered", "restarts", "batches",
              "latency_p50_us", "latency_p99_us"]
 BUILTIN_TYPES = ["generate", "map", "filter", "batch", "reduce", "file",
-                 "stdout", "null", "stdin", "counter", "chaos", "dedupe"]
+                 "stdout", "null", "stdin", "counter", "chaos", "dedupe",
+                 "http_fetch", "paginate"]
 
 
 class Env(BaseEnv):
-    def troupe(self, *args, timeout=TIMEOUT, env=None, stdin=None):
-        """Runs troupe in the temp dir; returns the CompletedProcess (text)."""
+    def troupe(self, *args, timeout=TIMEOUT, env=None, stdin=None, cwd=None):
+        """Runs troupe in the temp dir (or `cwd`); returns the
+        CompletedProcess (text)."""
         full_env = dict(os.environ)
         full_env.pop("OUT_DIR", None)
         full_env.update(env or {})
-        return subprocess.run([self.bin, *map(str, args)], cwd=self.tmp,
+        return subprocess.run([self.bin, *map(str, args)],
+                              cwd=cwd or self.tmp,
                               env=full_env, input=stdin, text=True,
                               capture_output=True, timeout=timeout,
                               stdin=None if stdin is not None
@@ -152,7 +155,9 @@ def lint_shipped_configs(t):
     configs = sorted((t.src / "config").glob("*.yaml"))
     expect(configs, "no config/*.yaml")
     for cfg in configs:
-        p = t.troupe("lint", cfg)
+        # From the checkout's root, as the README runs them (scraper.yaml
+        # reads config/scraper_urls.txt).
+        p = t.troupe("lint", cfg, cwd=t.src)
         expect(p.returncode == EXIT_OK,
                f"lint {cfg.name} exited {p.returncode}: {tail(p.stderr)}")
 

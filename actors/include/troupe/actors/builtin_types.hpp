@@ -12,6 +12,7 @@ actor_type generate_type();    // generate/
 actor_type file_source_type(); // file/
 actor_type stdin_type();       // stdin/
 actor_type queue_source_type(); // queue/ (pops a queue resource)
+actor_type paginate_type();     // http/ (pages of an HTTP API)
 // stages
 actor_type map_type();    // map/
 actor_type filter_type(); // filter/
@@ -19,6 +20,7 @@ actor_type batch_type();  // batch/
 actor_type reduce_type(); // reduce/
 actor_type chaos_type();  // chaos/
 actor_type dedupe_type(); // dedupe/
+actor_type http_fetch_type(); // http/
 // sinks
 actor_type file_sink_type(); // file/
 actor_type stdout_type();    // stdout/

@@ -1,0 +1,137 @@
+#include "fetcher.hpp"
+
+#include "troupe/actors/rate_limiter.hpp"
+
+namespace troupe::http {
+
+fetcher::fetcher(const fetch_settings& s, node_calls& calls,
+                 limiter_client* limiter, uint64_t seed)
+  : calls_(calls),
+    limiter_(limiter),
+    retry_(s.retry, seed),
+    breaker_(s.breaker.failures, s.breaker.cooldown),
+    engine_(s.transport) {
+}
+
+uint64_t fetcher::fetch(request req, std::string limit_key, done_fn done,
+                        emitter& out) {
+  auto j = std::make_shared<job>();
+  j->handle = next_handle_++;
+  j->host = host_of(req.url);
+  j->req = std::move(req);
+  j->limit_key = std::move(limit_key);
+  j->done = std::move(done);
+  j->began = out.now();
+  jobs_.emplace(j->handle, j);
+  attempt(j, out);
+  return j->handle;
+}
+
+void fetcher::cancel(uint64_t handle) {
+  auto i = jobs_.find(handle);
+  if (i == jobs_.end())
+    return;
+  auto& j = i->second;
+  j->cancelled = true;
+  if (j->transfer)
+    engine_.cancel(*j->transfer); // its completion finishes the job
+}
+
+void fetcher::attempt(const job_ptr& j, emitter& out) {
+  if (j->cancelled) {
+    fetch_outcome o;
+    o.res.url = j->req.url;
+    o.res.error = failure::cancelled;
+    o.res.error_text = "cancelled";
+    o.refused = "cancelled";
+    finish(j, std::move(o), out);
+    return;
+  }
+  auto verdict = breaker_.admit(j->host, out.now());
+  j->probe = verdict == circuit_breaker::verdict::probe;
+  if (verdict == circuit_breaker::verdict::refuse) {
+    fetch_outcome o;
+    o.res.url = j->req.url;
+    o.refused = "circuit open for " + j->host + " (failing fast after "
+                "repeated failures)";
+    finish(j, std::move(o), out);
+    return;
+  }
+  if (limiter_ == nullptr) {
+    transfer(j, std::nullopt);
+    return;
+  }
+  limiter_->acquire(j->limit_key, [this, j](call_result<uint64_t> p,
+                                           emitter& later) {
+    if (!p.ok()) {
+      fetch_outcome o;
+      o.res.url = j->req.url;
+      o.refused = std::string{"rate_limit: "} + to_string(p.status()) + ": "
+                  + p.error();
+      // A probe that never ran proves nothing: the next request probes.
+      if (j->probe)
+        breaker_.abandon(j->host);
+      finish(j, std::move(o), later);
+      return;
+    }
+    if (j->cancelled) {
+      limiter_->release(p.value());
+      attempt(j, later);
+      return;
+    }
+    transfer(j, p.value());
+  });
+}
+
+void fetcher::transfer(const job_ptr& j, std::optional<uint64_t> permit) {
+  ++j->attempts;
+  auto call = calls_.external();
+  // The engine calls back on its I/O thread; the continuation runs on the
+  // node's thread, and only while this incarnation (and `this`) lives.
+  j->transfer = engine_.submit(j->req, [this, j, permit, call](response res) {
+    call->finish([this, j, permit, res = std::move(res)](emitter& out) mutable {
+      on_response(j, permit, std::move(res), out);
+    });
+  });
+}
+
+void fetcher::on_response(const job_ptr& j, std::optional<uint64_t> permit,
+                          response res, emitter& out) {
+  j->transfer.reset();
+  if (permit && limiter_ != nullptr)
+    limiter_->release(*permit);
+  if (res.error == failure::cancelled) {
+    if (j->probe)
+      breaker_.abandon(j->host);
+  } else {
+    bool failed = !res.transferred() || res.status >= 500;
+    if (failed)
+      breaker_.failure(j->host, out.now());
+    else
+      breaker_.success(j->host);
+    if (observer_)
+      observer_(res);
+  }
+  if (!j->cancelled && res.error != failure::cancelled) {
+    if (auto delay = retry_.next(j->req, res, j->attempts,
+                                 std::chrono::system_clock::now())) {
+      calls_.after(*delay, [this, j](emitter& later) { attempt(j, later); });
+      return;
+    }
+  }
+  fetch_outcome o;
+  o.res = std::move(res);
+  finish(j, std::move(o), out);
+}
+
+void fetcher::finish(const job_ptr& j, fetch_outcome o, emitter& out) {
+  o.attempts = j->attempts;
+  o.elapsed = out.now() - j->began;
+  if (o.res.url.empty())
+    o.res.url = j->req.url;
+  jobs_.erase(j->handle);
+  auto done = std::move(j->done);
+  done(std::move(o), out);
+}
+
+} // namespace troupe::http

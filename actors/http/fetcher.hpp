@@ -1,0 +1,96 @@
+// One request to its final outcome, on a node: the circuit breaker's say,
+// a permit from the node's rate limiter (each attempt takes one, so retries
+// count against the rate too), the transfer on the node's engine, then a
+// retry after backoff or the outcome. Shared by http_fetch and paginate.
+//
+// Runs on the node's thread: the engine's completions come back through
+// node_calls::external(), backoff through node_calls::after(), so a crash
+// of the node drops its fetches with its incarnation (the engine, owned
+// here, aborts their transfers) and upstream redelivers their records.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "policy.hpp"
+#include "settings.hpp"
+#include "troupe/actors/http.hpp"
+#include "troupe/waiting.hpp"
+
+namespace troupe {
+class limiter_client;
+}
+
+namespace troupe::http {
+
+struct fetch_outcome {
+  response res;          // the last attempt's
+  uint32_t attempts = 0; // transfers started
+  duration elapsed{0};   // from the first attempt to the outcome
+  // Set when no transfer made the outcome: the circuit was open, the rate
+  // limiter refused, or the fetch was cancelled before its transfer.
+  std::string refused;
+};
+
+class fetcher {
+public:
+  using done_fn = std::function<void(fetch_outcome, emitter&)>;
+  // Told of every finished transfer (adaptive concurrency listens).
+  using observer_fn = std::function<void(const response&)>;
+
+  fetcher(const fetch_settings& s, node_calls& calls, limiter_client* limiter,
+          uint64_t seed);
+
+  // Starts `req`; `done` runs once on the node's thread. `limit_key` is the
+  // rate limiter's bucket key. Returns a handle for cancel().
+  uint64_t fetch(request req, std::string limit_key, done_fn done,
+                 emitter& out);
+  // Ends a fetch early: its transfer is aborted (the server sees the
+  // connection close), a pending retry is dropped; `done` still runs, with
+  // failure::cancelled.
+  void cancel(uint64_t handle);
+
+  void on_transfer(observer_fn f) {
+    observer_ = std::move(f);
+  }
+
+  engine& transport() {
+    return engine_;
+  }
+
+private:
+  struct job {
+    uint64_t handle = 0;
+    request req;
+    std::string limit_key;
+    done_fn done;
+    std::string host;
+    uint32_t attempts = 0;
+    std::chrono::steady_clock::time_point began;
+    std::optional<uint64_t> transfer; // engine id while a transfer runs
+    bool cancelled = false;
+    bool probe = false; // the breaker let this attempt through as its probe
+  };
+  using job_ptr = std::shared_ptr<job>;
+
+  void attempt(const job_ptr& j, emitter& out);
+  void transfer(const job_ptr& j, std::optional<uint64_t> permit);
+  void on_response(const job_ptr& j, std::optional<uint64_t> permit,
+                   response res, emitter& out);
+  void finish(const job_ptr& j, fetch_outcome o, emitter& out);
+
+  node_calls& calls_;
+  limiter_client* limiter_;
+  retry_policy retry_;
+  circuit_breaker breaker_;
+  observer_fn observer_;
+  std::unordered_map<uint64_t, job_ptr> jobs_;
+  uint64_t next_handle_ = 0;
+  engine engine_; // last: destroyed first, so no transfer outlives the rest
+};
+
+} // namespace troupe::http
