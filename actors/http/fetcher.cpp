@@ -4,6 +4,50 @@
 
 namespace troupe::http {
 
+std::string millis(duration d) {
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+  auto frac = std::to_string(us % 1000);
+  return std::to_string(us / 1000) + '.' + std::string(3 - frac.size(), '0')
+         + frac;
+}
+
+bool succeeded(const fetch_outcome& o, const std::vector<std::string>& accept) {
+  return o.refused.empty() && o.res.transferred()
+         && accepted(o.res.status, accept);
+}
+
+std::string failure_reason(const fetch_outcome& o) {
+  std::string why;
+  if (!o.refused.empty())
+    why = o.refused;
+  else if (!o.res.transferred())
+    why = std::string{to_string(o.res.error)} + ": " + o.res.error_text;
+  else
+    why = "HTTP " + std::to_string(o.res.status);
+  return why + " (" + o.res.url + ", " + std::to_string(o.attempts)
+         + (o.attempts == 1 ? " attempt)" : " attempts)");
+}
+
+const char* failure_kind(const fetch_outcome& o) {
+  if (!o.refused.empty())
+    return "refused";
+  if (!o.res.transferred())
+    return to_string(o.res.error);
+  return "status";
+}
+
+void set_outcome_attrs(record& r, const fetch_outcome& o, bool ok) {
+  r.set_attr("http_url", o.res.url);
+  r.set_attr("http_attempts", std::to_string(o.attempts));
+  r.set_attr("http_elapsed_ms", millis(o.elapsed));
+  if (o.res.total > duration{0})
+    r.set_attr("http_transfer_ms", millis(o.res.total));
+  if (o.res.status != 0)
+    r.set_attr("http_status", std::to_string(o.res.status));
+  if (!ok)
+    r.set_attr("http_error", failure_kind(o));
+}
+
 fetcher::fetcher(const fetch_settings& s, node_calls& calls,
                  limiter_client* limiter, uint64_t seed)
   : calls_(calls),

@@ -36,6 +36,22 @@ struct fetch_outcome {
   std::string refused;
 };
 
+// "12.345": milliseconds with microseconds, for attributes and JSON.
+std::string millis(duration d);
+
+// An outcome the node passes on: a response whose status `accept` lists.
+bool succeeded(const fetch_outcome& o, const std::vector<std::string>& accept);
+
+// For the errors output: why it failed, and its kind for the http_error
+// attribute ("refused", "status", or the transfer's failure: "timeout", ...).
+std::string failure_reason(const fetch_outcome& o);
+const char* failure_kind(const fetch_outcome& o);
+
+// Sets the attributes every HTTP node's records carry: http_url,
+// http_attempts, http_elapsed_ms, http_transfer_ms, http_status and, when it
+// failed, http_error.
+void set_outcome_attrs(record& r, const fetch_outcome& o, bool ok);
+
 class fetcher {
 public:
   using done_fn = std::function<void(fetch_outcome, emitter&)>;

@@ -88,43 +88,19 @@ std::string lower(std::string s) {
   return s;
 }
 
-std::string millis(duration d) {
-  auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
-  auto text = std::to_string(us / 1000) + '.';
-  auto frac = std::to_string(us % 1000);
-  return text + std::string(3 - frac.size(), '0') + frac;
-}
-
-// Why a fetch failed, for the errors output.
-std::string describe(const fetch_outcome& o) {
-  std::string why;
-  if (!o.refused.empty())
-    why = o.refused;
-  else if (!o.res.transferred())
-    why = std::string{to_string(o.res.error)} + ": " + o.res.error_text;
-  else
-    why = "HTTP " + std::to_string(o.res.status);
-  return why + " (" + o.res.url + ", " + std::to_string(o.attempts)
-         + (o.attempts == 1 ? " attempt)" : " attempts)");
-}
-
-class http_fetch_logic : public node_logic {
+class http_fetch_logic : public waiting_stage {
 public:
   explicit http_fetch_logic(const node_context& ctx)
-    : settings_(read_fetch_settings(ctx.spec.params)),
-      pending_(ctx.spec.ordered, ceiling(ctx.spec.params)) {
+    : waiting_stage(ctx.spec.ordered, ceiling(ctx.spec.params)),
+      settings_(read_fetch_settings(ctx.spec.params)) {
     if (ctx.calls == nullptr)
       throw std::logic_error("http_fetch needs node calls");
     auto& p = ctx.spec.params;
     url_ = parse(p.str("url"));
     if (p.has("body"))
       body_ = parse(p.str("body"));
-    for (auto& h : settings_.method_headers) {
-      auto colon = h.find(':');
-      auto value = h.substr(colon + 1);
-      value.erase(0, value.find_first_not_of(" \t"));
-      headers_.push_back({h.substr(0, colon), parse(value)});
-    }
+    for (auto& [name, value] : settings_.headers)
+      headers_.push_back({name, parse(value)});
     if (p.has("mirrors"))
       for (auto& m : p.strings("mirrors"))
         mirrors_.push_back(parse(m));
@@ -164,19 +140,6 @@ public:
       });
   }
 
-  void consume(record_batch batch, emitter& out) override {
-    for (auto& r : batch.take())
-      pending_.hold(std::move(r));
-    start(out);
-  }
-
-  size_t buffered() const override {
-    return pending_.buffered();
-  }
-  size_t held() const override {
-    return pending_.held();
-  }
-
   static size_t ceiling(const param_set& p) {
     auto cap = p.str("max_in_flight");
     if (cap == "adaptive")
@@ -197,7 +160,7 @@ private:
     return adaptive_ ? adaptive_->limit() : fixed_cap_;
   }
 
-  void start(emitter& out) {
+  void start(emitter& out) override {
     while (active_ < limit()) {
       auto t = pending_.next_to_start();
       if (!t)
@@ -290,8 +253,7 @@ private:
           --st->left;
           if (st->won)
             return;
-          if (o.refused.empty() && o.res.transferred()
-              && accepted(o.res.status, settings_.accept)) {
+          if (succeeded(o, settings_.accept)) {
             st->won = true;
             for (auto h : st->handles)
               fetcher_->cancel(h);
@@ -302,7 +264,7 @@ private:
           if (o.res.error != failure::cancelled) {
             if (!st->reasons.empty())
               st->reasons += "; ";
-            st->reasons += describe(o);
+            st->reasons += failure_reason(o);
           }
           if (st->left == 0) {
             o.refused = "every mirror failed: " + st->reasons;
@@ -317,30 +279,19 @@ private:
   void settle_lease(const lease& l, const fetch_outcome& o) {
     if (!l)
       return;
-    if (o.refused.empty() && o.res.transferred()
-        && accepted(o.res.status, settings_.accept))
+    if (succeeded(o, settings_.accept))
       cache_->fulfil(l->first, l->second, encode_cached(o.res));
     else
-      cache_->abandon(l->first, l->second, describe(o));
+      cache_->abandon(l->first, l->second, failure_reason(o));
   }
 
   void settle(ticket t, const fetch_outcome& o, emitter& out) {
     auto& r = pending_.at(t);
     auto& res = o.res;
-    r.set_attr("http_url", res.url);
-    r.set_attr("http_attempts", std::to_string(o.attempts));
-    r.set_attr("http_elapsed_ms", millis(o.elapsed));
-    if (res.total > duration{0})
-      r.set_attr("http_transfer_ms", millis(res.total));
-    if (res.status != 0)
-      r.set_attr("http_status", std::to_string(res.status));
-    bool ok = o.refused.empty() && res.transferred()
-              && accepted(res.status, settings_.accept);
+    bool ok = succeeded(o, settings_.accept);
+    set_outcome_attrs(r, o, ok);
     if (!ok) {
-      r.set_attr("http_error", !o.refused.empty() ? "refused"
-                               : !res.transferred() ? to_string(res.error)
-                                                     : "status");
-      settle_failure(t, describe(o), out);
+      settle_failure(t, failure_reason(o), out);
       return;
     }
     for (auto& name : keep_headers_)
@@ -409,7 +360,6 @@ private:
   size_t fixed_cap_ = 64;
   std::optional<adaptive_limit> adaptive_;
   size_t active_ = 0; // records between begin and settle
-  pending_records pending_;
   cache_client* cache_ = nullptr;
   std::unique_ptr<fetcher> fetcher_;
 };

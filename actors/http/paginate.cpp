@@ -250,12 +250,6 @@ public:
     url_ = std::move(*url);
     if (p.has("stop_on"))
       stop_on_ = p.strings("stop_on");
-    for (auto& h : settings_.method_headers) {
-      auto colon = h.find(':');
-      auto value = h.substr(colon + 1);
-      value.erase(0, value.find_first_not_of(" \t"));
-      headers_.emplace_back(h.substr(0, colon), std::move(value));
-    }
     if (ctx.memory && *ctx.memory)
       if (auto* m = dynamic_cast<paginate_memory*>(ctx.memory->get())) {
         mem_ = m;
@@ -318,8 +312,7 @@ private:
     request req;
     req.method = settings_.method;
     req.url = url_.render(probe, page, true);
-    for (auto& [name, value] : headers_)
-      req.headers.emplace_back(name, value);
+    req.headers = settings_.headers; // fixed: no record to fill them from
     fetcher_->fetch(std::move(req), std::string{},
                     [this, page](fetch_outcome o, emitter& later) {
                       fetching_ = false;
@@ -331,31 +324,20 @@ private:
   void on_page(uint64_t page, fetch_outcome o, emitter& out) {
     auto& m = *mem_;
     auto& res = o.res;
-    if (o.refused.empty() && res.transferred()
-        && accepted(res.status, stop_on_)) {
+    if (succeeded(o, stop_on_)) {
       m.exhausted = true; // the API's own end (e.g. 404 past the last page)
       return;
     }
-    if (!o.refused.empty() || !res.transferred()
-        || !accepted(res.status, settings_.accept)) {
+    if (!succeeded(o, settings_.accept)) {
       // The walk cannot go on without this page: say so on errors.
       record r;
       r.seq = m.next_seq++;
       r.key = std::to_string(page);
       r.body = res.url;
-      r.set_attr("http_attempts", std::to_string(o.attempts));
-      if (res.status != 0)
-        r.set_attr("http_status", std::to_string(res.status));
-      r.set_attr("http_error", !o.refused.empty() ? "refused"
-                               : !res.transferred() ? to_string(res.error)
-                                                     : "status");
-      std::string why = !o.refused.empty() ? o.refused
-                        : !res.transferred()
-                          ? std::string{to_string(res.error)} + ": "
-                              + res.error_text
-                          : "HTTP " + std::to_string(res.status);
+      set_outcome_attrs(r, o, false);
       out.create(1);
-      out.fail(std::move(r), "page " + std::to_string(page) + ": " + why);
+      out.fail(std::move(r),
+               "page " + std::to_string(page) + ": " + failure_reason(o));
       m.exhausted = true;
       return;
     }
@@ -395,7 +377,6 @@ private:
   uint64_t max_pages_;
   text_template url_;
   std::vector<std::string> stop_on_;
-  std::vector<std::pair<std::string, std::string>> headers_;
   paginate_memory* mem_ = nullptr;
   std::unique_ptr<paginate_memory> own_;
   bool fetching_ = false;

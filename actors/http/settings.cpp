@@ -83,7 +83,14 @@ fetch_settings read_fetch_settings(const param_set& p) {
   fetch_settings s;
   s.method = p.str("method");
   if (p.has("headers"))
-    s.method_headers = p.strings("headers");
+    for (auto& h : p.strings("headers")) {
+      auto colon = h.find(':');
+      if (colon == std::string::npos)
+        continue; // check_fetch_settings reports it
+      auto value = h.substr(colon + 1);
+      value.erase(0, value.find_first_not_of(" \t"));
+      s.headers.emplace_back(h.substr(0, colon), std::move(value));
+    }
   auto& t = s.transport;
   t.connect_timeout = p.dur("connect_timeout");
   t.timeout = p.dur("timeout");
@@ -155,11 +162,12 @@ void check_fetch_settings(const node_spec& n,
   for (auto& a : s.accept)
     if (!valid_status_entry(a))
       fail("accept", "'" + a + "' is neither a status (200) nor a class (2xx)");
-  for (auto& h : s.method_headers) {
-    auto colon = h.find(':');
-    if (colon == std::string::npos || colon == 0)
-      fail("headers", "'" + h + "' is not \"Name: value\"");
-  }
+  if (p.has("headers"))
+    for (auto& h : p.strings("headers")) {
+      auto colon = h.find(':');
+      if (colon == std::string::npos || colon == 0)
+        fail("headers", "'" + h + "' is not \"Name: value\"");
+    }
   check_template(n, "headers", errors);
 }
 

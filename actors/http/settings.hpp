@@ -24,7 +24,7 @@ struct fetch_settings {
   retry_options retry;
   breaker_options breaker;
   std::vector<std::string> accept; // "2xx", "404", ...: statuses that succeed
-  std::vector<std::string> method_headers; // "Name: value" templates
+  header_list headers; // (name, value template) from "Name: value"
   std::string method = "GET";
 };
 

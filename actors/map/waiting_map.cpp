@@ -31,16 +31,17 @@ namespace {
 using ticket = pending_records::ticket;
 using outcome = pending_records::outcome;
 
-class waiting_map : public node_logic {
+class waiting_map : public waiting_stage {
 public:
   explicit waiting_map(const node_context& ctx)
-    : fn_name_(ctx.spec.params.str("fn")),
+    : waiting_stage(ctx.spec.ordered, static_cast<size_t>(
+                                        ctx.spec.params.integer("max_in_flight"))),
+      fn_name_(ctx.spec.params.str("fn")),
       max_attempts_(ctx.max_attempts),
       cap_(static_cast<size_t>(ctx.spec.params.integer("max_in_flight"))),
       cache_by_key_(ctx.spec.params.str("cache_key") == "key"),
       rate_by_key_(ctx.spec.params.str("rate_by") == "key"),
-      priority_(static_cast<int>(ctx.spec.params.integer("priority"))),
-      pending_(ctx.spec.ordered, cap_) {
+      priority_(static_cast<int>(ctx.spec.params.integer("priority"))) {
     if (ctx.calls == nullptr)
       throw std::logic_error("a waiting map needs node calls");
     limiter_ = ctx.calls->client<limiter_client>("rate_limit");
@@ -50,22 +51,9 @@ public:
       fn_ = ctx.reg.find_function(fn_name_)->make();
   }
 
-  void consume(record_batch batch, emitter& out) override {
-    for (auto& r : batch.take())
-      pending_.hold(std::move(r));
-    start(out);
-  }
-
-  size_t buffered() const override {
-    return pending_.buffered();
-  }
-  size_t held() const override {
-    return pending_.held();
-  }
-
 private:
   // Starts every record the cap allows, batching cache lookups.
-  void start(emitter& out) {
+  void start(emitter& out) override {
     std::vector<ticket> ready;
     while (auto t = pending_.next_to_start()) {
       if (limiter_ != nullptr)
@@ -313,7 +301,6 @@ private:
   bool rate_by_key_;
   int priority_;
   record_fn fn_;
-  pending_records pending_;
   limiter_client* limiter_ = nullptr;
   cache_client* cache_ = nullptr;
   pool_client* pool_ = nullptr;

@@ -214,4 +214,31 @@ private:
   size_t held_ = 0;           // admitted, not released
 };
 
+// A stage whose records wait in pending_records, one outcome each: consume()
+// admits every record and calls start(), which begins what the cap allows;
+// buffered() and held() are the pending records' own, so exact.
+class waiting_stage : public node_logic {
+public:
+  waiting_stage(bool ordered, size_t max_in_flight)
+    : pending_(ordered, max_in_flight) {
+  }
+  void consume(record_batch batch, emitter& out) override {
+    for (auto& r : batch.take())
+      pending_.hold(std::move(r));
+    start(out);
+  }
+  size_t buffered() const override {
+    return pending_.buffered();
+  }
+  size_t held() const override {
+    return pending_.held();
+  }
+
+protected:
+  // Begins the calls of admitted records, up to the cap.
+  virtual void start(emitter& out) = 0;
+
+  pending_records pending_;
+};
+
 } // namespace troupe
