@@ -438,6 +438,60 @@ def transport_failures_are_named(t):
 
 
 @case
+def max_body_is_inclusive_and_retry_on_is_honoured(t):
+    """max_body 1KiB: 1024 bytes pass, 1025 fail (with and without
+    Content-Length); retry_on decides what is retried: low_speed is not by
+    default, a timeout is not when left out, a 404 is when listed."""
+    b = t.s.base
+    urls = [f"{b}/big?size=1024", f"{b}/big?size=1024&chunked=1",
+            f"{b}/big?size=1025", f"{b}/big?size=1025&chunked=1"]
+    out, errs, *_ = t.fetch(urls, max_body="1KiB", output="body",
+                            breaker_failures=0)
+    expect(sorted(len(r["body"]) for r in out) == [1024, 1024], f"{out}")
+    expect(sorted(e["body"] for e in errs) == sorted(urls[2:])
+           and all(attr(e, "http_error") == "too_large" for e in errs),
+           f"{[e['attrs'] for e in errs]}")
+    cases = [([f"{b}/trickle?bytes=100"],
+              {"low_speed_limit": 50, "low_speed_time": "1s"}, "low_speed", 1),
+             ([f"{b}/hang"], {"timeout": "300ms", "retry_on": ["5xx"]},
+              "timeout", 1),
+             ([f"{b}/status/404"], {"retry_on": ["404"]}, "status", 3)]
+    for urls, kw, why, attempts in cases:
+        out, errs, *_ = t.fetch(urls, backoff="10ms", **kw)
+        e = one(errs, "errors")
+        expect(attr(e, "http_error") == why
+               and attr(e, "http_attempts") == str(attempts),
+               f"{urls[0]} with {kw}: {e['attrs']}")
+
+
+@case
+def bad_urls_and_tls_mismatch_are_named(t):
+    out, errs, *_ = t.fetch(["not a url", "http://",
+                             t.s.base.replace("http:", "https:") + "/ok"],
+                            backoff="10ms", breaker_failures=0)
+    by = {e["body"]: e for e in errs}
+    expect(len(by) == 3, f"{out}")
+    for u in ("not a url", "http://"):
+        expect(attr(by[u], "http_error") == "bad_request"
+               and attr(by[u], "http_attempts") == "1", f"{by[u]['attrs']}")
+    tls = by[t.s.base.replace("http:", "https:") + "/ok"]
+    expect(attr(tls, "http_error") == "tls", f"https to a plain port: "
+                                             f"{tls['attrs']}")
+
+
+@case
+def template_values_are_percent_encoded(t):
+    out, errs, *_ = t.fetch(["a b&c=d/é"], url=f"{t.s.base}/echo?q={{body}}",
+                            output="body")
+    import urllib.parse
+    q = body_json(one(out, "outputs"))["query"]
+    got = urllib.parse.parse_qs(q if isinstance(q, str)
+                                else urllib.parse.urlencode(q))
+    expect(got == {"q": ["a b&c=d/é"]}, f"query {q!r}: the value was not "
+                                        f"kept as one parameter")
+
+
+@case
 def private_address_refused_before_any_request(t):
     b = t.s.base
     urls = [f"{b}/ok", f"http://localhost:{t.s.port}/ok",
@@ -546,6 +600,67 @@ def max_in_flight_bounds_what_the_server_sees(t):
 
 
 @case
+def max_per_host_caps_connections_below_max_in_flight(t):
+    urls = [f"{t.s.base}/delay?ms=100&i={i}" for i in range(12)]
+    out, errs, rep, took, _ = t.fetch(urls, max_in_flight=10, max_per_host=2)
+    expect(len(out) == 12, f"{len(errs)} errors: {errs[:1]}")
+    s = t.s.stats()
+    expect(s["max_in_progress"] == 2,
+           f"server saw {s['max_in_progress']} at once with max_per_host 2")
+    expect(s["connections"] <= 2, f"{s['connections']} connections: not "
+                                  f"reused")
+    expect(0.55 <= took <= 4 * SLOW, f"12 x 100 ms by 2 took {took:.2f} s")
+
+
+@case
+def connect_refused_is_retried_then_named(t):
+    import socket
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out, errs, rep, took, _ = t.fetch([f"http://127.0.0.1:{port}/x"],
+                                      backoff="10ms")
+    e = one(errs, "errors")
+    expect(attr(e, "http_error") == "connect", f"attrs {e['attrs']}")
+    expect(attr(e, "http_attempts") == "3", f"attrs {e['attrs']}")
+    expect("http_status" not in e["attrs"], "a status without a response")
+
+
+@case
+def circuit_breaker_probes_once_after_cooldown(t):
+    """Records every 100 ms to a URL failing 3 times: 2 failures open the
+    circuit, records fail fast for the 500 ms cool-down, one probe (the
+    third failure) reopens it, the next probe succeeds and closes it."""
+    url = f"{t.s.base}/flaky/cb?fails=3&status=500"
+    rep, took, _ = t.run(f"""version: 1
+name: probe
+nodes:
+  src: {{ type: generate, count: 25, template: "{url}", rate: 10/s }}
+  fetch: {{ type: http_fetch, inputs: [src], block_private: false,
+           max_attempts: 1, breaker_failures: 2, breaker_cooldown: 500ms }}
+  out: {{ type: file, path: out.jsonl, inputs: [fetch] }}
+  err: {{ type: file, path: err.jsonl, inputs: [fetch.errors] }}
+""")
+    out, errs = jsonl(t.tmp / "out.jsonl"), jsonl(t.tmp / "err.jsonl")
+    accounted(rep, "fetch", 25, out, errs)
+    arr = [a for a, p in t.s.stats()["arrivals"]]
+    gaps = [b - a for a, b in zip(arr, arr[1:])]
+    expect(len(arr) >= 4, f"{len(arr)} requests")
+    # Once open (after the 2nd failure), the next request is the probe,
+    # no sooner than the cool-down; the failed probe reopens it.
+    expect(gaps[1] >= 0.45 and gaps[2] >= 0.45,
+           f"gaps between requests {[round(g, 2) for g in gaps]}: a request "
+           f"went through an open circuit")
+    fast = [e for e in errs if "circuit open" in (attr(e, "error") or "")]
+    expect(len(errs) == 3 + len(fast), f"{len(errs)} errors, {len(fast)} "
+                                        f"fast")
+    expect(len(fast) >= 4, f"only {len(fast)} failed fast")
+    expect(len(out) == len(arr) - 3 and len(out) >= 5,
+           f"{len(out)} out of {len(arr)} requests: not closed after the "
+           f"probe succeeded")
+
+
+@case
 def rate_limit_paces_arrivals_retries_included(t):
     b = t.s.base
     urls = [f"{b}/ok?i={i}" for i in range(20)]
@@ -593,6 +708,47 @@ def race_first_mirror_wins_the_other_is_cancelled(t):
     expect(s["cancelled_by_path"].get("/mirror/b") == 5,
            f"cancelled {s['cancelled_by_path']}: the losers not aborted")
     expect(not s["cancelled_by_path"].get("/mirror/a"), "a winner cancelled")
+
+
+@case
+def race_first_success_wins_not_first_answer(t):
+    b = t.s.base
+    out, errs, *_ = t.fetch(["1"], output="body", mirrors=[
+        f"{b}/status/500?r={{body}}", f"{b}/mirror/b?delay_ms=100&r={{body}}"])
+    expect(json.loads(one(out, "outputs")["body"]) == {"mirror": "b"},
+           f"a failing mirror won: {out}")
+    out, errs, *_ = t.fetch(["1"], max_attempts=1, breaker_failures=0,
+                            mirrors=[f"{b}/status/500?r={{body}}",
+                                     f"{b}/status/503?r={{body}}"])
+    e = one(errs, "errors")
+    why = attr(e, "error")
+    expect("every mirror failed" in why and "500" in why and "503" in why,
+           f"error {why}")
+
+
+@case
+def rate_by_key_paces_each_key(t):
+    url = f"{t.s.base}/flaky/{{key}}?fails=0"
+    rep, took, _ = t.run(f"""version: 1
+name: keyed
+resources:
+  gate: {{ type: rate_limiter, rate: 5/s, burst: 1 }}
+nodes:
+  src: {{ type: generate, count: 20, key: "k{{i}}", cycle: 2, template: "x" }}
+  fetch: {{ type: http_fetch, inputs: [src], block_private: false,
+           url: "{url}", rate_limit: gate, rate_by: key }}
+  out: {{ type: file, path: out.jsonl, inputs: [fetch] }}
+  err: {{ type: file, path: err.jsonl, inputs: [fetch.errors] }}
+""")
+    accounted(rep, "fetch", 20, jsonl(t.tmp / "out.jsonl"),
+              jsonl(t.tmp / "err.jsonl"))
+    arr = t.s.stats()["arrivals"]
+    for k in ("k0", "k1"):
+        times = [a for a, p in arr if p == f"/flaky/{k}"]
+        expect(len(times) == 10, f"{k}: {len(times)} requests")
+        check_paced(times, 5, 1)
+    # Two keys, two buckets: twice one key's rate overall.
+    expect(took < 3.2 * SLOW, f"took {took:.2f} s: keys share a bucket")
 
 
 @case
