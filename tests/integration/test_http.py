@@ -540,15 +540,16 @@ def redirects_followed_only_when_enabled(t):
 @case
 def tls_self_signed_rejected_then_accepted(t):
     url = [f"{t.tls.base}/ok"]
-    out, errs, *_ = t.fetch(url, max_attempts=1)
+    out, errs, rep, took, stderr = t.fetch(url, max_attempts=1)
     e = one(errs, "errors")
     expect(attr(e, "http_error") == "tls", f"attrs {e['attrs']}")
+    expect("verification is off" not in stderr, "logged while on")
     out, errs, *_ = t.fetch(url, ca_file=str(CERT), output="body")
     expect(one(out, "outputs")["body"] == "ok\n", f"with ca_file: {errs}")
     out, errs, rep, took, stderr = t.fetch(url, verify_tls=False,
                                            output="body")
     expect(one(out, "outputs")["body"] == "ok\n", f"verify_tls false: {errs}")
-    expect(re.search(r"verif|tls", stderr, re.I),
+    expect(re.search(r"TLS verification is off", stderr),
            f"turning verification off is not logged: {tail(stderr)}")
     # localhost is in the certificate too.
     out, errs, *_ = t.fetch([f"https://localhost:{t.tls.port}/ok"],
@@ -574,6 +575,30 @@ def post_with_templated_body_and_header(t):
                f"body {j['body']!r}")
         h = {k.lower(): v for k, v in j["headers"].items()}
         expect(h.get("x-name") == name, f"headers {h}")
+
+
+@case
+def headers_templated_from_key_and_attributes(t):
+    b = t.s.base
+    rep, *_ = t.run(f"""\
+version: 1
+name: hdrs
+nodes:
+  src: {{ type: generate, count: 2, key: "k{{i}}", template: "v{{i}}" }}
+  f1: {{ type: http_fetch, inputs: [src], block_private: false,
+        url: "{b}/ok?size=3", response_headers: [content-length] }}
+  f2: {{ type: http_fetch, inputs: [f1], block_private: false,
+        url: "{b}/echo", output: body,
+        headers: ["X-Len: {{attr.http_content-length}}", "X-Key: {{key}}"] }}
+  out: {{ type: file, path: out.jsonl, inputs: [f2] }}
+  err: {{ type: file, path: err.jsonl, inputs: [f1.errors, f2.errors] }}
+""")
+    out = sorted(jsonl(t.tmp / "out.jsonl"), key=lambda r: r["seq"])
+    expect(len(out) == 2 and jsonl(t.tmp / "err.jsonl") == [], f"{out}")
+    for i, r in enumerate(out):
+        h = {k.lower(): v for k, v in body_json(r)["headers"].items()}
+        expect(h.get("x-len") == "3" and h.get("x-key") == f"k{i}",
+               f"headers {h}")
 
 
 @case
@@ -888,6 +913,28 @@ def sigterm_drains_what_can_finish(t):
     expect(len(out) == 20, f"{len(out)} out, {len(errs)} errors: the drain "
                            f"cancelled transfers that could finish")
     expect(after < 2 * SLOW, f"exit {after:.2f} s after SIGTERM")
+
+
+@case
+def sigterm_lets_retries_in_backoff_finish(t):
+    """Records between attempts (backoff 1s) when SIGTERM comes: the drain
+    waits for their retries, which succeed."""
+    urls = [f"{t.s.base}/flaky/t{i}?fails=2&status=503" for i in range(3)]
+    p = start(t, t.graph({"backoff": "1s", "max_backoff": "1s",
+                          "breaker_failures": 0}, urls,
+                         runtime={"shutdown_timeout": "8s"}))
+    t.s.wait_stats(lambda s: s["total"] >= 3 or p.poll() is not None)
+    time.sleep(0.05)
+    rc, err, after = term_when(t, p, 0)
+    expect(rc == EXIT_INTERRUPTED, f"exit {rc}: {tail(err)}")
+    rep = load_report(t.tmp / "r.json")
+    check_balanced(rep)
+    out, errs = jsonl(t.tmp / "out.jsonl"), jsonl(t.tmp / "err.jsonl")
+    accounted(rep, "fetch", 3, out, errs)
+    expect(len(out) == 3, f"{len(errs)} errors: {errs[:1]}")
+    expect(all(attr(r, "http_attempts") == "3" for r in out), f"{out}")
+    expect(t.s.stats()["total"] == 9, "attempts seen by the server")
+    expect(after < 4 * SLOW, f"exit {after:.2f} s after SIGTERM")
 
 
 @case
