@@ -718,6 +718,9 @@ def cache_single_flight_one_request_per_url(t):
            f"{len(out)} outputs, {errs[:1]}")
     s = t.s.stats()
     expect(s["total"] == 4, f"the server saw {s['total']} requests for 4 URLs")
+    made = [r for r in out if attr(r, "http_attempts") != "0"]
+    expect(len(made) == 4, f"{len(made)} records say they made a request "
+                           f"(hits say attempts 0)")
 
 
 @case
@@ -793,6 +796,16 @@ def circuit_breaker_fails_fast_after_n_failures(t):
     expect(len(fast) == 7, f"{len(fast)} failed fast: "
                            f"{[attr(e, 'error') for e in errs]}")
     expect(took < 5 * SLOW, f"took {took:.2f} s")
+    # The circuit is per host: localhost (another host name) still works.
+    t.s.reset()
+    urls = [f"{t.s.base}/status/500?i={i}" for i in range(3)]
+    urls += [f"http://localhost:{t.s.port}/ok", f"{t.s.base}/ok"]
+    out, errs, *_ = t.fetch(urls, breaker_failures=3, breaker_cooldown="60s",
+                            max_attempts=1, max_in_flight=1)
+    expect([attr(r, "http_url") for r in out] == [urls[3]],
+           f"outputs {[attr(r, 'http_url') for r in out]}")
+    expect("circuit open" in attr(errs[-1], "error"), f"{errs[-1]['attrs']}")
+    expect(t.s.stats()["total"] == 4, "a request through an open circuit")
 
 
 @case
@@ -807,12 +820,14 @@ def adaptive_concurrency_grows(t):
 
 # -- paginate ------------------------------------------------------------------
 
-def paginate(t, params, want=EXIT_OK):
+def paginate(t, params, want=EXIT_OK, resources=None):
     p = {"block_private": False, **params}
     body = "\n".join(f"    {k}: {yaml_value(v)}" for k, v in p.items())
+    res = "".join(f"\n  {k}: {yaml_value(v)}"
+                  for k, v in (resources or {}).items())
     rep, took, err = t.run(f"""\
 version: 1
-name: pages
+name: pages{"" if not res else chr(10) + "resources:" + res}
 nodes:
   pg:
     type: paginate
@@ -839,6 +854,15 @@ def paginate_json_and_lines(t):
     expect([r["body"] for r in out] == [f"item {k}" for k in range(6)],
            f"{[r['body'] for r in out]}")
     expect(requests_to(t.s.stats(), "/lines") == 4, "3 pages + the empty one")
+    t.s.reset()
+    out, errs, rep = paginate(t, {"url": f"{b}/items?page={{page}}&per=1&pages=8",
+                                  "items": "json", "first_page": 2,
+                                  "rate_limit": "gate"}, resources={
+                                      "gate": {"type": "rate_limiter",
+                                               "rate": "5/s", "burst": 1}})
+    expect([r["key"] for r in out] == [str(p) for p in range(2, 8)],
+           f"first_page 2: keys {[r['key'] for r in out]}")
+    check_paced([a for a, _ in t.s.stats()["arrivals"]], 5, 1)
 
 
 @case
