@@ -54,7 +54,7 @@ def skip_known_bugs():
             harness.CASES[i] = skipped
 
 
-# -- the servers ---------------------------------------------------------------
+# -- the servers --------------------------------------------------------------
 
 def server_python():
     """Debian's python3 has python3-aiohttp (.ci/build installs it); a pyenv
@@ -145,7 +145,7 @@ def make_cert(d):
     return cert, key
 
 
-# -- per case ------------------------------------------------------------------
+# -- per case -----------------------------------------------------------------
 
 def jsonl(path):
     if not path.exists():
@@ -214,8 +214,10 @@ class Env(BaseEnv):
                   "    type: http_fetch", "    inputs: [src]"]
         lines += [f"    {k}: {yaml_value(v)}" for k, v in params.items()]
         app = ", append: true" if append else ""
-        lines += [f"  out: {{ type: file, path: out.jsonl, inputs: [fetch]{app} }}",
-                  f"  err: {{ type: file, path: err.jsonl, inputs: [fetch.errors]{app} }}"]
+        lines += [f"  out: {{ type: file, path: out.jsonl, "
+                  f"inputs: [fetch]{app} }}",
+                  f"  err: {{ type: file, path: err.jsonl, "
+                  f"inputs: [fetch.errors]{app} }}"]
         return "\n".join(lines) + "\n"
 
     def fetch(self, urls, want=EXIT_OK, **kw):
@@ -224,7 +226,8 @@ class Env(BaseEnv):
         fetch_keys = {k: kw.pop(k) for k in list(kw)
                       if k not in ("resources", "runtime")}
         rep, took, err = self.run(self.graph(fetch_keys, urls, **kw), want)
-        out, errs = jsonl(self.tmp / "out.jsonl"), jsonl(self.tmp / "err.jsonl")
+        out = jsonl(self.tmp / "out.jsonl")
+        errs = jsonl(self.tmp / "err.jsonl")
         accounted(rep, "fetch", len(urls), out, errs)
         return out, errs, rep, took, err
 
@@ -288,23 +291,25 @@ def ok_body_in_every_output_mode_and_attrs_carry_on(t):
     header is an attribute; a second fetch keeps the first's attributes."""
     b = t.s.base
     t.write("urls.txt", f"{b}/ok?size=5\n{b}/ok?size=7\n")
-    t.run(f"""\
+    t.run("""\
 version: 1
 name: modes
 nodes:
-  src: {{ type: file, path: urls.txt }}
-  js:  {{ type: http_fetch, inputs: [src], block_private: false,
-          response_headers: [content-type, content-length] }}
-  bd:  {{ type: http_fetch, inputs: [src], block_private: false, output: body }}
-  st:  {{ type: http_fetch, inputs: [src], block_private: false, output: status }}
-  again: {{ type: http_fetch, inputs: [js], block_private: false,
-            url: "{{attr.http_url}}", output: body }}
-  o_js: {{ type: file, path: js.jsonl, inputs: [js] }}
-  o_bd: {{ type: file, path: bd.jsonl, inputs: [bd] }}
-  o_st: {{ type: file, path: st.jsonl, inputs: [st] }}
-  o_again: {{ type: file, path: again.jsonl, inputs: [again] }}
-  errs: {{ type: file, path: err.jsonl,
-           inputs: [js.errors, bd.errors, st.errors, again.errors] }}
+  src: { type: file, path: urls.txt }
+  js:  { type: http_fetch, inputs: [src], block_private: false,
+          response_headers: [content-type, content-length] }
+  bd:  { type: http_fetch, inputs: [src], block_private: false,
+          output: body }
+  st:  { type: http_fetch, inputs: [src], block_private: false,
+          output: status }
+  again: { type: http_fetch, inputs: [js], block_private: false,
+            url: "{attr.http_url}", output: body }
+  o_js: { type: file, path: js.jsonl, inputs: [js] }
+  o_bd: { type: file, path: bd.jsonl, inputs: [bd] }
+  o_st: { type: file, path: st.jsonl, inputs: [st] }
+  o_again: { type: file, path: again.jsonl, inputs: [again] }
+  errs: { type: file, path: err.jsonl,
+           inputs: [js.errors, bd.errors, st.errors, again.errors] }
 """)
     expect(jsonl(t.tmp / "err.jsonl") == [], "errors")
     js = sorted(jsonl(t.tmp / "js.jsonl"), key=lambda r: r["seq"])
@@ -336,7 +341,8 @@ def status_404_goes_to_errors_unless_accepted(t):
     url = [f"{t.s.base}/status/404"]
     out, errs, *_ = t.fetch(url)
     e = one(errs, "errors")
-    expect(attr(e, "http_status") == "404" and attr(e, "http_error") == "status",
+    expect(attr(e, "http_status") == "404"
+           and attr(e, "http_error") == "status",
            f"attrs {e['attrs']}")
     expect(attr(e, "http_attempts") == "1", "a 404 is not retried")
     expect("404" in attr(e, "error"), f"error {attr(e, 'error')}")
@@ -535,7 +541,7 @@ def redirects_followed_only_when_enabled(t):
     expect(requests_to(t.s.stats(), "/ok") == 1, "followed once in all")
 
 
-# -- TLS -----------------------------------------------------------------------
+# -- TLS ----------------------------------------------------------------------
 
 @case
 def tls_self_signed_rejected_then_accepted(t):
@@ -557,7 +563,7 @@ def tls_self_signed_rejected_then_accepted(t):
     expect(len(out) == 1, f"by name: {errs}")
 
 
-# -- methods -------------------------------------------------------------------
+# -- methods ------------------------------------------------------------------
 
 @case
 def post_with_templated_body_and_header(t):
@@ -565,7 +571,8 @@ def post_with_templated_body_and_header(t):
     t.write("urls.txt", "alpha\nbeta\n")
     out, errs, *_ = t.fetch(["alpha", "beta"], url=f"{b}/echo", method="POST",
                             body='{{"name": "{body}", "seq": {seq}}}',
-                            headers=["X-Name: {body}", "Content-Type: application/json"],
+                            headers=["X-Name: {body}",
+                                     "Content-Type: application/json"],
                             output="body")
     got = sorted((json.loads(r["body"]) for r in out), key=lambda j: j["body"])
     expect(len(got) == 2, f"{len(got)} echoes")
@@ -615,7 +622,7 @@ def post_is_not_retried_unless_retry_unsafe(t):
     expect(requests_to(t.s.stats(), "/flaky/q") == 3, "server count")
 
 
-# -- limits --------------------------------------------------------------------
+# -- limits -------------------------------------------------------------------
 
 @case
 def max_in_flight_bounds_what_the_server_sees(t):
@@ -818,7 +825,7 @@ def adaptive_concurrency_grows(t):
     expect(s["max_in_progress"] <= 64, "above adaptive_max")
 
 
-# -- paginate ------------------------------------------------------------------
+# -- paginate -----------------------------------------------------------------
 
 def paginate(t, params, want=EXIT_OK, resources=None):
     p = {"block_private": False, **params}
@@ -841,7 +848,8 @@ nodes:
 @case
 def paginate_json_and_lines(t):
     b = t.s.base
-    out, errs, rep = paginate(t, {"url": f"{b}/items?page={{page}}&per=3&pages=4",
+    out, errs, rep = paginate(t, {"url": f"{b}/items?page={{page}}&per=3"
+                                         f"&pages=4",
                                   "items": "json"})
     expect(errs == [], f"errors {errs}")
     expect(len(out) == 12, f"{len(out)} items")
@@ -850,12 +858,14 @@ def paginate_json_and_lines(t):
     expect(rep["nodes"]["pg"]["created"] == 12, "created")
     expect(requests_to(t.s.stats(), "/items") == 5, "4 pages + the empty one")
     t.s.reset()
-    out, errs, rep = paginate(t, {"url": f"{b}/lines?page={{page}}&per=2&pages=3"})
+    out, errs, rep = paginate(t, {"url": f"{b}/lines?page={{page}}&per=2"
+                                         f"&pages=3"})
     expect([r["body"] for r in out] == [f"item {k}" for k in range(6)],
            f"{[r['body'] for r in out]}")
     expect(requests_to(t.s.stats(), "/lines") == 4, "3 pages + the empty one")
     t.s.reset()
-    out, errs, rep = paginate(t, {"url": f"{b}/items?page={{page}}&per=1&pages=8",
+    out, errs, rep = paginate(t, {"url": f"{b}/items?page={{page}}&per=1"
+                                         f"&pages=8",
                                   "items": "json", "first_page": 2,
                                   "rate_limit": "gate"}, resources={
                                       "gate": {"type": "rate_limiter",
@@ -873,7 +883,8 @@ def paginate_stops_on_status_and_max_pages(t):
     expect(out == [] and errs == [], f"{out} {errs}")
     expect(requests_to(t.s.stats(), "/status/404") == 1, "one page asked")
     t.s.reset()
-    out, errs, rep = paginate(t, {"url": f"{b}/items?page={{page}}&per=2&pages=100",
+    out, errs, rep = paginate(t, {"url": f"{b}/items?page={{page}}&per=2"
+                                         f"&pages=100",
                                   "items": "json", "max_pages": 3})
     expect(len(out) == 6 and errs == [], f"{len(out)} items, {errs}")
     expect(requests_to(t.s.stats(), "/items") == 3, "max_pages 3")
@@ -893,7 +904,7 @@ def paginate_failing_page_goes_to_errors(t):
     expect(rep["nodes"]["pg"]["dead_lettered"] == 1, "report")
 
 
-# -- shutdown ------------------------------------------------------------------
+# -- shutdown -----------------------------------------------------------------
 
 def start(t, yaml, name="g.yaml"):
     t.write(name, yaml)
@@ -909,7 +920,8 @@ def term_when(t, p, in_progress, limit=10):
     s = t.s.wait_stats(lambda s: s["in_progress"] >= in_progress
                        or p.poll() is not None, limit=5)
     if p.poll() is not None:
-        raise Fail(f"exited early ({p.returncode}): {tail(p.communicate()[1])}")
+        raise Fail(f"exited early ({p.returncode}): "
+                   f"{tail(p.communicate()[1])}")
     expect(s["in_progress"] >= in_progress,
            f"only {s['in_progress']} requests open")
     sent = time.monotonic()
@@ -991,7 +1003,6 @@ def checkpointed_rerun_fetches_the_unfinished_again(t):
     expect(s["total"] == 8, f"first run: {s['requests']}")
     rc, err, _ = term_when(t, p, 1)
     expect(rc == EXIT_INTERRUPTED, f"exit {rc}: {tail(err)}")
-    first = len(jsonl(t.tmp / "out.jsonl"))
     # The rerun: the hang now times out (the checkpoint is the input's).
     g2 = t.graph({"max_in_flight": 8, "timeout": "300ms", "max_attempts": 1},
                  append=True, checkpoint="ck/urls.ck")
@@ -1015,7 +1026,7 @@ def checkpointed_rerun_fetches_the_unfinished_again(t):
     expect([e["body"] for e in errs] == [urls[4]], f"errors {errs}")
 
 
-# -- the shipped scraper -------------------------------------------------------
+# -- the shipped scraper ------------------------------------------------------
 
 @case
 def scraper_yaml_as_shipped(t):
