@@ -633,6 +633,8 @@ def max_in_flight_bounds_what_the_server_sees(t):
     expect(4 <= s["max_in_progress"] <= 5,
            f"server saw {s['max_in_progress']} at once with max_in_flight 5")
     expect(1.9 <= took <= 6 * SLOW, f"50 x 200 ms by 5 took {took:.2f} s")
+    expect(s["connections"] <= 5, f"{s['connections']} connections for 5 at "
+                                  f"once: not reused")
 
 
 @case
@@ -987,7 +989,11 @@ def sigterm_reports_stuck_transfers_in_flight(t):
     f = rep["nodes"]["fetch"]
     expect(f["in_flight"] == 5, f"fetch: {f['in_flight']} in flight, "
                                 f"{f['out']} out, {f['lost']} lost")
-    expect(rep["status"] != "completed", f"status {rep['status']}")
+    expect(rep["status"] == "timed_out" and "fetch" in rep["unfinished"],
+           f"status {rep['status']}, unfinished {rep['unfinished']}")
+    expect(rep["totals"]["in_flight"] == 5 and rep["totals"]["lost"] == 0,
+           f"totals {rep['totals']}")
+    expect("5 in flight" in err, f"the summary does not say: {tail(err)}")
 
 
 @case
