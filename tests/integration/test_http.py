@@ -507,7 +507,8 @@ def private_address_refused_before_any_request(t):
     # Loopback however spelt: the resolved address is what is checked.
     urls = [f"{b}/ok", f"http://localhost:{port}/ok",
             f"{b}/redirect?to=http://127.0.0.1:{port}/ok",
-            f"http://0.0.0.0:{port}/ok", f"http://[::ffff:127.0.0.1]:{port}/ok",
+            f"http://0.0.0.0:{port}/ok",
+            f"http://[::ffff:127.0.0.1]:{port}/ok",
             f"http://2130706433:{port}/ok", f"http://127.1:{port}/ok",
             f"http://0x7f000001:{port}/ok", f"http://[::1]:{port}/ok"]
     g = t.graph({"max_redirects": 3}, urls).replace(
