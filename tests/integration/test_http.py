@@ -147,6 +147,16 @@ def make_cert(d):
 
 # -- per case -----------------------------------------------------------------
 
+SANITIZER = re.compile(r"AddressSanitizer|LeakSanitizer|ThreadSanitizer"
+                       r"|UndefinedBehaviorSanitizer|runtime error:")
+
+
+def no_sanitizer_report(stderr):
+    m = SANITIZER.search(stderr or "")
+    expect(not m, f"sanitizer report: {stderr[m.start():m.start() + 300]!r}"
+           if m else "")
+
+
 def jsonl(path):
     if not path.exists():
         return []
@@ -187,6 +197,7 @@ class Env(BaseEnv):
         p = self.troupe("run", name, "--no-progress", "--report", "r.json",
                         timeout=timeout)
         took = time.monotonic() - start
+        no_sanitizer_report(p.stderr)
         expect(p.returncode == want,
                f"exit {p.returncode}, want {want}: {tail(p.stderr)}")
         report = load_report(rep)
@@ -939,6 +950,7 @@ def term_when(t, p, in_progress, limit=10):
         p.kill()
         p.communicate()
         raise Fail(f"still running {limit} s after SIGTERM")
+    no_sanitizer_report(err)
     return p.returncode, err, time.monotonic() - sent
 
 
