@@ -402,6 +402,9 @@ struct engine::impl {
       curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     }
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    // A resolver thread stuck in getaddrinfo is left behind instead of
+    // joined: the join would stall every transfer of this I/O thread.
+    curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, to_ms(opts.connect_timeout));
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, to_ms(opts.timeout));
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT,

@@ -17,6 +17,8 @@ bool succeeded(const fetch_outcome& o, const std::vector<std::string>& accept) {
 }
 
 std::string failure_reason(const fetch_outcome& o) {
+  if (o.summary)
+    return o.refused;
   std::string why;
   if (!o.refused.empty())
     why = o.refused;
@@ -24,11 +26,16 @@ std::string failure_reason(const fetch_outcome& o) {
     why = std::string{to_string(o.res.error)} + ": " + o.res.error_text;
   else
     why = "HTTP " + std::to_string(o.res.status);
-  return why + " (" + o.res.url + ", " + std::to_string(o.attempts)
+  why += " (" + o.res.url + ", " + std::to_string(o.attempts)
          + (o.attempts == 1 ? " attempt)" : " attempts)");
+  if (!o.note.empty())
+    why += "; " + o.note;
+  return why;
 }
 
 const char* failure_kind(const fetch_outcome& o) {
+  if (o.summary)
+    return "mirrors";
   if (!o.refused.empty())
     return "refused";
   if (!o.res.transferred())
@@ -71,14 +78,21 @@ uint64_t fetcher::fetch(request req, std::string limit_key, done_fn done,
   return j->handle;
 }
 
-void fetcher::cancel(uint64_t handle) {
+void fetcher::cancel(uint64_t handle, emitter& out) {
   auto i = jobs_.find(handle);
   if (i == jobs_.end())
     return;
-  auto& j = i->second;
+  auto j = i->second;
   j->cancelled = true;
-  if (j->transfer)
+  if (j->transfer) {
     engine_.cancel(*j->transfer); // its completion finishes the job
+  } else if (j->timer) {
+    // Backing off: the retry will not run; the node stops waiting for it.
+    calls_.cancel_after(*j->timer);
+    j->timer.reset();
+    attempt(j, out); // finishes it as cancelled
+  }
+  // Else it waits for a permit: the grant finds it cancelled.
 }
 
 void fetcher::attempt(const job_ptr& j, emitter& out) {
@@ -98,6 +112,14 @@ void fetcher::attempt(const job_ptr& j, emitter& out) {
     o.res.url = j->req.url;
     o.refused = "circuit open for " + j->host + " (failing fast after "
                 "repeated failures)";
+    if (j->last) { // this record's own failures opened it: say what they were
+      fetch_outcome before;
+      before.res = *j->last;
+      o.refused += "; its last attempt: " + std::string{failure_kind(before)}
+                   + (j->last->transferred()
+                        ? " " + std::to_string(j->last->status)
+                        : ": " + j->last->error_text);
+    }
     finish(j, std::move(o), out);
     return;
   }
@@ -148,7 +170,13 @@ void fetcher::on_response(const job_ptr& j, std::optional<uint64_t> permit,
     if (j->probe)
       breaker_.abandon(j->host);
   } else {
-    bool failed = !res.transferred() || res.status >= 500;
+    // Only what says something about the host counts against it: not our
+    // own limits (too_large, forbidden_*, a bad URL, a redirect loop).
+    bool failed = res.status >= 500 || res.error == failure::connect
+                  || res.error == failure::timeout
+                  || res.error == failure::low_speed
+                  || res.error == failure::reset || res.error == failure::tls
+                  || res.error == failure::other;
     if (failed)
       breaker_.failure(j->host, out.now());
     else
@@ -156,14 +184,24 @@ void fetcher::on_response(const job_ptr& j, std::optional<uint64_t> permit,
     if (observer_)
       observer_(res);
   }
+  fetch_outcome o;
   if (!j->cancelled && res.error != failure::cancelled) {
-    if (auto delay = retry_.next(j->req, res, j->attempts,
-                                 std::chrono::system_clock::now())) {
-      calls_.after(*delay, [this, j](emitter& later) { attempt(j, later); });
+    auto wall = std::chrono::system_clock::now();
+    if (auto delay = retry_.next(j->req, res, j->attempts, wall)) {
+      j->last = std::move(res);
+      j->timer = calls_.after(*delay, [this, j](emitter& later) {
+        j->timer.reset();
+        attempt(j, later);
+      });
       return;
     }
+    // Say why a retryable outcome was not retried, when it was the cap.
+    auto& opts = retry_.options();
+    if (retry_.retryable(j->req, res) && j->attempts < opts.max_attempts)
+      if (auto ra = res.header("retry-after"); !ra.empty())
+        if (auto d = parse_retry_after(ra, wall); d && *d > opts.retry_after_cap)
+          o.note = "Retry-After " + ra + " is above retry_after_cap";
   }
-  fetch_outcome o;
   o.res = std::move(res);
   finish(j, std::move(o), out);
 }

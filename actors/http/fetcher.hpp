@@ -34,6 +34,10 @@ struct fetch_outcome {
   // Set when no transfer made the outcome: the circuit was open, the rate
   // limiter refused, or the fetch was cancelled before its transfer.
   std::string refused;
+  // Said after the reason (why the retries stopped early).
+  std::string note;
+  // `refused` is a whole reason already (a race's summary of its mirrors).
+  bool summary = false;
 };
 
 // "12.345": milliseconds with microseconds, for attributes and JSON.
@@ -67,8 +71,8 @@ public:
                  emitter& out);
   // Ends a fetch early: its transfer is aborted (the server sees the
   // connection close), a pending retry is dropped; `done` still runs, with
-  // failure::cancelled.
-  void cancel(uint64_t handle);
+  // failure::cancelled. Call it from a continuation (on the node's thread).
+  void cancel(uint64_t handle, emitter& out);
 
   void on_transfer(observer_fn f) {
     observer_ = std::move(f);
@@ -88,6 +92,8 @@ private:
     uint32_t attempts = 0;
     std::chrono::steady_clock::time_point began;
     std::optional<uint64_t> transfer; // engine id while a transfer runs
+    std::optional<uint64_t> timer;    // node timer while backing off
+    std::optional<response> last;     // the last attempt's response
     bool cancelled = false;
     bool probe = false; // the breaker let this attempt through as its probe
   };

@@ -82,6 +82,18 @@ std::optional<response> decode_cached(const std::string& s) {
   return r;
 }
 
+std::string trim(std::string s) {
+  auto blank = [](char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+  };
+  while (!s.empty() && blank(s.back()))
+    s.pop_back();
+  size_t i = 0;
+  while (i < s.size() && blank(s[i]))
+    ++i;
+  return s.substr(i);
+}
+
 std::string lower(std::string s) {
   for (auto& c : s)
     c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -160,20 +172,32 @@ private:
     return adaptive_ ? adaptive_->limit() : fixed_cap_;
   }
 
+  // Not re-entered: a record that ends at once (a refusal, an open
+  // circuit) settles and asks to start the next from inside begin(); the
+  // outer loop does that instead, so thousands of fast failures do not nest.
   void start(emitter& out) override {
-    while (active_ < limit()) {
-      auto t = pending_.next_to_start();
-      if (!t)
-        break;
-      ++active_;
-      begin(*t, out);
+    if (starting_) {
+      start_again_ = true;
+      return;
     }
+    starting_ = true;
+    do {
+      start_again_ = false;
+      while (active_ < limit()) {
+        auto t = pending_.next_to_start();
+        if (!t)
+          break;
+        ++active_;
+        begin(*t, out);
+      }
+    } while (start_again_);
+    starting_ = false;
   }
 
   request build(const record& r, const text_template& url) const {
     request req;
     req.method = settings_.method;
-    req.url = url.render(r, 0, true);
+    req.url = trim(url.render(r, 0, true)); // a CRLF list's \r too
     for (auto& h : headers_)
       req.headers.emplace_back(h.name, h.value.render(r));
     if (body_)
@@ -181,8 +205,35 @@ private:
     return req;
   }
 
+  // Why a record cannot be sent, or "".
+  std::string unsendable(const record& r) const {
+    std::vector<const text_template*> all{&url_};
+    for (auto& h : headers_)
+      all.push_back(&h.value);
+    if (body_)
+      all.push_back(&*body_);
+    for (auto& m : mirrors_)
+      all.push_back(&m);
+    for (auto* t : all)
+      if (auto missing = t->missing_attrs(r); !missing.empty())
+        return "the record has no attribute '" + missing.front()
+               + "' for the request";
+    // A redelivered record (a restart upstream or here) may have been sent
+    // already: a request that is not idempotent is not sent twice unasked.
+    if (r.ctx.attempt > 1 && !idempotent(settings_.method)
+        && !settings_.retry.retry_unsafe)
+      return "not sent again after a restart: " + settings_.method
+             + " is not idempotent and may have reached the server "
+               "(retry_unsafe: true sends it again)";
+    return {};
+  }
+
   void begin(ticket t, emitter& out) {
     auto& r = pending_.at(t);
+    if (auto why = unsendable(r); !why.empty()) {
+      settle_failure(t, std::move(why), out);
+      return;
+    }
     auto req = build(r, url_);
     bool cacheable = cache_ != nullptr
                      && (req.method == "GET" || req.method == "HEAD");
@@ -256,7 +307,7 @@ private:
           if (succeeded(o, settings_.accept)) {
             st->won = true;
             for (auto h : st->handles)
-              fetcher_->cancel(h);
+              fetcher_->cancel(h, later);
             settle_lease(l, o);
             settle(t, o, later);
             return;
@@ -268,6 +319,7 @@ private:
           }
           if (st->left == 0) {
             o.refused = "every mirror failed: " + st->reasons;
+            o.summary = true;
             settle_lease(l, o);
             settle(t, o, later);
           }
@@ -360,16 +412,27 @@ private:
   size_t fixed_cap_ = 64;
   std::optional<adaptive_limit> adaptive_;
   size_t active_ = 0; // records between begin and settle
+  bool starting_ = false;
+  bool start_again_ = false;
   cache_client* cache_ = nullptr;
   std::unique_ptr<fetcher> fetcher_;
 };
 
-void check(const node_spec& n, const graph_spec&, const registry&,
+void check(const node_spec& n, const graph_spec& g, const registry&,
            std::vector<diagnostic>& errors) {
   check_fetch_settings(n, errors);
-  check_template(n, "url", errors);
+  check_url(n, "url", false, errors);
   check_template(n, "body", errors);
-  check_template(n, "mirrors", errors);
+  check_url(n, "mirrors", false, errors);
+  for (auto param : {"body", "headers"})
+    check_no_page(n, param, errors);
+  if (auto cap = n.params.str("max_in_flight"); cap != "adaptive"
+      && !cap.empty() && cap.size() <= 6
+      && std::all_of(cap.begin(), cap.end(), [](char c) {
+           return std::isdigit(static_cast<unsigned char>(c));
+         }))
+    check_limiter_wait(n, g, static_cast<int64_t>(std::stoul(cap)),
+                       "max_in_flight", errors);
   auto cap = n.params.str("max_in_flight");
   if (cap != "adaptive") {
     bool digits = !cap.empty() && cap.size() <= 6

@@ -8,6 +8,7 @@
 // The walk's position and the items not yet emitted live in node_memory, and
 // emitted records stay in a replay log until acknowledged, so a restarted
 // paginate neither skips nor refetches a page it had.
+#include <cstdio>
 #include <deque>
 #include <string_view>
 
@@ -250,6 +251,12 @@ public:
     url_ = std::move(*url);
     if (p.has("stop_on"))
       stop_on_ = p.strings("stop_on");
+    for (auto& [name, value] : settings_.headers) {
+      auto t = text_template::parse(value, why);
+      if (!t)
+        throw std::invalid_argument(why);
+      headers_.push_back({name, std::move(*t)});
+    }
     if (ctx.memory && *ctx.memory)
       if (auto* m = dynamic_cast<paginate_memory*>(ctx.memory->get())) {
         mem_ = m;
@@ -312,7 +319,8 @@ private:
     request req;
     req.method = settings_.method;
     req.url = url_.render(probe, page, true);
-    req.headers = settings_.headers; // fixed: no record to fill them from
+    for (auto& [name, value] : headers_)
+      req.headers.emplace_back(name, value.render(probe, page));
     fetcher_->fetch(std::move(req), std::string{},
                     [this, page](fetch_outcome o, emitter& later) {
                       fetching_ = false;
@@ -336,8 +344,9 @@ private:
       r.body = res.url;
       set_outcome_attrs(r, o, false);
       out.create(1);
-      out.fail(std::move(r),
-               "page " + std::to_string(page) + ": " + failure_reason(o));
+      out.fail(std::move(r), "page " + std::to_string(page) + ": "
+                               + failure_reason(o)
+                               + "; the walk ends here, later pages unread");
       m.exhausted = true;
       return;
     }
@@ -351,7 +360,8 @@ private:
         r.body = res.body.substr(0, 1024);
         out.create(1);
         out.fail(std::move(r), "page " + std::to_string(page)
-                                 + ": the body is not a JSON array");
+                                 + ": the body is not a JSON array; the walk "
+                                   "ends here, later pages unread");
         m.exhausted = true;
         return;
       }
@@ -361,8 +371,17 @@ private:
     }
     ++m.fetched;
     ++m.page;
-    if (items.empty() || m.fetched >= max_pages_)
+    if (items.empty()) {
       m.exhausted = true;
+    } else if (m.fetched >= max_pages_) {
+      // Not an error (the limit is the user's), but never silent.
+      std::fprintf(stderr,
+                   "troupe: paginate: stopped at max_pages (%llu) although "
+                   "page %llu had items; raise max_pages to read on\n",
+                   static_cast<unsigned long long>(max_pages_),
+                   static_cast<unsigned long long>(page));
+      m.exhausted = true;
+    }
     for (auto& item : items) {
       record r;
       r.seq = m.next_seq++;
@@ -377,6 +396,7 @@ private:
   uint64_t max_pages_;
   text_template url_;
   std::vector<std::string> stop_on_;
+  std::vector<std::pair<std::string, text_template>> headers_;
   paginate_memory* mem_ = nullptr;
   std::unique_ptr<paginate_memory> own_;
   bool fetching_ = false;
@@ -386,7 +406,7 @@ private:
 void check(const node_spec& n, const graph_spec&, const registry&,
            std::vector<diagnostic>& errors) {
   check_fetch_settings(n, errors);
-  check_template(n, "url", errors);
+  check_url(n, "url", true, errors);
   std::string why;
   if (auto t = text_template::parse(n.params.str("url"), why);
       t && !t->uses("page"))

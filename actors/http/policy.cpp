@@ -679,6 +679,33 @@ std::string text_template::render(const record& r, uint64_t page,
   return out;
 }
 
+std::vector<std::string> text_template::placeholders() const {
+  std::vector<std::string> out;
+  for (auto& p : parts_)
+    if (p.placeholder)
+      out.push_back(p.text);
+  return out;
+}
+
+std::vector<std::string> text_template::missing_attrs(const record& r) const {
+  std::vector<std::string> out;
+  for (auto& p : parts_)
+    if (p.placeholder && p.text.compare(0, 5, "attr.") == 0
+        && r.attr(p.text.substr(5)) == nullptr)
+      out.push_back(p.text.substr(5));
+  return out;
+}
+
+std::string text_template::prefix() const {
+  std::string out;
+  for (auto& p : parts_) {
+    if (p.placeholder)
+      break;
+    out += p.text;
+  }
+  return out;
+}
+
 bool text_template::uses(const std::string& placeholder) const {
   return std::any_of(parts_.begin(), parts_.end(), [&](const part& p) {
     return p.placeholder && p.text == placeholder;

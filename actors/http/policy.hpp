@@ -199,6 +199,12 @@ public:
   std::string render(const record& r, uint64_t page = 0,
                      bool url_encode = false) const;
   bool uses(const std::string& placeholder) const; // "page", "attr.x", ...
+  // The placeholders used, in order ("body", "attr.id", ...).
+  std::vector<std::string> placeholders() const;
+  // The attributes the template names that `r` does not have.
+  std::vector<std::string> missing_attrs(const record& r) const;
+  // The literal text before the first placeholder (the whole text if none).
+  std::string prefix() const;
 
 private:
   struct part {

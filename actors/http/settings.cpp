@@ -139,6 +139,72 @@ void check_template(const node_spec& n, const std::string& param,
   }
 }
 
+namespace {
+
+std::vector<std::string> texts_of(const param_value& v) {
+  return v.type == param_type::strings ? v.strings
+                                       : std::vector<std::string>{v.text};
+}
+
+bool has_line_break(const std::string& s) {
+  return s.find_first_of("\r\n") != std::string::npos;
+}
+
+} // namespace
+
+void check_no_page(const node_spec& n, const std::string& param,
+                   std::vector<diagnostic>& errors) {
+  if (!n.params.has(param))
+    return;
+  for (auto& text : texts_of(n.params.get(param))) {
+    std::string why;
+    if (auto t = text_template::parse(text, why); t && t->uses("page"))
+      errors.push_back({n.value_at(param),
+                        "'" + param + "': {page} belongs to paginate; this "
+                        "node has no pages"});
+  }
+}
+
+void check_url(const node_spec& n, const std::string& param, bool paginate,
+               std::vector<diagnostic>& errors) {
+  if (!n.params.has(param))
+    return;
+  auto fail = [&](std::string why) {
+    errors.push_back({n.value_at(param), "'" + param + "': " + std::move(why)});
+  };
+  for (auto& text : texts_of(n.params.get(param))) {
+    std::string why;
+    auto t = text_template::parse(text, why);
+    if (!t) {
+      fail(why);
+      continue;
+    }
+    if (text.empty()) {
+      fail("is empty");
+      continue;
+    }
+    if (has_line_break(text)) {
+      fail("has a line break");
+      continue;
+    }
+    auto prefix = t->prefix();
+    if (auto colon = prefix.find("://"); colon != std::string::npos) {
+      std::string scheme;
+      for (auto c : prefix.substr(0, colon))
+        scheme += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (scheme != "http" && scheme != "https")
+        fail("'" + scheme + "' is not http or https");
+    }
+    for (auto& name : t->placeholders()) {
+      if (paginate && name != "page")
+        fail("{" + name + "}: a paginate URL has no record to fill it from; "
+             "use {page}");
+      if (!paginate && name == "page")
+        fail("{page} belongs to paginate; this node has no pages");
+    }
+  }
+}
+
 void check_fetch_settings(const node_spec& n,
                           std::vector<diagnostic>& errors) {
   auto& p = n.params;
@@ -169,6 +235,14 @@ void check_fetch_settings(const node_spec& n,
         fail("headers", "'" + h + "' is not \"Name: value\"");
     }
   check_template(n, "headers", errors);
+  for (auto param : {"user_agent", "proxy", "ca_file"})
+    if (p.has(param) && has_line_break(p.str(param)))
+      fail(param, "has a line break");
+  if (p.has("headers"))
+    for (auto& h : p.strings("headers"))
+      if (has_line_break(h))
+        fail("headers", "'" + h.substr(0, h.find_first_of("\r\n"))
+                          + "...' has a line break");
 }
 
 bool accepted(long status, const std::vector<std::string>& accept) {

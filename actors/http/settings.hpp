@@ -44,6 +44,16 @@ bool valid_status_entry(const std::string& e);
 // Whether `status` matches an accept entry ("200", "2xx").
 bool accepted(long status, const std::vector<std::string>& accept);
 
+// Checks a URL template parameter (a string or a list): it parses, is not
+// empty, a literal scheme is http or https, and it uses only what the node
+// has: {page} alone for paginate, no {page} elsewhere.
+void check_url(const node_spec& n, const std::string& param, bool paginate,
+               std::vector<diagnostic>& errors);
+
+// Reports {page} in a template of a node that has no pages.
+void check_no_page(const node_spec& n, const std::string& param,
+                   std::vector<diagnostic>& errors);
+
 // Reports a template parameter that does not parse.
 void check_template(const node_spec& n, const std::string& param,
                     std::vector<diagnostic>& errors);

@@ -57,38 +57,9 @@ void check(const node_spec& n, const graph_spec& g, const registry& reg,
                         "'cache', 'pool' or 'rate_limit' slot)"});
     return;
   }
-  // Records a map starts at once wait for permits one after another: past
-  // the limiter's max_wait the last ones would be refused, to errors, not
-  // slowed down. (Per-key buckets, rate_by: key, share the load; not here.)
-  if (auto slot = n.resources.find("rate_limit");
-      slot != n.resources.end() && n.params.has("max_in_flight")
-      && n.params.str("rate_by") != "key") {
-    auto r = std::find_if(g.resources.begin(), g.resources.end(),
-                          [&](auto& x) { return x.name == slot->second; });
-    if (r != g.resources.end() && r->type == "rate_limiter"
-        && r->params.has("rate") && r->params.has("max_wait")
-        && r->params.has("burst")) {
-      auto rate = r->params.number("rate");
-      auto burst = static_cast<double>(r->params.integer("burst"));
-      auto wait = std::chrono::duration<double>(r->params.dur("max_wait")).count();
-      auto in_flight = static_cast<double>(n.params.integer("max_in_flight"));
-      if (rate > 0 && (in_flight - burst) / rate > wait) {
-        auto fits = static_cast<int64_t>(rate * wait + burst);
-        errors.push_back(
-          {n.params.get("max_in_flight").where.line > 0
-             ? n.params.get("max_in_flight").where
-             : n.at("rate_limit"),
-           "'max_in_flight' " + std::to_string(static_cast<int64_t>(in_flight))
-             + " records would wait up to "
-             + std::to_string(static_cast<int64_t>((in_flight - burst) / rate))
-             + "s for permits from '" + r->name + "', beyond its max_wait: "
-               "the last would be refused, not slowed down; lower "
-               "max_in_flight to "
-             + std::to_string(std::max<int64_t>(fits, 1))
-             + " or raise max_wait"});
-      }
-    }
-  }
+  if (n.params.has("max_in_flight"))
+    check_limiter_wait(n, g, n.params.integer("max_in_flight"),
+                       "max_in_flight", errors);
   // A waiting map runs on its node and overlaps its calls instead.
   if (n.workers > 1)
     errors.push_back({n.at("workers"),

@@ -509,6 +509,43 @@ rate_limiter_config config_of(const resource_spec& r) {
 
 } // namespace
 
+// Records a node starts at once wait for permits one after another: past
+// the limiter's max_wait the last ones would be refused, to errors, not
+// slowed down. (Per-key buckets, rate_by: key, share the load; not here.)
+void check_limiter_wait(const node_spec& n, const graph_spec& g,
+                        int64_t records, const std::string& param,
+                        std::vector<diagnostic>& errors) {
+  if (auto slot = n.resources.find("rate_limit");
+      slot != n.resources.end()
+      && !(n.params.has("rate_by") && n.params.str("rate_by") == "key")) {
+    auto r = std::find_if(g.resources.begin(), g.resources.end(),
+                          [&](auto& x) { return x.name == slot->second; });
+    if (r != g.resources.end() && r->type == "rate_limiter"
+        && r->params.has("rate") && r->params.has("max_wait")
+        && r->params.has("burst")) {
+      auto rate = r->params.number("rate");
+      auto burst = static_cast<double>(r->params.integer("burst"));
+      auto wait = std::chrono::duration<double>(r->params.dur("max_wait")).count();
+      auto in_flight = static_cast<double>(records);
+      if (rate > 0 && (in_flight - burst) / rate > wait) {
+        auto fits = static_cast<int64_t>(rate * wait + burst);
+        errors.push_back(
+          {n.params.has(param) && n.params.get(param).where.line > 0
+             ? n.params.get(param).where
+             : n.at("rate_limit"),
+           "'" + param + "' " + std::to_string(static_cast<int64_t>(in_flight))
+             + " records would wait up to "
+             + std::to_string(static_cast<int64_t>((in_flight - burst) / rate))
+             + "s for permits from '" + r->name + "', beyond its max_wait: "
+               "the last would be refused, not slowed down; lower "
+             + param + " to "
+             + std::to_string(std::max<int64_t>(fits, 1))
+             + " or raise max_wait"});
+      }
+    }
+  }
+}
+
 actor_type rate_limiter_type() {
   actor_type t;
   t.name = "rate_limiter";

@@ -343,12 +343,19 @@ public:
     on_call_complete(self_, then);
   }
 
-  void after(duration delay, std::function<void(emitter&)> then) override {
+  uint64_t after(duration delay,
+                 std::function<void(emitter&)> then) override {
     ++outstanding_;
     auto id = self_->state.next_call_id++;
     timers_.emplace(id, std::move(then));
     self_->delayed_send(self_, std::max(delay, duration{1000}), wake_atom_v,
                         id);
+    return id;
+  }
+
+  void cancel_after(uint64_t id) override {
+    if (timers_.erase(id) > 0)
+      --outstanding_; // its wake-up finds nothing
   }
 
   std::shared_ptr<external_call> external() override {

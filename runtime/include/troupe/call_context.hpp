@@ -68,7 +68,8 @@ public:
   virtual void complete(const std::function<void(emitter&)>& then) = 0;
 
   // Runs `then` on the node's thread after `delay`; counts as outstanding.
-  virtual void after(duration delay, std::function<void(emitter&)> then) = 0;
+  virtual uint64_t after(duration delay, std::function<void(emitter&)> then)
+    = 0;
 };
 
 // What a CAF error means to a waiting stage.

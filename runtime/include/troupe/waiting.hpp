@@ -141,8 +141,13 @@ public:
   virtual size_t outstanding() const = 0;
 
   // Runs `then` on the node's thread after `delay` (a retry's backoff, in
-  // virtual time under the test coordinator). Counts as outstanding.
-  virtual void after(duration delay, std::function<void(emitter&)> then) = 0;
+  // virtual time under the test coordinator). Counts as outstanding until
+  // it ran or was cancelled. Returns an id for cancel_after().
+  virtual uint64_t after(duration delay, std::function<void(emitter&)> then)
+    = 0;
+  // Drops a timer that has not run: `then` never runs and the node no
+  // longer waits for it (a race's loser backing off before its retry).
+  virtual void cancel_after(uint64_t id) = 0;
 
   // Starts a call that another thread completes (external_call::finish).
   // Counts as outstanding until its `then` ran: a call that is never

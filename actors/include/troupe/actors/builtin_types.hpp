@@ -37,6 +37,11 @@ actor_type queue_service_type(); // queue/
 actor_type topic_service_type(); // topic/
 // record functions for map and filter: sha256, identity, upper, ...
 void register_functions(registry& reg); // functions/
+// Reports a node whose `param` records would wait for permits of its
+// `rate_limit:` resource beyond the limiter's max_wait (rate_limiter/).
+void check_limiter_wait(const node_spec& n, const graph_spec& g,
+                        int64_t records, const std::string& param,
+                        std::vector<diagnostic>& errors);
 // Reports a `fn:` naming no registered function (with a "did you mean").
 void check_function_name(const param_value& fn, const registry& reg,
                          std::vector<diagnostic>& errors); // functions/
