@@ -117,6 +117,26 @@ void count_mailbox_loss(supervisor_state& st, const edge& e) {
   }
 }
 
+// The producer of `e` was removed for good and its consumer is down: what
+// the producer would have sent its next incarnation again is lost, counted
+// at the consumer as never received (sv::orphaned_records). The gauges are
+// taken, so it counts once.
+void count_orphaned(supervisor_state& st, const edge& e) {
+  auto& m = *st.plan->metrics->nodes[e.consumer];
+  auto sent = st.plan->metrics->nodes[e.producer]->sent_out[e.tag].exchange(
+    0, std::memory_order_relaxed);
+  auto got = m.received_in[e.in_port].load(std::memory_order_relaxed);
+  auto unacked = m.unacked_in[e.in_port].exchange(0, std::memory_order_relaxed);
+  auto n = sv::orphaned_records(st.plan->graph.runtime.delivery,
+                                st.engine.state(e.consumer)
+                                  == sv::unit_state::removed,
+                                sent, got, unacked);
+  if (n > 0) {
+    m.add(m.supervised.unreceived, n);
+    st.children[e.consumer].had_input = true;
+  }
+}
+
 // Reports the outcome. What producers sent that a node killed at the end
 // never received died in its mailbox: lost, counted there.
 void end_run(sup_pointer self) {
@@ -235,6 +255,11 @@ void account_held(supervisor_state& st, size_t i, bool gone_for_good) {
   for (auto& r : m->received_in)
     if (r.load(std::memory_order_relaxed) > 0)
       st.children[i].had_input = true;
+  // Inputs from producers removed before this incarnation went down: nobody
+  // sends their records again.
+  for (auto& e : st.plan->in_edges[i])
+    if (st.engine.state(e.producer) == sv::unit_state::removed)
+      count_orphaned(st, e);
 }
 
 // A temporary node that is not restarted: its producers drop the edge to
@@ -245,6 +270,13 @@ void remove_child(sup_pointer self, size_t i) {
   for (auto& e : st.plan->in_edges[i])
     if (st.engine.up(e.producer))
       self->send(st.children[e.producer].handle, drop_atom_v, e.tag, false);
+  // Consumers that went down with it (its group restarting them): what
+  // their dead incarnations had from it, nobody sends again. (A consumer
+  // still up acknowledges what it has; if it goes down later, account_held
+  // counts it then.)
+  for (auto& e : st.plan->out_edges[i])
+    if (!st.engine.up(e.consumer) && !finished_or_removed(st, e.consumer))
+      count_orphaned(st, e);
   for (auto& e : st.plan->out_edges[i])
     if (st.engine.up(e.consumer))
       self->send(st.children[e.consumer].handle, close_atom_v, e.in_port);

@@ -609,3 +609,38 @@ nodes:
   CHECK(h.sinks["out"].records.empty());
   check_balanced(rep);
 }
+
+// Fuzzer seed 13554: a temporary stage stopped by its group together with
+// its consumer. What the consumer's dead incarnation had from it and not
+// acknowledged (held further on, or still in its mailbox) can never come
+// back: its producer is gone. That run said "completed", exit 0, with those
+// records missing; they must be counted lost and the run must fail.
+TEST_CASE("a temporary producer stopped with its consumer: what the consumer "
+          "held from it is counted lost, never silently") {
+  harness h;
+  auto run = h.start(R"(version: 1
+groups:
+  g:
+    nodes: [t, c, b]
+    supervision: { strategy: one_for_all }
+nodes:
+  src:  { type: generate, count: 10 }
+  t:    { type: map, fn: identity, restart: temporary, inputs: [src] }
+  c:    { type: chaos, delay: 2s, inputs: [t] }
+  out:  { type: collect, inputs: [c] }
+  src2: { type: generate, count: 10 }
+  dly:  { type: chaos, delay: 1s, inputs: [src2] }
+  b:    { type: crash_once, inputs: [dly] }
+  out2: { type: collect, inputs: [b] }
+)");
+  // After 1 s b crashes; the group stops t (passed everything on to c) and
+  // c (holds all 10 for its 2 s delay). t stays down, c restarts: nobody
+  // sends the 10 again.
+  REQUIRE(h.drive(run));
+  auto rep = run.report();
+  CHECK(restarts_of(rep, "c") == 1);
+  CHECK(h.sinks["out"].records.empty());
+  CHECK(rep.status == "failed"); // at_least_once, 10 records lost
+  CHECK(rep.lost == 10);
+  check_balanced(rep);
+}
