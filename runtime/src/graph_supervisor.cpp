@@ -214,6 +214,18 @@ void start_child(sup_pointer self, size_t i) {
   }
   for (auto& e : st.plan->in_edges[i])
     w.closed_inputs.push_back(finished_or_removed(st, e.producer));
+  // A restart: a producer removed for good, or a temporary one that is down
+  // (it never comes back), will not send the new incarnation what the last
+  // one had from it and had not acknowledged. Counted before the gauges
+  // below forget the last incarnation.
+  if (st.children[i].incarnations > 0)
+    for (auto& e : st.plan->in_edges[i]) {
+      auto s = st.engine.state(e.producer);
+      if (s == sv::unit_state::removed
+          || (st.plan->graph.nodes[e.producer].restart == restart_type::temporary
+              && !st.engine.up(e.producer) && s != sv::unit_state::finished))
+        count_orphaned(st, e);
+    }
   w.incarnation = st.children[i].incarnations++;
   w.memory = st.children[i].memory;
   // A new incarnation has received nothing yet (account_held took what the
@@ -256,7 +268,7 @@ void account_held(supervisor_state& st, size_t i, bool gone_for_good) {
     if (r.load(std::memory_order_relaxed) > 0)
       st.children[i].had_input = true;
   // Inputs from producers removed before this incarnation went down: nobody
-  // sends their records again.
+  // sends their records again. (A producer removed later: start_child.)
   for (auto& e : st.plan->in_edges[i])
     if (st.engine.state(e.producer) == sv::unit_state::removed)
       count_orphaned(st, e);
@@ -270,13 +282,6 @@ void remove_child(sup_pointer self, size_t i) {
   for (auto& e : st.plan->in_edges[i])
     if (st.engine.up(e.producer))
       self->send(st.children[e.producer].handle, drop_atom_v, e.tag, false);
-  // Consumers that went down with it (its group restarting them): what
-  // their dead incarnations had from it, nobody sends again. (A consumer
-  // still up acknowledges what it has; if it goes down later, account_held
-  // counts it then.)
-  for (auto& e : st.plan->out_edges[i])
-    if (!st.engine.up(e.consumer) && !finished_or_removed(st, e.consumer))
-      count_orphaned(st, e);
   for (auto& e : st.plan->out_edges[i])
     if (st.engine.up(e.consumer))
       self->send(st.children[e.consumer].handle, close_atom_v, e.in_port);
