@@ -117,6 +117,26 @@ void count_mailbox_loss(supervisor_state& st, const edge& e) {
   }
 }
 
+// The producer of `e` was removed for good and its consumer is down: what
+// the producer would have sent its next incarnation again is lost, counted
+// at the consumer as never received (sv::orphaned_records). The gauges are
+// taken, so it counts once.
+void count_orphaned(supervisor_state& st, const edge& e) {
+  auto& m = *st.plan->metrics->nodes[e.consumer];
+  auto sent = st.plan->metrics->nodes[e.producer]->sent_out[e.tag].exchange(
+    0, std::memory_order_relaxed);
+  auto got = m.received_in[e.in_port].load(std::memory_order_relaxed);
+  auto unacked = m.unacked_in[e.in_port].exchange(0, std::memory_order_relaxed);
+  auto n = sv::orphaned_records(st.plan->graph.runtime.delivery,
+                                st.engine.state(e.consumer)
+                                  == sv::unit_state::removed,
+                                sent, got, unacked);
+  if (n > 0) {
+    m.add(m.supervised.unreceived, n);
+    st.children[e.consumer].had_input = true;
+  }
+}
+
 // Reports the outcome. What producers sent that a node killed at the end
 // never received died in its mailbox: lost, counted there.
 void end_run(sup_pointer self) {
@@ -194,6 +214,18 @@ void start_child(sup_pointer self, size_t i) {
   }
   for (auto& e : st.plan->in_edges[i])
     w.closed_inputs.push_back(finished_or_removed(st, e.producer));
+  // A restart: a producer removed for good, or a temporary one that is down
+  // (it never comes back), will not send the new incarnation what the last
+  // one had from it and had not acknowledged. Counted before the gauges
+  // below forget the last incarnation.
+  if (st.children[i].incarnations > 0)
+    for (auto& e : st.plan->in_edges[i]) {
+      auto s = st.engine.state(e.producer);
+      if (s == sv::unit_state::removed
+          || (st.plan->graph.nodes[e.producer].restart == restart_type::temporary
+              && !st.engine.up(e.producer) && s != sv::unit_state::finished))
+        count_orphaned(st, e);
+    }
   w.incarnation = st.children[i].incarnations++;
   w.memory = st.children[i].memory;
   // A new incarnation has received nothing yet (account_held took what the
@@ -235,6 +267,11 @@ void account_held(supervisor_state& st, size_t i, bool gone_for_good) {
   for (auto& r : m->received_in)
     if (r.load(std::memory_order_relaxed) > 0)
       st.children[i].had_input = true;
+  // Inputs from producers removed before this incarnation went down: nobody
+  // sends their records again. (A producer removed later: start_child.)
+  for (auto& e : st.plan->in_edges[i])
+    if (st.engine.state(e.producer) == sv::unit_state::removed)
+      count_orphaned(st, e);
 }
 
 // A temporary node that is not restarted: its producers drop the edge to

@@ -609,3 +609,78 @@ nodes:
   CHECK(h.sinks["out"].records.empty());
   check_balanced(rep);
 }
+
+// Fuzzer seed 13554: a temporary stage stopped by its group together with
+// its consumer. What the consumer's dead incarnation had from it and not
+// acknowledged (held further on, or still in its mailbox) can never come
+// back: its producer is gone. That run said "completed", exit 0, with those
+// records missing; they must be counted lost and the run must fail.
+TEST_CASE("a temporary producer stopped with its consumer: what the consumer "
+          "held from it is counted lost, never silently") {
+  harness h;
+  auto run = h.start(R"(version: 1
+groups:
+  g:
+    nodes: [t, c, b]
+    supervision: { strategy: one_for_all }
+nodes:
+  src:  { type: generate, count: 10 }
+  t:    { type: map, fn: identity, restart: temporary, inputs: [src] }
+  c:    { type: chaos, delay: 2s, inputs: [t] }
+  out:  { type: collect, inputs: [c] }
+  src2: { type: generate, count: 10 }
+  dly:  { type: chaos, delay: 1s, inputs: [src2] }
+  b:    { type: crash_once, inputs: [dly] }
+  out2: { type: collect, inputs: [b] }
+)");
+  // After 1 s b crashes; the group stops t (passed everything on to c) and
+  // c (holds all 10 for its 2 s delay). t stays down, c restarts: nobody
+  // sends the 10 again.
+  REQUIRE(h.drive(run));
+  auto rep = run.report();
+  CHECK(restarts_of(rep, "c") == 1);
+  CHECK(h.sinks["out"].records.empty());
+  CHECK(rep.status == "failed"); // at_least_once, 10 records lost
+  CHECK(rep.lost == 10);
+  check_balanced(rep);
+}
+
+// The same seed, another order: the consumer restarts while its temporary
+// producer is down in another restart batch (it never comes back), so
+// nobody rewires it and the producer is removed only later.
+TEST_CASE("a consumer restarted while its temporary producer is down counts "
+          "what it held from it as lost") {
+  harness h;
+  auto run = h.start(R"(version: 1
+supervision: { strategy: one_for_one, intensity: 10, period: 1m,
+               backoff: { min: 10ms, max: 10ms, jitter: 0 } }
+groups:
+  g:
+    nodes: [t, b]
+    supervision: { strategy: one_for_all, intensity: 10, period: 1m,
+                   backoff: { min: 2s, max: 2s, jitter: 0 } }
+nodes:
+  src:  { type: generate, count: 10 }
+  t:    { type: map, fn: identity, restart: temporary, inputs: [src] }
+  src3: { type: generate, count: 1, start: 100 }
+  dly3: { type: chaos, delay: 1500ms, inputs: [src3] }
+  c:    { type: chaos, kill: 1, delay: 3s, inputs: [t, dly3] }
+  out:  { type: collect, inputs: [c] }
+  src2: { type: generate, count: 10 }
+  dly:  { type: chaos, delay: 1s, inputs: [src2] }
+  b:    { type: crash_once, inputs: [dly] }
+  out2: { type: collect, inputs: [b] }
+)");
+  // c dies on t's first batch and gets it again (attempt 2: no kill), to
+  // hold for 3 s. At 1 s b crashes: g stops t for a 2 s backoff. At 1.5 s
+  // dly3's batch kills c again; c restarts at once, t is down and will be
+  // removed at 3 s: the 10 records c held never come back.
+  REQUIRE(h.drive(run));
+  auto rep = run.report();
+  CHECK(restarts_of(rep, "c") == 2);
+  CHECK(restarts_of(rep, "t") == 0);
+  CHECK(unique_seqs(h.sinks["out"]).size() <= 1); // only dly3's record
+  CHECK(rep.status == "failed");
+  CHECK(rep.lost == 10);
+  check_balanced(rep);
+}

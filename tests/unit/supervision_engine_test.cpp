@@ -641,3 +641,16 @@ TEST_CASE("completion: records lost fail at_least_once, not at_most_once") {
         == "7 records lost with removed temporary nodes (tmp 4, side 3) "
            "although delivery is at_least_once");
 }
+
+TEST_CASE("orphaned records: a removed producer sends nothing again") {
+  // 10 sent to the dead consumer incarnation, 7 received, 5 of those not
+  // acknowledged: 3 died in its mailbox.
+  CHECK(orphaned_records(delivery_mode::at_least_once, false, 10, 7, 5) == 8);
+  // A consumer removed itself: what it held is counted lost already.
+  CHECK(orphaned_records(delivery_mode::at_least_once, true, 10, 7, 5) == 3);
+  // at_most_once never sends a received record again anyway.
+  CHECK(orphaned_records(delivery_mode::at_most_once, false, 10, 7, 5) == 3);
+  CHECK(orphaned_records(delivery_mode::at_least_once, false, 0, 0, 0) == 0);
+  // Its gauges were reset by a newer incarnation: never negative.
+  CHECK(orphaned_records(delivery_mode::at_least_once, false, 0, 4, 0) == 0);
+}

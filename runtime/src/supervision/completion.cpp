@@ -44,4 +44,12 @@ std::string completion_failure(const std::vector<ended_node>& nodes,
   return {};
 }
 
+uint64_t orphaned_records(delivery_mode delivery, bool consumer_removed,
+                          uint64_t sent, uint64_t received, uint64_t unacked) {
+  uint64_t n = sent > received ? sent - received : 0;
+  if (delivery == delivery_mode::at_least_once && !consumer_removed)
+    n += unacked;
+  return n;
+}
+
 } // namespace troupe::supervision

@@ -2,6 +2,7 @@
 // (finished, or removed for good), did the run deliver everything?
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -22,5 +23,17 @@ struct ended_node {
 // removed temporary nodes.
 std::string completion_failure(const std::vector<ended_node>& nodes,
                                delivery_mode delivery);
+
+// A consumer incarnation went down, and one of its producers was removed
+// for good (a temporary node): that producer will never send again what it
+// would have owed the consumer's next incarnation. Returns how many of its
+// records are lost at the consumer: those `sent` to the dead incarnation
+// that it never `received` (they died in its mailbox), and, under
+// at_least_once and when the consumer restarts, those it received and had
+// not acknowledged (`unacked`: held in it or further on, normally sent
+// again after the restart). A consumer removed for good itself has its
+// held records counted lost already.
+uint64_t orphaned_records(delivery_mode delivery, bool consumer_removed,
+                          uint64_t sent, uint64_t received, uint64_t unacked);
 
 } // namespace troupe::supervision
