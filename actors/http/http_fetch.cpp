@@ -379,8 +379,16 @@ private:
         j += ",\"attempts\":" + std::to_string(o.attempts);
         j += ",\"elapsed_ms\":" + millis(o.elapsed);
         j += ",\"transfer_ms\":" + millis(res.total);
-        j += ",\"body\":";
-        append_json_string(j, res.body);
+        // JSON text is UTF-8: a body that is not (an image, gzip) goes as
+        // base64 rather than losing its bytes to U+FFFD.
+        if (is_utf8(res.body)) {
+          j += ",\"body\":";
+          append_json_string(j, res.body);
+        } else {
+          j += ",\"body_base64\":\"";
+          append_base64(j, res.body);
+          j += '"';
+        }
         j += '}';
         r.body = std::move(j);
         break;

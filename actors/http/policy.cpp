@@ -480,20 +480,29 @@ void adaptive_limit::observe(duration rtt, bool pushed_back) {
   auto ms = std::max(0.0, std::chrono::duration<double, std::milli>(rtt).count());
   ++seen_;
   window_ms_ += ms;
+  window_sq_ += ms * ms;
   window_pushed_ = window_pushed_ || pushed_back;
   if (seen_ < limit_)
     return;
-  auto mean = window_ms_ / static_cast<double>(seen_);
+  auto n = static_cast<double>(seen_);
+  auto mean = window_ms_ / n;
+  auto var = std::max(0.0, window_sq_ / n - mean * mean);
+  // A window's mean wanders by about sd / sqrt(n) even when nothing
+  // changed (URLs of different cost): only a rise beyond twice that, and
+  // beyond the tolerance, is latency growing.
+  auto noise = has_avg_ ? 2 * std::sqrt(var_ms2_ / n) : 0.0;
   if (window_pushed_)
     limit_ = scaled(limit_, push_decrease);
-  else if (has_avg_ && mean > avg_ms_ * (1 + rtt_tolerance))
+  else if (has_avg_ && mean > avg_ms_ * (1 + rtt_tolerance) + noise)
     limit_ = scaled(limit_, rtt_decrease);
   else if (has_avg_)
     limit_ = std::min(ceiling_, limit_ + 1);
   avg_ms_ = has_avg_ ? ewma_alpha * mean + (1 - ewma_alpha) * avg_ms_ : mean;
+  var_ms2_ = has_avg_ ? ewma_alpha * var + (1 - ewma_alpha) * var_ms2_ : var;
   has_avg_ = true;
   seen_ = 0;
   window_ms_ = 0;
+  window_sq_ = 0;
   window_pushed_ = false;
 }
 

@@ -1,5 +1,7 @@
 #include "troupe/json.hpp"
 
+#include <cstdint>
+
 namespace troupe {
 
 namespace {
@@ -45,6 +47,46 @@ size_t utf8_length(const unsigned char* p, const unsigned char* end) {
 }
 
 } // namespace
+
+bool is_utf8(const std::string& s) {
+  auto p = reinterpret_cast<const unsigned char*>(s.data());
+  auto end = p + s.size();
+  while (p < end) {
+    if (*p < 0x80) {
+      ++p;
+      continue;
+    }
+    auto len = utf8_length(p, end);
+    if (len == 0)
+      return false;
+    p += len;
+  }
+  return true;
+}
+
+void append_base64(std::string& out, const std::string& bytes) {
+  static constexpr char digits[]
+    = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  auto p = reinterpret_cast<const unsigned char*>(bytes.data());
+  size_t n = bytes.size(), i = 0;
+  out.reserve(out.size() + (n + 2) / 3 * 4);
+  for (; i + 3 <= n; i += 3) {
+    uint32_t v = (uint32_t{p[i]} << 16) | (uint32_t{p[i + 1]} << 8) | p[i + 2];
+    out += digits[v >> 18];
+    out += digits[(v >> 12) & 63];
+    out += digits[(v >> 6) & 63];
+    out += digits[v & 63];
+  }
+  if (auto rest = n - i; rest > 0) {
+    uint32_t v = uint32_t{p[i]} << 16;
+    if (rest == 2)
+      v |= uint32_t{p[i + 1]} << 8;
+    out += digits[v >> 18];
+    out += digits[(v >> 12) & 63];
+    out += rest == 2 ? digits[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+}
 
 void append_json_string(std::string& out, const std::string& s) {
   static constexpr char hex[] = "0123456789abcdef";

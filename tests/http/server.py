@@ -28,6 +28,7 @@ Endpoints (any method unless said; N, M, P are integers):
                            `status` (default 302) to URL
   /big?size=N&chunked=0    200, N bytes (default 64 MiB); chunked=1 sends no
                            Content-Length
+  /binary                  200, bytes 0..255 twice (not UTF-8)
   /chunked?chunks=N        200, chunked transfer of N lines "chunk <i>\\n"
   /delay?ms=N              200 "ok\\n" after N ms
   /items?page=N&per=M&pages=P
@@ -279,6 +280,12 @@ async def big(request):
     return resp
 
 
+async def binary(request):
+    # Every byte value once, then again: a body that is not UTF-8.
+    return web.Response(body=bytes(range(256)) * 2,
+                        content_type="application/octet-stream")
+
+
 async def chunked(request):
     n = qint(request, "chunks", 5)
     resp = web.StreamResponse()
@@ -337,7 +344,7 @@ def make_app():
         ("/to-ftp", to_ftp), ("/redirect", redirect), ("/big", big),
         ("/chunked", chunked), ("/delay", delay), ("/items", items),
         ("/lines", lines), ("/mirror/{name}", mirror), ("/_stats", stats),
-        ("/_reset", reset_stats),
+        ("/_reset", reset_stats), ("/binary", binary),
     ]
     for path, handler in routes:
         app.router.add_route("*", path, handler)

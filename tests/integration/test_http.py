@@ -14,6 +14,7 @@ openssl CLI) serve the whole run; each case starts with /_reset. The server
 runs under Debian's python3 (python3-aiohttp), not necessarily the one
 running this script. Times are checked with tolerances, never exact.
 """
+import base64
 import json
 import os
 import re
@@ -345,6 +346,29 @@ nodes:
     expect(attr(again[1], "http_content-length") == "7",
            f"input attributes lost: {again[1]['attrs']}")
     expect(requests_to(t.s.stats(), "/ok") == 8, "requests made")
+
+
+@case
+def binary_body_travels_as_base64_in_json(t):
+    """A body that is not UTF-8 keeps every byte: json output carries it as
+    body_base64 (a JSON string would turn half of it into U+FFFD)."""
+    b = t.s.base
+    t.write("urls.txt", f"{b}/binary\n{b}/ok?size=3\n")
+    t.run("""\
+version: 1
+name: binary
+nodes:
+  src: { type: file, path: urls.txt }
+  get: { type: http_fetch, inputs: [src], block_private: false }
+  out: { type: file, path: out.jsonl, inputs: [get] }
+""")
+    got = {r["seq"]: body_json(r) for r in jsonl(t.tmp / "out.jsonl")}
+    expect(set(got) == {0, 1}, f"records {sorted(got)}")
+    expect("body" not in got[0] and "body_base64" in got[0], f"{got[0]}")
+    raw = base64.b64decode(got[0]["body_base64"])
+    expect(raw == bytes(range(256)) * 2, f"{len(raw)} bytes, not the body")
+    expect(got[1].get("body") == "xxx" and "body_base64" not in got[1],
+           f"{got[1]}")
 
 
 @case

@@ -10,6 +10,13 @@ namespace troupe {
 // replaced by U+FFFD (the replacement character), valid UTF-8 is kept.
 void append_json_string(std::string& out, const std::string& s);
 
+// Whether `s` is well-formed UTF-8 (what append_json_string keeps as is).
+bool is_utf8(const std::string& s);
+
+// Appends `bytes` in base64 (RFC 4648, padded): how a JSON field carries
+// bytes that are not text.
+void append_base64(std::string& out, const std::string& bytes);
+
 inline std::string json_string(const std::string& s) {
   std::string out;
   append_json_string(out, s);
