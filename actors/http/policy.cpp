@@ -478,19 +478,26 @@ adaptive_limit::adaptive_limit(size_t initial, size_t ceiling)
 
 void adaptive_limit::observe(duration rtt, bool pushed_back) {
   auto ms = std::max(0.0, std::chrono::duration<double, std::milli>(rtt).count());
+  if (has_avg_) {
+    auto d = std::abs(ms - avg_ms_);
+    dev_ms_ = has_dev_ ? 0.75 * dev_ms_ + 0.25 * d : d;
+    has_dev_ = true;
+  }
   ++seen_;
   window_ms_ += ms;
-  window_sq_ += ms * ms;
   window_pushed_ = window_pushed_ || pushed_back;
   if (seen_ < limit_)
     return;
   auto n = static_cast<double>(seen_);
   auto mean = window_ms_ / n;
-  auto var = std::max(0.0, window_sq_ / n - mean * mean);
   // A window's mean wanders by about sd / sqrt(n) even when nothing
-  // changed (URLs of different cost): only a rise beyond twice that, and
-  // beyond the tolerance, is latency growing.
-  auto noise = has_avg_ ? 2 * std::sqrt(var_ms2_ / n) : 0.0;
+  // changed (URLs of different cost; sd ~ 1.25 mean deviation): only a rise
+  // beyond twice that, and beyond the tolerance, is latency growing.
+  // At most half the average: a steady rise inflates the deviation too, and
+  // must still shrink the limit window after window.
+  auto noise = has_dev_ ? std::min(2 * 1.25 * dev_ms_ / std::sqrt(n),
+                                   0.5 * avg_ms_)
+                        : 0.0;
   if (window_pushed_)
     limit_ = scaled(limit_, push_decrease);
   else if (has_avg_ && mean > avg_ms_ * (1 + rtt_tolerance) + noise)
@@ -498,11 +505,9 @@ void adaptive_limit::observe(duration rtt, bool pushed_back) {
   else if (has_avg_)
     limit_ = std::min(ceiling_, limit_ + 1);
   avg_ms_ = has_avg_ ? ewma_alpha * mean + (1 - ewma_alpha) * avg_ms_ : mean;
-  var_ms2_ = has_avg_ ? ewma_alpha * var + (1 - ewma_alpha) * var_ms2_ : var;
   has_avg_ = true;
   seen_ = 0;
   window_ms_ = 0;
-  window_sq_ = 0;
   window_pushed_ = false;
 }
 

@@ -167,8 +167,8 @@ private:
   size_t seen_ = 0;   // observations in this window
   bool has_avg_ = false;
   double window_ms_ = 0;        // sum of the RTTs in this window
-  double window_sq_ = 0;        // sum of their squares
-  double var_ms2_ = 0;          // moving average of the per-request variance
+  double dev_ms_ = 0; // smoothed |RTT - average| per request (as TCP's RTTVAR)
+  bool has_dev_ = false;
   bool window_pushed_ = false;  // push-back seen in this window
 };
 
