@@ -25,6 +25,7 @@
 #include <cstring>
 #include <exception>
 #include <mutex>
+#include <utility>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdexcept>
@@ -263,10 +264,13 @@ struct engine::impl {
   CURLM* multi = nullptr;
   std::thread io;
 
-  std::mutex mtx; // guards the next three
+  std::mutex mtx; // guards the next four
   std::vector<submission> submissions;
   std::vector<uint64_t> cancels;
   bool stopping = false;
+  // A wake-up is on its way and the lists were not taken since: a burst of
+  // submits costs one curl_multi_wakeup (a pipe write), not one each.
+  bool woken = false;
 
   std::atomic<uint64_t> next_id{1};
   std::atomic<uint64_t> submitted{0};
@@ -634,6 +638,7 @@ struct engine::impl {
           break;
         batch.swap(submissions);
         to_cancel.swap(cancels);
+        woken = false;
       }
       // Submissions first: a cancel always follows its submission.
       for (auto& s : batch)
@@ -716,21 +721,27 @@ engine::~engine() {
 // timeout running, since it counts from submission.
 uint64_t engine::submit(request req, done_fn done) {
   uint64_t id = impl_->next_id.fetch_add(1, std::memory_order_relaxed);
+  bool wake = false;
   {
     std::lock_guard<std::mutex> guard(impl_->mtx);
     impl_->submissions.push_back({id, std::move(req), std::move(done)});
     impl_->submitted.fetch_add(1, std::memory_order_relaxed);
+    wake = !std::exchange(impl_->woken, true);
   }
-  curl_multi_wakeup(impl_->multi);
+  if (wake)
+    curl_multi_wakeup(impl_->multi);
   return id;
 }
 
 void engine::cancel(uint64_t id) {
+  bool wake = false;
   {
     std::lock_guard<std::mutex> guard(impl_->mtx);
     impl_->cancels.push_back(id);
+    wake = !std::exchange(impl_->woken, true);
   }
-  curl_multi_wakeup(impl_->multi);
+  if (wake)
+    curl_multi_wakeup(impl_->multi);
 }
 
 engine::stats engine::snapshot() const {

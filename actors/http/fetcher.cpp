@@ -151,14 +151,38 @@ void fetcher::attempt(const job_ptr& j, emitter& out) {
 
 void fetcher::transfer(const job_ptr& j, std::optional<uint64_t> permit) {
   ++j->attempts;
-  auto call = calls_.external();
-  // The engine calls back on its I/O thread; the continuation runs on the
-  // node's thread, and only while this incarnation (and `this`) lives.
-  j->transfer = engine_.submit(j->req, [this, j, permit, call](response res) {
-    call->finish([this, j, permit, res = std::move(res)](emitter& out) mutable {
-      on_response(j, permit, std::move(res), out);
+  ++transfers_;
+  {
+    std::lock_guard<std::mutex> guard{inbox_->mtx};
+    if (!inbox_->armed && inbox_->items.empty()) // idle: nothing fired
+      inbox_->armed = calls_.external();
+  }
+  // The engine calls back on its I/O thread; the drain runs on the node's
+  // thread, and only while this incarnation (and `this`) lives.
+  j->transfer = engine_.submit(
+    j->req, [this, box = inbox_, j, permit](response res) {
+      std::shared_ptr<external_call> fire;
+      {
+        std::lock_guard<std::mutex> guard{box->mtx};
+        box->items.emplace_back(j, permit, std::move(res));
+        fire = std::move(box->armed);
+      }
+      if (fire)
+        fire->finish([this](emitter& out) { drain(out); });
     });
-  });
+}
+
+void fetcher::drain(emitter& out) {
+  std::vector<std::tuple<job_ptr, std::optional<uint64_t>, response>> got;
+  {
+    std::lock_guard<std::mutex> guard{inbox_->mtx};
+    got.swap(inbox_->items);
+    transfers_ -= got.size();
+    if (transfers_ > 0)
+      inbox_->armed = calls_.external(); // for the next that finishes
+  }
+  for (auto& [j, permit, res] : got)
+    on_response(j, permit, std::move(res), out);
 }
 
 void fetcher::on_response(const job_ptr& j, std::optional<uint64_t> permit,

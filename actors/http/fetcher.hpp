@@ -12,6 +12,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <tuple>
+#include <vector>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -99,7 +102,19 @@ private:
   };
   using job_ptr = std::shared_ptr<job>;
 
+  // Finished transfers on their way from the engine's I/O thread to the
+  // node: one external call wakes the node for all that finished meanwhile
+  // (a message per batch, not per response). While transfers run, exactly
+  // one call is armed (waiting for the first response) or fired (drain
+  // pending), so the node does not finish under them.
+  struct inbox {
+    std::mutex mtx;
+    std::vector<std::tuple<job_ptr, std::optional<uint64_t>, response>> items;
+    std::shared_ptr<external_call> armed;
+  };
+
   void attempt(const job_ptr& j, emitter& out);
+  void drain(emitter& out);
   void transfer(const job_ptr& j, std::optional<uint64_t> permit);
   void on_response(const job_ptr& j, std::optional<uint64_t> permit,
                    response res, emitter& out);
@@ -111,6 +126,8 @@ private:
   circuit_breaker breaker_;
   observer_fn observer_;
   std::unordered_map<uint64_t, job_ptr> jobs_;
+  std::shared_ptr<inbox> inbox_ = std::make_shared<inbox>();
+  size_t transfers_ = 0; // submitted and not drained yet
   uint64_t next_handle_ = 0;
   engine engine_; // last: destroyed first, so no transfer outlives the rest
 };
