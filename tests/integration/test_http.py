@@ -946,6 +946,164 @@ def paginate_failing_page_goes_to_errors(t):
     expect(rep["nodes"]["pg"]["dead_lettered"] == 1, "report")
 
 
+# -- regressions of the issue 9 review (review-findings/http-NN) ----------------
+
+def refused_port():
+    import socket
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@case
+def open_circuit_with_thousands_waiting_does_not_recurse(t):
+    """http-01: a circuit that opens while thousands of records wait failed
+    each of them synchronously, one stack frame set per record: SIGSEGV,
+    no report. Now every record is in errors and the run exits 0."""
+    port, n = refused_port(), 5000
+    out, errs, rep, took, _ = t.fetch(
+        [f"http://127.0.0.1:{port}/x?i={i}" for i in range(n)],
+        max_attempts=1, breaker_failures=1, output="status")
+    expect(out == [] and len(errs) == n, f"{len(out)} out, {len(errs)} errors")
+    fast = [e for e in errs if "circuit open" in (attr(e, "error") or "")]
+    expect(len(fast) >= n - 100, f"only {len(fast)} failed fast")
+
+
+@case
+def breaker_ignores_failures_that_are_not_the_hosts(t):
+    """http-02: a body over our max_body and a URL curl refuses (never
+    sent) say nothing about the host: they must not open its circuit."""
+    b = t.s.base
+    urls = [f"{b}/big?size=100000&n={i}" for i in range(3)]
+    urls += [f"{b}/ok?with space{i}" for i in range(3)]
+    urls += [f"{b}/ok?i={i}" for i in range(10)]
+    out, errs, *_ = t.fetch(urls, max_in_flight=1, max_body="10KiB",
+                            breaker_failures=2, breaker_cooldown="60s",
+                            output="status")
+    expect(len(out) == 10, f"{len(out)} out: {[attr(e, 'error') for e in errs]}")
+    kinds = sorted(attr(e, "http_error") for e in errs)
+    expect(kinds == ["bad_request"] * 3 + ["too_large"] * 3, f"{kinds}")
+    expect(requests_to(t.s.stats(), "/ok") == 10, f"{t.s.stats()['requests']}")
+
+
+@case
+def missing_template_attribute_sends_nothing(t):
+    """http-04: {attr.X} of a record without X rendered "" and fetched the
+    wrong URL; now the record goes to errors and nothing is sent."""
+    b = t.s.base
+    out, errs, *_ = t.fetch(["a", "b"], url=f"{b}/echo?id={{attr.user_id}}",
+                            max_attempts=1)
+    expect(out == [] and len(errs) == 2, f"{len(out)} out")
+    for e in errs:
+        expect("user_id" in (attr(e, "error") or ""), f"{e['attrs']}")
+    out, errs, *_ = t.fetch(["a"], url=f"{b}/echo?k={{body}}", max_attempts=1,
+                            headers=["X-Id: {attr.missing}"])
+    e = one(errs, "errors")
+    expect("missing" in (attr(e, "error") or ""), f"{e['attrs']}")
+    expect(t.s.stats()["total"] == 0, f"sent: {t.s.stats()['requests']}")
+
+
+@case
+def paginate_max_pages_warns_and_a_failed_page_ends_the_walk_loudly(t):
+    """http-07: stopping at max_pages with pages left is said on stderr; a
+    page that failed says the walk ended there."""
+    b = t.s.base
+    rep, took, err = t.run(f"""\
+version: 1
+name: pages
+nodes:
+  pg: {{ type: paginate, block_private: false, items: json, max_pages: 3,
+         url: "{b}/items?page={{page}}&per=2&pages=100" }}
+  out: {{ type: file, path: out.jsonl, inputs: [pg] }}
+""")
+    expect(len(jsonl(t.tmp / "out.jsonl")) == 6, "3 pages of 2 items")
+    expect("stopped at max_pages (3)" in err, f"no warning: {tail(err)}")
+    out, errs, rep = paginate(t, {"url": f"{b}/status/500?p={{page}}",
+                                  "max_attempts": 1})
+    e = one(errs, "errors")
+    expect("the walk ends here" in (attr(e, "error") or ""), f"{e['attrs']}")
+
+
+@case
+def circuit_open_and_retry_after_cap_name_the_cause(t):
+    """http-09: a record failing fast on an open circuit names its own last
+    failure; a Retry-After over the cap says why it was not waited for."""
+    port = refused_port()
+    urls = [f"http://127.0.0.1:{port}/x?i={i}" for i in range(3)]
+    urls.append(f"{t.s.base}/limited/k?fails=5&after=99999")
+    out, errs, *_ = t.fetch(urls, backoff="10ms", breaker_failures=2,
+                            output="status")
+    why = [attr(e, "error") or "" for e in errs]
+    expect(any("circuit open" in w and "last attempt: connect" in w
+               for w in why), f"errors {why}")
+    limited = [w for w in why if "429" in w]
+    expect(len(limited) == 1 and "Retry-After" in limited[0]
+           and "retry_after_cap" in limited[0], f"errors {why}")
+
+
+@case
+def won_race_does_not_wait_for_the_losers_retry_after(t):
+    """http-11: the losing mirror's Retry-After timer (25 s) kept the node,
+    and the run, alive after the race was won."""
+    b = t.s.base
+    out, errs, rep, took, _ = t.fetch(
+        ["x1"], output="status",
+        mirrors=[f"{b}/limited/{{body}}?fails=1&after=25",
+                 f"{b}/delay?ms=200&k={{body}}"])
+    one(out, "outputs")
+    expect(took < 5 * SLOW, f"took {took:.2f} s: waited for the loser")
+
+
+@case
+def redelivered_post_is_not_sent_again(t):
+    """http-13: a restart redelivers what the incarnation held, POSTs
+    already answered included: none is sent twice unless retry_unsafe."""
+    b, n = t.s.base, 200
+    t.write("in.txt", "".join(f"order-{i}\n" for i in range(n)))
+    rep, took, _ = t.run(f"""\
+version: 1
+name: posts
+runtime: {{ batch_size: 8, window: 64 }}
+groups:
+  fragile:
+    nodes: [fetch, chaos]
+    supervision: {{ strategy: one_for_all, intensity: 200, period: 10s,
+                   backoff: {{ min: 1ms, max: 20ms, jitter: 0.2 }} }}
+nodes:
+  src: {{ type: file, path: in.txt }}
+  fetch: {{ type: http_fetch, inputs: [src], block_private: false,
+           method: POST, url: "{b}/flaky/{{body}}?fails=0", body: "{{body}}",
+           output: status }}
+  chaos: {{ type: chaos, seed: 3, kill: 0.2, inputs: [fetch] }}
+  once: {{ type: dedupe, by: seq, inputs: [chaos] }}
+  out: {{ type: file, path: out.jsonl, inputs: [once] }}
+  err: {{ type: file, path: err.jsonl, inputs: [fetch.errors, chaos.errors] }}
+""")
+    expect(rep["nodes"]["fetch"]["restarts"] > 0, "chaos never killed")
+    sent = {p: c for p, c in t.s.stats()["requests"].items()
+            if p.startswith("/flaky/")}
+    twice = {p: c for p, c in sent.items() if c > 1}
+    expect(not twice, f"{len(twice)} orders POSTed more than once: "
+                      f"{list(twice.items())[:3]}")
+    out, errs = jsonl(t.tmp / "out.jsonl"), jsonl(t.tmp / "err.jsonl")
+    seen = {r["seq"] for r in out} | {r["seq"] for r in errs}
+    expect(len(seen) == n, f"{n - len(seen)} orders neither out nor errors")
+    expect(all("not sent again" in (attr(e, "error") or "") for e in errs),
+           f"{[attr(e, 'error') for e in errs[:2]]}")
+
+
+@case
+def paginate_headers_are_templates(t):
+    """http-14: paginate's headers were sent raw ("{page}", "{{x}}")."""
+    out, errs, rep = paginate(t, {"url": f"{t.s.base}/echo?page={{page}}",
+                                  "items": "lines", "max_pages": 2,
+                                  "headers": ["X-Page: p{page}",
+                                              "X-Brace: {{x}}"]})
+    got = sorted((body_json(r)["headers"].get("x-page"),
+                  body_json(r)["headers"].get("x-brace")) for r in out)
+    expect(got == [("p0", "{x}"), ("p1", "{x}")], f"headers {got}")
+
+
 # -- shutdown -----------------------------------------------------------------
 
 def start(t, yaml, name="g.yaml"):
