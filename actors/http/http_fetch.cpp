@@ -434,14 +434,24 @@ void check(const node_spec& n, const graph_spec& g, const registry&,
   check_url(n, "mirrors", false, errors);
   for (auto param : {"body", "headers"})
     check_no_page(n, param, errors);
-  if (auto cap = n.params.str("max_in_flight"); cap != "adaptive"
-      && !cap.empty() && cap.size() <= 6
-      && std::all_of(cap.begin(), cap.end(), [](char c) {
-           return std::isdigit(static_cast<unsigned char>(c));
-         }))
-    check_limiter_wait(n, g, static_cast<int64_t>(std::stoul(cap)),
-                       "max_in_flight", errors);
+  // Records started at once, each taking a permit per mirror.
+  int64_t at_once = -1;
   auto cap = n.params.str("max_in_flight");
+  if (cap == "adaptive")
+    at_once = n.params.integer("adaptive_max");
+  else if (!cap.empty() && cap.size() <= 6
+           && std::all_of(cap.begin(), cap.end(), [](char c) {
+                return std::isdigit(static_cast<unsigned char>(c));
+              }))
+    at_once = static_cast<int64_t>(std::stoul(cap));
+  if (at_once > 0) {
+    auto mirrors = n.params.has("mirrors")
+                     ? static_cast<int64_t>(n.params.strings("mirrors").size())
+                     : 1;
+    check_limiter_wait(n, g, at_once * std::max<int64_t>(mirrors, 1),
+                       cap == "adaptive" ? "adaptive_max" : "max_in_flight",
+                       errors);
+  }
   if (cap != "adaptive") {
     bool digits = !cap.empty() && cap.size() <= 6
                   && std::all_of(cap.begin(), cap.end(), [](char c) {

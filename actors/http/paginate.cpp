@@ -407,6 +407,20 @@ void check(const node_spec& n, const graph_spec&, const registry&,
            std::vector<diagnostic>& errors) {
   check_fetch_settings(n, errors);
   check_url(n, "url", true, errors);
+  // Its headers have no record either: {page} is all they may use.
+  if (n.params.has("headers"))
+    for (auto& h : n.params.strings("headers")) {
+      std::string why;
+      auto colon = h.find(':');
+      if (colon == std::string::npos)
+        continue; // check_fetch_settings reports it
+      if (auto t = text_template::parse(h.substr(colon + 1), why))
+        for (auto& name : t->placeholders())
+          if (name != "page")
+            errors.push_back({n.value_at("headers"),
+                              "'headers': {" + name + "}: paginate has no "
+                              "record to fill it from; use {page}"});
+    }
   std::string why;
   if (auto t = text_template::parse(n.params.str("url"), why);
       t && !t->uses("page"))

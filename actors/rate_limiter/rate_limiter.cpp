@@ -527,8 +527,10 @@ void check_limiter_wait(const node_spec& n, const graph_spec& g,
       auto burst = static_cast<double>(r->params.integer("burst"));
       auto wait = std::chrono::duration<double>(r->params.dur("max_wait")).count();
       auto in_flight = static_cast<double>(records);
-      if (rate > 0 && (in_flight - burst) / rate > wait) {
-        auto fits = static_cast<int64_t>(rate * wait + burst);
+      // The last of them waits (records - burst) / rate; at max_wait
+      // exactly it is refused too. The most that fit: below rate*wait+burst.
+      if (rate > 0 && (in_flight - burst) / rate >= wait) {
+        auto fits = static_cast<int64_t>(std::ceil(rate * wait + burst)) - 1;
         errors.push_back(
           {n.params.has(param) && n.params.get(param).where.line > 0
              ? n.params.get(param).where
