@@ -505,6 +505,15 @@ struct external_harness : harness {
       return s;
     };
     reg.add(st);
+    actor_type src; // the waiting harness's source, without its echo service
+    src.name = "bodies";
+    src.kind = actor_kind::source;
+    src.params = {{"count", param_type::integer, false, "10", "", {}, 0}};
+    src.make_node = [](const node_context& ctx) {
+      return std::make_unique<body_source>(
+        static_cast<uint64_t>(ctx.spec.params.integer("count")), "");
+    };
+    reg.add(src);
   }
 
   // Finishes call i as the engine would: from any thread, with a
@@ -528,15 +537,6 @@ struct external_harness : harness {
 
 TEST_CASE("external calls finished by another thread complete on the node") {
   external_harness h;
-  actor_type src; // the waiting harness's source, without its echo service
-  src.name = "bodies";
-  src.kind = actor_kind::source;
-  src.params = {{"count", param_type::integer, false, "10", "", {}, 0}};
-  src.make_node = [](const node_context& ctx) {
-    return std::make_unique<body_source>(
-      static_cast<uint64_t>(ctx.spec.params.integer("count")), "");
-  };
-  h.reg.add(src);
   auto run = h.start(external_harness::graph());
   h.sched->run();
   REQUIRE(h.log.calls.size() == 6);
@@ -559,15 +559,6 @@ TEST_CASE("external calls finished by another thread complete on the node") {
 
 TEST_CASE("an external call of a crashed incarnation never runs") {
   external_harness h;
-  actor_type src;
-  src.name = "bodies";
-  src.kind = actor_kind::source;
-  src.params = {{"count", param_type::integer, false, "10", "", {}, 0}};
-  src.make_node = [](const node_context& ctx) {
-    return std::make_unique<body_source>(
-      static_cast<uint64_t>(ctx.spec.params.integer("count")), "");
-  };
-  h.reg.add(src);
   h.log.crash_on_first_completion = true;
   auto run = h.start(external_harness::graph());
   h.sched->run();
