@@ -152,7 +152,10 @@ bool forbidden_v4(uint32_t a) {
   return in_v4(a, v4(10, 0, 0, 0), 8) || in_v4(a, v4(172, 16, 0, 0), 12)
          || in_v4(a, v4(192, 168, 0, 0), 16) || in_v4(a, v4(127, 0, 0, 0), 8)
          || in_v4(a, v4(169, 254, 0, 0), 16) || in_v4(a, v4(0, 0, 0, 0), 8)
-         || in_v4(a, v4(100, 64, 0, 0), 10);
+         || in_v4(a, v4(100, 64, 0, 0), 10)
+         || in_v4(a, v4(198, 18, 0, 0), 15)  // benchmarking networks
+         || in_v4(a, v4(224, 0, 0, 0), 4)    // multicast
+         || in_v4(a, v4(240, 0, 0, 0), 4);   // reserved, broadcast
 }
 
 bool forbidden_v6(const unsigned char* b) {
@@ -168,6 +171,15 @@ bool forbidden_v6(const unsigned char* b) {
       return true;
     return forbidden_v4(v4(b[12], b[13], b[14], b[15]));
   }
+  // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) reach the IPv4 address they
+  // carry: judge that one (a known way around guards that look at v6 only).
+  static const unsigned char nat64[12] = {0x00, 0x64, 0xff, 0x9b};
+  if (std::memcmp(b, nat64, 12) == 0)
+    return forbidden_v4(v4(b[12], b[13], b[14], b[15]));
+  if (b[0] == 0x20 && b[1] == 0x02)
+    return forbidden_v4(v4(b[2], b[3], b[4], b[5]));
+  if (b[0] == 0xff) // ff00::/8 multicast
+    return true;
   if ((b[0] & 0xfe) == 0xfc) // fc00::/7 unique local
     return true;
   if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) // fe80::/10 link-local

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <cstddef>
 #include <string_view>
 #include <utility>
@@ -426,6 +427,14 @@ void circuit_breaker::success(const std::string& host) {
 void circuit_breaker::failure(const std::string& host, time_point now) {
   if (failures_ == 0)
     return;
+  // Bounded: a stream of ever new failing hosts (a crawl) must not grow the
+  // map for ever. Closed entries (counting towards an opening) go first.
+  if (hosts_.size() >= max_hosts && !hosts_.count(host)) {
+    for (auto i = hosts_.begin(); i != hosts_.end();)
+      i = i->second.st == state::closed ? hosts_.erase(i) : std::next(i);
+    if (hosts_.size() >= max_hosts)
+      hosts_.erase(hosts_.begin()); // all open: forget one (fails open)
+  }
   auto& h = hosts_[host];
   switch (h.st) {
     case state::closed:

@@ -118,6 +118,10 @@ public:
   // The state as last changed (an open circuit whose cooldown has passed is
   // still open here until admit() lets its probe through).
   state of(const std::string& host) const;
+  // Hosts with state (failing or open): at most max_hosts.
+  size_t tracked() const {
+    return hosts_.size();
+  }
 
 private:
   struct host_state {
@@ -126,6 +130,7 @@ private:
     time_point opened{};
     bool probing = false;
   };
+  static constexpr size_t max_hosts = 10000;
   uint32_t failures_;
   duration cooldown_;
   std::map<std::string, host_state> hosts_;

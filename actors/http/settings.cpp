@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
+#include <system_error>
 
 namespace troupe::http {
 
@@ -179,8 +181,8 @@ void check_url(const node_spec& n, const std::string& param, bool paginate,
       fail(why);
       continue;
     }
-    if (text.empty()) {
-      fail("is empty");
+    if (text.find_first_not_of(" \t") == std::string::npos) {
+      fail(text.empty() ? "is empty" : "is blank");
       continue;
     }
     if (has_line_break(text)) {
@@ -236,8 +238,15 @@ void check_fetch_settings(const node_spec& n,
     }
   check_template(n, "headers", errors);
   for (auto param : {"user_agent", "proxy", "ca_file"})
-    if (p.has(param) && has_line_break(p.str(param)))
-      fail(param, "has a line break");
+    if (p.has(param) && (has_line_break(p.str(param))
+                         || p.str(param).find('\0') != std::string::npos))
+      fail(param, "has a line break or a NUL");
+  if (p.has("ca_file") && !p.str("ca_file").empty()
+      && !has_line_break(p.str("ca_file"))) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(p.str("ca_file"), ec))
+      fail("ca_file", "'" + p.str("ca_file") + "' is not a readable file");
+  }
   if (p.has("headers"))
     for (auto& h : p.strings("headers"))
       if (has_line_break(h))

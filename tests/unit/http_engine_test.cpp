@@ -580,13 +580,20 @@ TEST_CASE("http engine: the guard's ranges, refused before any connect") {
        {"10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1",
         "169.254.169.254", "100.64.0.1", "100.127.255.255", "0.1.2.3",
         "127.255.255.254", "[fc00::1]", "[fdff::1]", "[fe80::1]", "[::]",
-        "[::ffff:10.0.0.1]", "[::ffff:192.168.0.1]", "[::ffff:169.254.1.1]"})
+        "[::ffff:10.0.0.1]", "[::ffff:192.168.0.1]", "[::ffff:169.254.1.1]",
+        // benchmarking, multicast, reserved and broadcast
+        "198.18.0.1", "198.19.255.254", "224.0.0.1", "239.1.2.3", "240.0.0.1",
+        "255.255.255.255",
+        // NAT64 and 6to4 carrying a private address, v6 multicast
+        "[64:ff9b::7f00:1]", "[64:ff9b::a00:1]", "[2002:a00:1::1]",
+        "[2002:7f00:1::1]", "[ff02::1]"})
     refused.push_back({h});
   // Documentation addresses (TEST-NET, 2001:db8::/32) pass the guard; what
   // happens next depends on the network (unreachable, a timeout, or a proxy
   // of the sandbox answering), never the guard's refusal.
   std::vector<probe> allowed;
-  for (const char* h : {"192.0.2.1", "198.51.100.1", "203.0.113.1", "[2001:db8::1]"})
+  for (const char* h : {"192.0.2.1", "198.51.100.1", "203.0.113.1", "[2001:db8::1]",
+                        "[64:ff9b::c000:201]"}) // NAT64 of 192.0.2.1
     allowed.push_back({h});
   auto t0 = steady::now();
   for (auto* list : {&refused, &allowed})

@@ -723,3 +723,16 @@ TEST_CASE("http policy: text_template parse errors") {
   REQUIRE_MESSAGE(t, err);
   CHECK(t->render(rec("k", "")) == "{k}");
 }
+
+TEST_CASE("http policy: the breaker forgets closed hosts, not open ones, when full") {
+  circuit_breaker b{2, 30s};
+  auto t = time_point{} + 1h;
+  b.failure("http://a", t);
+  b.failure("http://a", t); // open
+  REQUIRE(b.of("http://a") == circuit_breaker::state::open);
+  for (int i = 0; i < 25000; ++i)
+    b.failure("http://h" + std::to_string(i), t); // one failure each: closed
+  CHECK(b.tracked() <= 10000);
+  CHECK(b.of("http://a") == circuit_breaker::state::open);
+  CHECK(b.admit("http://a", t + 1s) == circuit_breaker::verdict::refuse);
+}
