@@ -21,9 +21,11 @@
 //     forming.
 // A cycle is identified by its set of wait ids: reported once while it
 // stands; when one of its waits is cleared (it dissolved) the key is dropped,
-// so a cycle that forms again (new requests) is reported again. An SCC gives
-// one report (its shortest cycle through its smallest actor id), not one per
-// elementary cycle. Waits on dead holders are reported at the next probe,
+// so a cycle that forms again (new requests) is reported again. A strongly
+// connected component gives one report per probe at most (its shortest cycle
+// through its smallest actor id, found by BFS: the same cycle at every probe
+// while the component stands), not one per elementary cycle. The caller
+// (the detector actor) must probe every interval for the two-interval bound. Waits on dead holders are reported at the next probe,
 // without waiting an interval (the holder will never answer). Waits past
 // their deadline are dropped by probe() (the requester sees its timeout).
 //
