@@ -38,6 +38,16 @@ std::vector<report> probe_until(wait_graph& g, time_point from, time_point to,
 
 } // namespace
 
+// These cases take real mutexes in inverted order on purpose (one thread
+// after the other, so nothing deadlocks); ThreadSanitizer's own lock-order
+// detector reports that pattern and aborts. The plain and ASan builds run
+// them; under TSan they are skipped.
+#if defined(__SANITIZE_THREAD__)
+constexpr bool under_tsan = true;
+#else
+constexpr bool under_tsan = false;
+#endif
+
 TEST_CASE("wait_graph: a 3-actor cycle is reported with members and message types") {
   wait_graph g{interval};
   g.name(1, "a");
@@ -293,7 +303,8 @@ struct capture_reports {
 
 } // namespace
 
-TEST_CASE("tracked_mutex: an A-then-B / B-then-A inversion is reported before it deadlocks") {
+TEST_CASE("tracked_mutex: an A-then-B / B-then-A inversion is reported before it deadlocks"
+          * doctest::skip(under_tsan)) {
   capture_reports cap;
   tracked_mutex a{"accounts"}, b{"audit"};
   std::thread first{[&] {
@@ -329,7 +340,8 @@ TEST_CASE("tracked_mutex: an A-then-B / B-then-A inversion is reported before it
   CHECK(cap.get().size() == 1);
 }
 
-TEST_CASE("tracked_mutex: a longer inverted chain is reported") {
+TEST_CASE("tracked_mutex: a longer inverted chain is reported"
+          * doctest::skip(under_tsan)) {
   capture_reports cap;
   tracked_mutex a{"a"}, b{"b"}, c{"c"};
   { std::lock_guard<tracked_mutex> x{a}; std::lock_guard<tracked_mutex> y{b}; }
