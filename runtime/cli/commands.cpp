@@ -157,7 +157,10 @@ int cmd_run(const std::vector<std::string>& args) {
     return write_report(r, report_file) ? interrupted : run_failed;
   }
   auto shutdown_timeout = graph->runtime.shutdown_timeout;
-  runtime rt{reg, {graph->runtime.threads, false}};
+  runtime_options rt_opts;
+  rt_opts.threads = graph->runtime.threads;
+  rt_opts.deadlock = graph->runtime.deadlock;
+  runtime rt{reg, rt_opts};
   graph_run run;
   try {
     run = rt.start(*graph); // validates again: files may change after lint

@@ -31,6 +31,8 @@ const char* to_string(errc x) {
       return "cancelled";
     case errc::unavailable:
       return "unavailable";
+    case errc::deadlock:
+      return "deadlock";
   }
   return "unknown";
 }

@@ -18,6 +18,7 @@
 #include "troupe/report.hpp"
 #include "supervision/completion.hpp"
 #include "supervision/engine.hpp"
+#include "troupe/deadlock_detector.hpp"
 
 namespace troupe {
 
@@ -239,6 +240,14 @@ void start_child(sup_pointer self, size_t i) {
     st.plan->metrics->nodes[e.producer]->sent_out[e.tag].store(
       0, std::memory_order_relaxed);
   auto h = spawn_node(self, st.plan, i, std::move(w));
+  // Named in deadlock reports; a kill by the detector's restart policy
+  // comes back here as a crash.
+  deadlock::name_actor(self->system(),
+                       caf::actor_cast<caf::abstract_actor*>(h)->ctrl(),
+                       st.plan->graph.nodes[i].name,
+                       st.plan->types[i]->restartable
+                         && st.plan->graph.nodes[i].restart
+                              != restart_type::temporary);
   self->monitor(h);
   st.children[i].handle = h;
   st.engine.started(i);

@@ -327,7 +327,7 @@ private:
       return;
     check_fields(r, {"threads", "delivery", "shutdown_timeout", "batch_size",
                      "window", "window_bytes", "max_attempts",
-                     "request_timeout"});
+                     "request_timeout", "deadlock"});
     // `auto` is how YAML spells 0 (one thread per core); 0 is no spelling.
     setting(r, "threads", rt.threads, rt.where,
             [](const std::string& s) -> std::optional<size_t> {
@@ -357,6 +357,25 @@ private:
     count(r, "window", rt.window, rt.where);
     setting(r, "window_bytes", rt.window_bytes, rt.where, parse_size);
     count(r, "max_attempts", rt.max_attempts, rt.where);
+    if (auto* d = r.find("deadlock")) {
+      rt.where["deadlock"] = d->where;
+      if (expect_map(*d, "deadlock"))
+        load_deadlock(*d, rt);
+    }
+  }
+
+  void load_deadlock(const yaml_node& d, runtime_spec& rt) {
+    check_fields(d, {"detect", "probe_interval", "policy"});
+    setting(d, "detect", rt.deadlock.detect, rt.where, parse_bool);
+    setting(d, "probe_interval", rt.deadlock.probe_interval, rt.where,
+            parse_duration);
+    if (auto* p = d.find("policy")) {
+      auto s = scalar(*p, "policy");
+      rt.where["policy"] = p->where;
+      if (s && !parse_deadlock_policy(*s, rt.deadlock.policy))
+        error(p->where, "'policy' expects report, fail or restart, got '"
+                          + *s + "'");
+    }
   }
 
   void load_supervision(const yaml_node& s, supervision_spec& sv) {

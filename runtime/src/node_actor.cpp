@@ -311,6 +311,12 @@ public:
   explicit node_call_context(node_pointer self) : self_(self) {
   }
 
+  // The incarnation ends with calls outstanding: nobody waits any more.
+  ~node_call_context() override {
+    for (auto& [_, t] : waits_)
+      deadlock::end_wait(t);
+  }
+
   void add_client(const std::string& slot, std::unique_ptr<slot_client> c) {
     clients_[slot] = std::move(c);
   }
@@ -332,14 +338,30 @@ public:
     if (timeout <= duration{0})
       throw std::invalid_argument("a call's timeout must be positive");
     ++outstanding_;
+    auto* label = deadlock::label_of(msg);
     auto h = self_->request(caf::actor_cast<caf::actor>(to),
                             std::chrono::duration_cast<caf::timespan>(timeout),
                             std::move(msg));
     self_->add_multiplexed_response_handler(h.id(), std::move(handlers));
+    // The deadlock detector sees the call as a wait on `to` until its
+    // reply, error or timeout (all of which end in complete()).
+    if (to) {
+      auto t = deadlock::begin_wait(self_->system(), self_->ctrl(), to.get(),
+                                    label, timeout, h.id().integer_value());
+      if (t.id != 0)
+        waits_.emplace(h.id().integer_value(), t);
+    }
   }
 
   void complete(const std::function<void(emitter&)>& then) override {
     --outstanding_;
+    // Inside a reply's handler: the wait of that request ends.
+    if (!waits_.empty())
+      if (auto* e = self_->current_mailbox_element())
+        if (auto i = waits_.find(e->mid.integer_value()); i != waits_.end()) {
+          deadlock::end_wait(i->second);
+          waits_.erase(i);
+        }
     on_call_complete(self_, then);
   }
 
@@ -393,6 +415,8 @@ private:
   std::map<std::string, std::unique_ptr<slot_client>> clients_;
   std::unordered_map<uint64_t, std::function<void(emitter&)>> timers_;
   std::unordered_map<uint64_t, std::shared_ptr<node_external_call>> externals_;
+  // Calls the deadlock detector tracks, by response id.
+  std::unordered_map<uint64_t, deadlock::ticket> waits_;
   size_t outstanding_ = 0;
 };
 

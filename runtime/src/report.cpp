@@ -68,7 +68,11 @@ std::string report_json(const run_report& r) {
     << ", \"dead_lettered\": " << r.dead_lettered
     << ", \"restarts\": " << r.restarts
     << ", \"redelivered\": " << r.redelivered << ", \"lost\": " << r.lost
-    << ", \"in_flight\": " << r.in_flight << "},\n  \"nodes\": {";
+    << ", \"in_flight\": " << r.in_flight
+    << ", \"deadlocks\": " << r.deadlocks << "},\n  \"deadlocks\": [";
+  for (size_t i = 0; i < r.deadlock_texts.size(); ++i)
+    o << (i ? ", " : "") << json_string(r.deadlock_texts[i]);
+  o << "],\n  \"nodes\": {";
   for (size_t i = 0; i < r.nodes.size(); ++i) {
     auto& n = r.nodes[i];
     o << (i ? "," : "") << "\n    " << json_string(n.name)
@@ -102,6 +106,8 @@ std::string report_summary(const run_report& r) {
     o << ", " << r.lost << " lost";
   if (r.in_flight)
     o << ", " << r.in_flight << " in flight";
+  if (r.deadlocks)
+    o << ", " << r.deadlocks << " deadlock" << (r.deadlocks == 1 ? "" : "s");
   o << '\n';
   if (!r.message.empty())
     o << "troupe: " << r.message << '\n';

@@ -1,6 +1,8 @@
 #include "troupe/runtime.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <iostream>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -15,6 +17,7 @@
 #include <caf/scoped_execution_unit.hpp>
 #include <caf/send.hpp>
 
+#include "deadlock/detector.hpp"
 #include "graph_supervisor.hpp"
 #include "internal_protocols.hpp"
 #include "resources.hpp"
@@ -93,6 +96,7 @@ spawn_resource(caf::actor_system& sys, std::shared_ptr<const registry> reg,
   if (!e->handle)
     throw std::invalid_argument("resource '" + spec.name
                                 + "': its factory returned no actor");
+  deadlock::name_actor(sys, e->handle.get(), spec.name, false);
   return e;
 }
 
@@ -119,6 +123,33 @@ std::string unknown_resource(const std::string& name,
 
 } // namespace
 
+// The deadlock detector's findings, for the run reports: every run reports
+// those made while it ran (by position in the log).
+struct notice_log {
+  static constexpr size_t max_kept = 1000;
+  std::mutex mtx;
+  std::vector<deadlock_notice> kept; // the first max_kept
+  uint64_t total = 0;
+
+  void add(const deadlock_notice& n) {
+    std::lock_guard<std::mutex> guard{mtx};
+    if (kept.size() < max_kept)
+      kept.push_back(n);
+    ++total;
+  }
+  uint64_t position() {
+    std::lock_guard<std::mutex> guard{mtx};
+    return total;
+  }
+  // Texts of findings [from, to), and how many there were.
+  uint64_t between(uint64_t from, uint64_t to, std::vector<std::string>& out) {
+    std::lock_guard<std::mutex> guard{mtx};
+    for (auto i = from; i < to && i < kept.size(); ++i)
+      out.push_back(kept[i].text + " (" + kept[i].resolution + ")");
+    return to > from ? to - from : 0;
+  }
+};
+
 } // namespace detail
 
 struct runtime::impl {
@@ -135,6 +166,13 @@ struct runtime::impl {
   detail::resource_map resources;
   // Every run's own resources still alive: ~runtime stops them.
   mutable std::vector<std::weak_ptr<detail::resource_group>> run_resources;
+  // The deadlock detector and the table its waits come from. The table
+  // outlives the actor system: a handler running during shutdown may still
+  // end a wait.
+  std::shared_ptr<deadlock::wait_table> waits;
+  deadlock_detector_actor detector;
+  std::shared_ptr<detail::notice_log> notices
+    = std::make_shared<detail::notice_log>();
 
   // Forgets finished runs and released resource groups (under mtx).
   void prune() const {
@@ -159,6 +197,10 @@ struct graph_run::state {
   std::shared_future<run_outcome> outcome;
   std::chrono::steady_clock::time_point started;
   std::chrono::steady_clock::time_point ended;
+  // Deadlock findings: the log, and its positions at start and end.
+  std::shared_ptr<detail::notice_log> notices;
+  uint64_t notices_from = 0;
+  std::atomic<uint64_t> notices_to{0}; // set when the run ended
 };
 
 namespace {
@@ -197,6 +239,22 @@ runtime::runtime(std::shared_ptr<const registry> reg, runtime_options opts)
   for (auto& f : reg_->message_types())
     f(cfg);
   impl_->sys = std::make_unique<caf::actor_system>(cfg);
+  if (opts.deadlock.probe_interval <= duration{0})
+    throw std::invalid_argument("runtime_options.deadlock.probe_interval "
+                                "must be positive");
+  if (opts.deadlock.detect) {
+    impl_->waits = std::make_shared<deadlock::wait_table>();
+    if (!deadlock::install_table(impl_->sys.get(), impl_->waits.get()))
+      std::cerr << "troupe: deadlock detection is off for this runtime: "
+                   "too many runtimes in one process\n";
+    impl_->detector = deadlock::spawn_detector(
+      *impl_->sys, impl_->waits, opts.deadlock,
+      [log = impl_->notices](const deadlock_notice& n) {
+        log->add(n);
+        std::cerr << "troupe: deadlock: " << n.text << " (" << n.resolution
+                  << ")\n";
+      });
+  }
 }
 
 runtime::~runtime() {
@@ -259,7 +317,20 @@ runtime::~runtime() {
     stop_resources();
   }
   resources.clear(); // the last handles, while the system still exists
+  if (impl_->detector) {
+    caf::anon_send_exit(impl_->detector, caf::exit_reason::user_shutdown);
+    if (impl_->deterministic)
+      dynamic_cast<caf::scheduler::test_coordinator&>(impl_->sys->scheduler())
+        .run();
+    impl_->detector = nullptr;
+  }
+  deadlock::uninstall_table(impl_->sys.get());
   impl_->sys.reset();
+  impl_->waits.reset(); // after the actors: none can end a wait any more
+}
+
+deadlock_detector_actor runtime::deadlock_detector() const {
+  return impl_->detector;
 }
 
 caf::actor_system& runtime::system() {
@@ -331,11 +402,14 @@ graph_run runtime::start(const graph_spec& graph) {
   auto plan = detail::run_plan::make(spec, reg_, metrics, std::move(resources));
   st->plan = plan;
   st->started = std::chrono::steady_clock::now();
+  st->notices = impl_->notices;
+  st->notices_from = st->notices->position();
   std::weak_ptr<graph_run::state> weak = st;
   st->supervisor = detail::spawn_graph_supervisor(
     *impl_->sys, plan, [weak](run_outcome outcome) {
       if (auto s = weak.lock()) {
         s->ended = std::chrono::steady_clock::now();
+        s->notices_to = s->notices->position();
         s->promise.set_value(std::move(outcome));
       }
     });
@@ -456,6 +530,9 @@ run_report graph_run::report() const {
     r.status = "running";
   }
   r.wall_seconds = std::chrono::duration<double>(end - state_->started).count();
+  auto to = finished() ? state_->notices_to.load() : state_->notices->position();
+  r.deadlocks = state_->notices->between(state_->notices_from, to,
+                                         r.deadlock_texts);
   for (size_t i = 0; i < plan.metrics->nodes.size(); ++i) {
     auto n = snapshot(*plan.metrics->nodes[i]);
     auto kind = plan.types[i]->kind;

@@ -16,6 +16,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "supervision/engine.hpp"
+#include "troupe/deadlock_detector.hpp"
 #include "troupe/errors.hpp"
 #include "troupe/hygiene.hpp"
 
@@ -70,6 +71,9 @@ std::string start_slot(pointer self, size_t i) {
   // never trappable): we watch children by monitor only.
   self->unlink_from(s.handle);
   self->monitor(s.handle);
+  deadlock::name_actor(self->system(),
+                       caf::actor_cast<caf::abstract_actor*>(s.handle)->ctrl(),
+                       s.spec.name, s.spec.restart != restart_type::temporary);
   return {};
 }
 

@@ -145,6 +145,8 @@ std::string bad_setting(const std::string& field, const std::string& got) {
     {"window", "a positive integer, at most 16777216"},
     {"window_bytes", "a positive size up to 1TiB such as 8MiB"},
     {"max_attempts", "a positive integer, at most 1000"},
+    {"probe_interval", "a duration of at least 1ms such as 500ms"},
+    {"detect", "true or false"},
     {"intensity", "a whole number of restarts (0: never restart), at most "
                   "1000000"},
     {"period", "a positive duration such as 5s"},
@@ -658,6 +660,9 @@ private:
       bad(w, "shutdown_timeout", "runtime", show(rt.shutdown_timeout));
     if (rt.request_timeout < std::chrono::milliseconds(1))
       bad(w, "request_timeout", "runtime", show(rt.request_timeout));
+    if (rt.deadlock.probe_interval < std::chrono::milliseconds(1))
+      bad(w, "probe_interval", "runtime.deadlock",
+          show(rt.deadlock.probe_interval));
     if (rt.batch_size < 1 || rt.batch_size > max_batch_size)
       bad(w, "batch_size", "runtime", std::to_string(rt.batch_size));
     if (rt.window < 1 || rt.window > max_window)

@@ -22,6 +22,7 @@ enum class errc : uint8_t {
   timeout,          // a service's own deadline passed (gather, a queue wait)
   cancelled,        // the caller no longer wants it (a race's losers)
   unavailable,      // the service is shutting down or has no worker left
+  deadlock,         // the request waited in a cycle (deadlock_detector.hpp)
 };
 
 const char* to_string(errc x);

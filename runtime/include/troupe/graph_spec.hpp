@@ -32,6 +32,22 @@ enum class actor_kind { source, stage, sink, service };
 
 const char* to_string(actor_kind x);
 
+// What the deadlock detector (deadlock_detector.hpp) does with a finding:
+// only report it, fail the waiting requests with a `deadlock` error, or
+// restart one supervised member.
+enum class deadlock_policy { report, fail, restart };
+
+const char* to_string(deadlock_policy x);
+bool parse_deadlock_policy(const std::string& text, deadlock_policy& out);
+
+// `runtime: { deadlock: { detect, probe_interval, policy } }`; the runtime
+// embedders build has the same (runtime_options::deadlock).
+struct deadlock_spec {
+  bool detect = true;
+  duration probe_interval = std::chrono::milliseconds(500);
+  deadlock_policy policy = deadlock_policy::fail;
+};
+
 struct runtime_spec {
   size_t threads = 0;           // 0: one per hardware thread
   delivery_mode delivery = delivery_mode::at_least_once;
@@ -43,7 +59,9 @@ struct runtime_spec {
   size_t window_bytes = 8 * 1024 * 1024;
   uint32_t max_attempts = 3;    // deliveries of one record before it fails
   duration request_timeout = std::chrono::seconds(30); // every ask()
-  field_positions where;        // by field name ("window", ...)
+  deadlock_spec deadlock;
+  field_positions where; // by field name ("window", ..., "deadlock",
+                         // "detect", "probe_interval", "policy")
 };
 
 struct supervision_spec {

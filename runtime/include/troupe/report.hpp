@@ -37,6 +37,11 @@ struct run_report {
   uint64_t sink_records = 0;   // out of sinks (written)
   uint64_t dead_lettered = 0, restarts = 0, redelivered = 0, lost = 0;
   int64_t in_flight = 0;
+  // Deadlocks the detector found while the run went on (every finding of
+  // the runtime then, not only this graph's), "TEXT (RESOLUTION)" each; the
+  // texts stop at the detector's first 1000.
+  uint64_t deadlocks = 0;
+  std::vector<std::string> deadlock_texts;
 
   bool balanced() const;
 };

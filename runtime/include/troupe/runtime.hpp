@@ -53,6 +53,7 @@
 #include <caf/actor_control_block.hpp>
 #include <caf/fwd.hpp>
 
+#include "troupe/deadlock_detector.hpp"
 #include "troupe/graph_spec.hpp"
 #include "troupe/metrics.hpp"
 #include "troupe/registry.hpp"
@@ -66,6 +67,9 @@ struct runtime_options {
   // runs until the caller drives `system().scheduler()` (run(),
   // advance_time()). ~runtime then drives it itself until every graph ended.
   bool deterministic = false;
+  // The deadlock detector (deadlock_detector.hpp): one per runtime, watching
+  // every request between its actors. YAML: `runtime: deadlock:`.
+  deadlock_spec deadlock;
 };
 
 class graph_run;
@@ -96,6 +100,9 @@ public:
   runtime& operator=(const runtime&) = delete;
 
   caf::actor_system& system();
+  // The runtime's deadlock detector (deadlock_detector.hpp); an invalid
+  // handle when runtime_options::deadlock.detect is false.
+  deadlock_detector_actor deadlock_detector() const;
   const registry& types() const {
     return *reg_;
   }

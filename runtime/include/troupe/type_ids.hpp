@@ -18,6 +18,8 @@
 //   CAF_BEGIN_TYPE_ID_BLOCK(my_app, caf::first_custom_type_id)
 #pragma once
 
+#include <vector>
+
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
 #include <caf/type_id.hpp>
@@ -30,6 +32,9 @@ constexpr caf::type_id_t type_id_offset = caf::first_custom_type_id + 1000;
 constexpr caf::type_id_t type_id_end = type_id_offset + 100;
 
 struct stage_result; // internal (runtime/src/internal_protocols.hpp)
+struct deadlock_notice; // deadlock_detector.hpp
+struct deadlock_wait;
+struct deadlock_stats;
 
 // Registers troupe's type-ID block and its error category on `cfg`.
 void add_message_types(caf::actor_system_config& cfg);
@@ -59,6 +64,19 @@ CAF_BEGIN_TYPE_ID_BLOCK(troupe, ::troupe::type_id_offset)
   CAF_ADD_ATOM(troupe, troupe, add_atom, "add")
   CAF_ADD_ATOM(troupe, troupe, get_atom, "get")
   CAF_ADD_ATOM(troupe, troupe, wake_atom, "wake")
+
+  // The deadlock detector (deadlock_detector.hpp).
+  CAF_ADD_TYPE_ID(troupe, (troupe::deadlock_notice))
+  CAF_ADD_TYPE_ID(troupe, (troupe::deadlock_wait))
+  CAF_ADD_TYPE_ID(troupe, (std::vector<troupe::deadlock_wait>))
+  CAF_ADD_TYPE_ID(troupe, (troupe::deadlock_stats))
+  CAF_ADD_ATOM(troupe, troupe, wait_atom, "dl_wait")
+  CAF_ADD_ATOM(troupe, troupe, clear_atom, "dl_clear")
+  CAF_ADD_ATOM(troupe, troupe, name_atom, "dl_name")
+  CAF_ADD_ATOM(troupe, troupe, deadlock_stats_atom, "dl_stats")
+  CAF_ADD_ATOM(troupe, troupe, subscribe_atom, "dl_sub")
+  CAF_ADD_ATOM(troupe, troupe, probe_atom, "dl_probe")
+  CAF_ADD_ATOM(troupe, troupe, deadlock_atom, "deadlock")
 
 CAF_END_TYPE_ID_BLOCK(troupe)
 

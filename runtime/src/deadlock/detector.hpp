@@ -1,0 +1,22 @@
+// Spawning the runtime's deadlock detector (the actor is described in
+// troupe/deadlock_detector.hpp).
+#pragma once
+
+#include <functional>
+#include <memory>
+
+#include <caf/fwd.hpp>
+
+#include "troupe/deadlock_detector.hpp"
+#include "wait_table.hpp"
+
+namespace troupe::deadlock {
+
+// `on_notice` runs on the detector's thread for every finding (the runtime
+// logs it and keeps it for run reports); it must not block.
+deadlock_detector_actor
+spawn_detector(caf::actor_system& sys, std::shared_ptr<wait_table> table,
+               deadlock_spec spec,
+               std::function<void(const deadlock_notice&)> on_notice);
+
+} // namespace troupe::deadlock
