@@ -459,6 +459,28 @@ TEST_CASE("tracked_mutex: an unlock by a thread that does not hold it is reporte
   set_thread_name("");
 }
 
+TEST_CASE("tracked_mutex: a thread that ends holding a lock leaves it held") {
+  capture_reports cap;
+  tracked_mutex m{"leaked"};
+  std::thread quitter{[&] {
+    set_thread_name("quitter");
+    m.lock(); // never unlocked by this thread (held, as with std::mutex)
+  }};
+  quitter.join(); // its held list is gone; the mutex must not point to it
+  CHECK_FALSE(m.try_lock());
+  CHECK_FALSE(m.lock_for(1ms));
+  m.unlock(); // by a thread that does not hold it: reported, released
+  auto rs = cap.get();
+  REQUIRE(rs.size() == 2);
+  CHECK(rs[0].what == lock_report::kind::timeout);
+  CHECK(rs[0].other_thread_name == "quitter");
+  CHECK(rs[1].what == lock_report::kind::unlock_not_owner);
+  CHECK(rs[1].other_thread_name == "quitter");
+  REQUIRE(m.try_lock());
+  m.unlock();
+  CHECK(cap.get().size() == 2);
+}
+
 TEST_CASE("tracked_mutex: locking it again on the holding thread is reported and throws") {
   capture_reports cap;
   tracked_mutex m{"config"};

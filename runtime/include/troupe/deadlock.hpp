@@ -176,6 +176,8 @@ private:
 //   - destroyed_held: the mutex is destroyed while held (reported, naming the
 //     holder). Threads still waiting on it then are undefined, as for any
 //     mutex.
+// A thread that ends holding a tracked mutex leaves it held, as with
+// std::mutex (not reported at exit; a lock_for names it as the holder).
 // unlock() never throws: it runs in lock_guard's destructor, where a throw
 // would terminate the program.
 //
@@ -252,6 +254,10 @@ bool remove_lock_listener(lock_listener_token token);
 // Names the calling thread in lock reports (thread-local).
 void set_thread_name(std::string name);
 
+namespace detail {
+struct held_locks; // a thread's held tracked mutexes (tracked_mutex.cpp)
+} // namespace detail
+
 class tracked_mutex {
 public:
   explicit tracked_mutex(std::string name);
@@ -269,8 +275,12 @@ public:
   std::uint64_t id() const noexcept { return id_; }
 
 private:
-  // Checks order, waits until free (at most `timeout` when given), takes it.
-  bool acquire(const duration* timeout);
+  friend struct detail::held_locks;
+
+  // Checks order, waits until free (until `deadline` when given), takes it.
+  bool acquire(const duration* timeout, const time_point* deadline);
+  void take(detail::held_locks& mine);
+  void release_from_owner();
 
   std::string name_;
   std::uint64_t id_;
@@ -278,6 +288,7 @@ private:
   bool held_ = false;
   std::thread::id owner_;
   std::string owner_name_;
+  detail::held_locks* owner_locks_ = nullptr; // null once the owner exited
   std::condition_variable free_; // notified by unlock()
 };
 

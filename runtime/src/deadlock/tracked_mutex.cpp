@@ -41,17 +41,13 @@ struct edge_site {
 };
 
 // Process-wide state, under `m`: the order graph (edges before → after,
-// "after was taken while holding before"), each thread's held locks, and
-// every tracked_mutex's held_/owner_ (the condition variables of waiting
-// lock() calls use `m` too). Held lists live here rather than in a
-// thread_local so that an unlock by another thread, or the destruction of a
-// held mutex, can take the lock off its holder's list.
+// "after was taken while holding before"), and, though they live elsewhere,
+// every thread's held list and every tracked_mutex's held_/owner_ (the
+// condition variables of waiting lock() calls use `m` too).
 struct registry {
   std::mutex m;
-  std::unordered_map<std::uint64_t, std::string> names;
   std::unordered_map<std::uint64_t, std::map<std::uint64_t, edge_site>> after;
   std::set<std::pair<std::uint64_t, std::uint64_t>> reported;
-  std::unordered_map<std::thread::id, std::vector<std::uint64_t>> held_by;
   std::atomic<std::uint64_t> next_id{1};
 
   // Is `to` reachable from `from` along order edges? (Caller holds m.)
@@ -69,25 +65,39 @@ struct registry {
     }
     return false;
   }
-
-  // Takes `id` off `owner`'s held list (its latest entry: locks may be
-  // released out of order). Caller holds m.
-  void drop_held(std::thread::id owner, std::uint64_t id) {
-    auto it = held_by.find(owner);
-    if (it == held_by.end()) return;
-    auto& list = it->second;
-    auto pos = std::find(list.rbegin(), list.rend(), id);
-    if (pos != list.rend()) list.erase(std::next(pos).base());
-    if (list.empty()) held_by.erase(it);
-  }
 };
 
 registry& reg() {
-  static registry r; // never destroyed before the mutexes using it
-  return r;
+  // Never destroyed: a static tracked_mutex may outlive any static here.
+  static auto* r = new registry;
+  return *r;
 }
 
-thread_local std::string this_thread_name;
+} // namespace
+
+namespace detail {
+
+// A thread's held tracked mutexes, most recent last, and its name. The list
+// is guarded by the registry mutex: another thread's unlock, or the
+// destruction of a held mutex, takes a lock off it.
+struct held_locks {
+  std::vector<tracked_mutex*> locks;
+  std::string name; // only its thread touches it
+
+  ~held_locks() {
+    // The thread ends holding locks (as with std::mutex, they stay held):
+    // their owner's list goes away.
+    auto& g = reg();
+    std::lock_guard<std::mutex> guard{g.m};
+    for (auto* m : locks) m->owner_locks_ = nullptr;
+  }
+};
+
+} // namespace detail
+
+namespace {
+
+thread_local detail::held_locks here;
 
 // --- listeners ---------------------------------------------------------------
 
@@ -112,8 +122,8 @@ struct listeners {
 };
 
 listeners& subs() {
-  static listeners s;
-  return s;
+  static auto* s = new listeners; // never destroyed, like the registry
+  return *s;
 }
 
 thread_local int delivering = 0;
@@ -165,7 +175,7 @@ lock_report make_report(lock_report::kind what, const std::string& mutex,
   r.what = what;
   r.first = mutex;
   r.this_thread = std::this_thread::get_id();
-  r.this_thread_name = this_thread_name;
+  r.this_thread_name = here.name;
   r.other_thread = other;
   r.other_thread_name = other_name;
   return r;
@@ -205,15 +215,12 @@ bool remove_lock_listener(lock_listener_token token) {
   return true;
 }
 
-void set_thread_name(std::string name) { this_thread_name = std::move(name); }
+void set_thread_name(std::string name) { here.name = std::move(name); }
 
 // --- tracked_mutex -----------------------------------------------------------
 
 tracked_mutex::tracked_mutex(std::string name)
   : name_(std::move(name)), id_(reg().next_id++) {
-  auto& g = reg();
-  std::lock_guard<std::mutex> guard{g.m};
-  g.names[id_] = name_;
 }
 
 tracked_mutex::~tracked_mutex() {
@@ -226,9 +233,8 @@ tracked_mutex::~tracked_mutex() {
       r.text = "lock misuse: '" + name_ + "' destroyed while held by " +
                describe(owner_, owner_name_);
       found.push_back(std::move(r));
-      g.drop_held(owner_, id_);
+      release_from_owner();
     }
-    g.names.erase(id_);
     g.after.erase(id_);
     for (auto& [from, tos] : g.after) tos.erase(id_);
     for (auto it = g.reported.begin(); it != g.reported.end();)
@@ -237,14 +243,36 @@ tracked_mutex::~tracked_mutex() {
   deliver(found);
 }
 
-bool tracked_mutex::acquire(const duration* timeout) {
-  const auto start = std::chrono::steady_clock::now();
+// Caller holds the registry mutex.
+void tracked_mutex::take(detail::held_locks& mine) {
+  held_ = true;
+  owner_ = std::this_thread::get_id();
+  owner_name_ = mine.name;
+  owner_locks_ = &mine;
+  mine.locks.push_back(this);
+}
+
+// Caller holds the registry mutex. Off its owner's list (the latest entry:
+// locks may be released out of order), then free.
+void tracked_mutex::release_from_owner() {
+  if (owner_locks_ != nullptr) {
+    auto& list = owner_locks_->locks;
+    auto pos = std::find(list.rbegin(), list.rend(), this);
+    if (pos != list.rend()) list.erase(std::next(pos).base());
+  }
+  held_ = false;
+  owner_ = {};
+  owner_name_.clear();
+  owner_locks_ = nullptr;
+}
+
+bool tracked_mutex::acquire(const duration* timeout, const time_point* deadline) {
   const auto me = std::this_thread::get_id();
   auto& g = reg();
   std::unique_lock<std::mutex> lk{g.m};
   if (held_ && owner_ == me) {
-    auto r = make_report(lock_report::kind::self_deadlock, name_, me, this_thread_name);
-    r.text = "lock self-deadlock: " + describe(me, this_thread_name) + " locks '" + name_ +
+    auto r = make_report(lock_report::kind::self_deadlock, name_, me, here.name);
+    r.text = "lock self-deadlock: " + describe(me, here.name) + " locks '" + name_ +
              "', which it already holds";
     lk.unlock();
     deliver({r});
@@ -252,29 +280,28 @@ bool tracked_mutex::acquire(const duration* timeout) {
                             "tracked_mutex '" + name_ + "' locked twice by one thread");
   }
   std::vector<lock_report> found;
-  if (auto mine = g.held_by.find(me); mine != g.held_by.end()) {
-    for (auto h : mine->second) {
-      auto& tos = g.after[h];
-      if (tos.count(id_) > 0) continue; // edge known, checked when first seen
-      // New edge h → this. A path this → … → h means the reverse order was
-      // taken before: an inversion.
-      if (g.reaches(id_, h) && g.reported.insert({id_, h}).second) {
-        // The site that took them the other way: the first edge out of this
-        // mutex on the path (the direct edge this → h when there is one).
-        auto& outs = g.after[id_];
-        auto direct = outs.find(h);
-        auto& site = direct != outs.end() ? direct->second : outs.begin()->second;
-        auto r = make_report(lock_report::kind::inversion, name_, site.thread,
-                             site.thread_name);
-        r.second = g.names[h];
-        r.text = "lock order inversion: " + describe(me, this_thread_name) + " takes '" +
-                 r.first + "' while holding '" + r.second + "', but " +
-                 describe(r.other_thread, r.other_thread_name) + " took '" + r.first +
-                 "' before '" + r.second + "'";
-        found.push_back(std::move(r));
-      }
-      tos.emplace(id_, edge_site{me, this_thread_name});
+  for (const auto* held : here.locks) {
+    const auto h = held->id_;
+    auto& tos = g.after[h];
+    if (tos.count(id_) > 0) continue; // edge known, checked when first seen
+    // New edge h → this. A path this → … → h means the reverse order was
+    // taken before: an inversion.
+    if (g.reaches(id_, h) && g.reported.insert({id_, h}).second) {
+      // The site that took them the other way: the first edge out of this
+      // mutex on the path (the direct edge this → h when there is one).
+      auto& outs = g.after[id_];
+      auto direct = outs.find(h);
+      auto& site = direct != outs.end() ? direct->second : outs.begin()->second;
+      auto r = make_report(lock_report::kind::inversion, name_, site.thread,
+                           site.thread_name);
+      r.second = held->name_;
+      r.text = "lock order inversion: " + describe(me, here.name) + " takes '" +
+               r.first + "' while holding '" + r.second + "', but " +
+               describe(r.other_thread, r.other_thread_name) + " took '" + r.first +
+               "' before '" + r.second + "'";
+      found.push_back(std::move(r));
     }
+    tos.emplace(id_, edge_site{me, here.name});
   }
   if (!found.empty()) {
     // Reported before blocking, outside the internal mutex.
@@ -285,39 +312,33 @@ bool tracked_mutex::acquire(const duration* timeout) {
   auto is_free = [this] { return !held_; };
   if (timeout == nullptr) {
     free_.wait(lk, is_free);
-  } else if (!free_.wait_until(lk, start + *timeout, is_free)) {
+  } else if (!free_.wait_until(lk, *deadline, is_free)) {
     auto r = make_report(lock_report::kind::timeout, name_, owner_, owner_name_);
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*timeout).count();
-    r.text = "lock timeout: " + describe(me, this_thread_name) + " gave up on '" + name_ +
+    r.text = "lock timeout: " + describe(me, here.name) + " gave up on '" + name_ +
              "' after " + std::to_string(ms) + " ms; held by " +
              describe(owner_, owner_name_);
     lk.unlock();
     deliver({r});
     return false;
   }
-  held_ = true;
-  owner_ = me;
-  owner_name_ = this_thread_name;
-  g.held_by[me].push_back(id_);
+  take(here);
   return true;
 }
 
-void tracked_mutex::lock() { acquire(nullptr); }
+void tracked_mutex::lock() { acquire(nullptr, nullptr); }
 
 bool tracked_mutex::lock_for(std::chrono::steady_clock::duration timeout) {
-  return acquire(&timeout);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  return acquire(&timeout, &deadline);
 }
 
 bool tracked_mutex::try_lock() {
   // try_lock never blocks, so it cannot close a deadlock: no order edge.
-  const auto me = std::this_thread::get_id();
   auto& g = reg();
   std::lock_guard<std::mutex> guard{g.m};
   if (held_) return false;
-  held_ = true;
-  owner_ = me;
-  owner_name_ = this_thread_name;
-  g.held_by[me].push_back(id_);
+  take(here);
   return true;
 }
 
@@ -329,20 +350,17 @@ void tracked_mutex::unlock() {
     std::lock_guard<std::mutex> guard{g.m};
     if (!held_) {
       auto r = make_report(lock_report::kind::unlock_not_held, name_, {}, {});
-      r.text = "lock misuse: " + describe(me, this_thread_name) + " unlocks '" + name_ +
+      r.text = "lock misuse: " + describe(me, here.name) + " unlocks '" + name_ +
                "', which nobody holds";
       found.push_back(std::move(r));
     } else {
       if (owner_ != me) {
         auto r = make_report(lock_report::kind::unlock_not_owner, name_, owner_, owner_name_);
-        r.text = "lock misuse: " + describe(me, this_thread_name) + " unlocks '" + name_ +
+        r.text = "lock misuse: " + describe(me, here.name) + " unlocks '" + name_ +
                  "', held by " + describe(owner_, owner_name_);
         found.push_back(std::move(r));
       }
-      g.drop_held(owner_, id_);
-      held_ = false;
-      owner_ = {};
-      owner_name_.clear();
+      release_from_owner();
       // Under the internal mutex: once it is released, a waiter may take
       // this mutex and destroy it.
       free_.notify_one();
