@@ -196,8 +196,8 @@ private:
 //
 // Thread safety: all members are thread-safe like std::mutex's. Listeners run
 // on the thread that found the problem, outside the internal mutex, before
-// it blocks (and before the throw of a self-deadlock); they must not lock
-// tracked mutexes.
+// it blocks (and before the throw of a self-deadlock). So a listener may use
+// tracked mutexes, but its locks count like any others on that thread.
 //
 // Example:
 //   tracked_mutex accounts{"accounts"}, audit{"audit"};
@@ -232,12 +232,15 @@ const char* to_string(lock_report::kind k);
 
 using lock_reporter = std::function<void(const lock_report&)>;
 
-// Every report goes to each listener, in the order they were added, after
-// the reporter slot. The reporter slot prints one line on stderr unless
-// replaced. Both are thread-safe. When set_lock_reporter or
+// Where reports go: first the reporter slot (one line on stderr unless
+// replaced), then each listener in the order added (the deadlock detector
+// adds one, the stderr line stays). All of these are thread-safe. A listener
+// must not throw (an exception is caught and noted on stderr: it may run
+// inside unlock() or a destructor). When set_lock_reporter or
 // remove_lock_listener returns, the function it took out is not running on
-// any thread and is never called again (unless called from inside a
-// listener, which would wait for itself: then it returns at once).
+// any thread and is never called again, so its captures may go; except when
+// called from inside a listener (it could be waiting for itself), where it
+// returns at once.
 
 // Replaces the reporter slot (nullptr: the default stderr line) and returns
 // the previous one (empty for the default).
