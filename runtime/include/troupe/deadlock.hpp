@@ -40,6 +40,7 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -155,31 +156,68 @@ private:
 // tracked_mutex: a drop-in for std::mutex (lock/unlock/try_lock, so
 // std::lock_guard and std::unique_lock work) for legacy code inside services.
 // It records the locks each thread holds and a process-wide lock-order graph
-// (taking A while holding B adds the edge B → A). When a lock() or lock_for()
-// would add an edge that closes a cycle (A → B seen earlier, now B → A, or a
-// longer chain), the inversion is reported before blocking, i.e. before it
-// can deadlock, once per pair. lock_for(timeout) gives up after `timeout` and
-// reports the thread holding the mutex.
+// (taking A while holding B adds the edge B → A), and reports to the lock
+// listeners (below):
+//   - inversion: a lock() or lock_for() that would add an edge closing a
+//     cycle (A → B seen earlier, now B → A, or a longer chain) is reported
+//     before blocking, i.e. before it can deadlock, once per pair;
+//   - timeout: lock_for(timeout) gave up; the report names the holder;
+//   - self_deadlock: lock() or lock_for() by the thread that holds it. A
+//     std::mutex would hang forever; this one reports, then throws
+//     std::system_error(resource_deadlock_would_occur), as the standard
+//     allows when a deadlock is detected. (try_lock by the holder returns
+//     false, no report: it cannot hang.)
+//   - unlock_not_owner: unlock() by a thread that does not hold it, while
+//     another does (undefined for std::mutex). Reported, naming the holder,
+//     then the mutex is released anyway, as glibc's std::mutex does, so code
+//     that hands a lock between threads behaves as before: the tool
+//     observes, it does not change the program.
+//   - unlock_not_held: unlock() of a mutex nobody holds: reported, no effect.
+//   - destroyed_held: the mutex is destroyed while held (reported, naming the
+//     holder). Threads still waiting on it then are undefined, as for any
+//     mutex.
+// A thread that ends holding a tracked mutex leaves it held, as with
+// std::mutex (not reported at exit; a lock_for names it as the holder).
+// unlock() never throws: it runs in lock_guard's destructor, where a throw
+// would terminate the program.
 //
-// Cost: every lock() and unlock() takes one process-wide internal mutex
-// (twice for lock: order check, then owner bookkeeping) and scans the
-// calling thread's held locks; a new order edge costs a DFS over the order
-// graph (once per edge for the mutexes' lifetime). Meant for legacy code
-// with a handful of locks, not for hot paths.
+// Implementation: one process-wide internal std::mutex guards every tracked
+// mutex's state (held, owner) and the order graph; a waiting lock() sleeps on
+// the tracked mutex's condition variable. So no real lock is ever taken in
+// the program's (possibly inverted) order, and a ThreadSanitizer build sees
+// plain mutex/condition-variable synchronisation: its own lock-order checker
+// has nothing to report, and data guarded by a tracked_mutex is seen as
+// guarded.
 //
-// Thread safety: all members are thread-safe like std::mutex's. The reporter
-// runs on the locking thread, outside the internal mutex; it must not lock
-// tracked mutexes.
+// Cost: every lock() and unlock() takes that internal mutex once and scans
+// the calling thread's held locks; a new order edge costs a DFS over the
+// order graph (once per edge for the mutexes' lifetime). Meant for legacy
+// code with a handful of locks, not for hot paths.
+//
+// Thread safety: all members are thread-safe like std::mutex's. Listeners run
+// on the thread that found the problem, outside the internal mutex, before
+// it blocks (and before the throw of a self-deadlock). So a listener may use
+// tracked mutexes, but its locks count like any others on that thread.
 //
 // Example:
 //   tracked_mutex accounts{"accounts"}, audit{"audit"};
 //   { std::lock_guard a{accounts}; std::lock_guard b{audit}; }   // accounts → audit
 //   { std::lock_guard b{audit}; std::lock_guard a{accounts}; }   // reported: inversion
 struct lock_report {
-  enum class kind { inversion, timeout } what = kind::inversion;
+  enum class kind {
+    inversion,
+    timeout,
+    self_deadlock,
+    unlock_not_owner,
+    unlock_not_held,
+    destroyed_held,
+  };
+  kind what = kind::inversion;
   // inversion: `first` was taken before `second` earlier (by other_thread),
   // now this_thread takes `first` while holding `second`.
-  // timeout: this_thread gave up on `first`, held by other_thread.
+  // Every other kind: `first` is the mutex, `second` is empty, and
+  // other_thread is its holder (default id when nobody holds it; for a
+  // self-deadlock, this_thread).
   std::string first;
   std::string second;
   std::thread::id this_thread;
@@ -189,14 +227,39 @@ struct lock_report {
   std::string text; // one line, what the default reporter prints
 };
 
+// "inversion", "timeout", "self_deadlock", ...
+const char* to_string(lock_report::kind k);
+
 using lock_reporter = std::function<void(const lock_report&)>;
 
-// Sets the process-wide reporter (nullptr: the default, one line on stderr)
-// and returns the previous one.
+// Where reports go: first the reporter slot (one line on stderr unless
+// replaced), then each listener in the order added (the deadlock detector
+// adds one, the stderr line stays). All of these are thread-safe. A listener
+// must not throw (an exception is caught and noted on stderr: it may run
+// inside unlock() or a destructor). When set_lock_reporter or
+// remove_lock_listener returns, the function it took out is not running on
+// any thread and is never called again, so its captures may go; except when
+// called from inside a listener (it could be waiting for itself), where it
+// returns at once.
+
+// Replaces the reporter slot (nullptr: the default stderr line) and returns
+// the previous one (empty for the default).
 lock_reporter set_lock_reporter(lock_reporter r);
+
+// Adds a listener beside the reporter slot (a deadlock detector, a metric);
+// returns the token for remove_lock_listener. Tokens are never 0.
+using lock_listener_token = std::uint64_t;
+lock_listener_token add_lock_listener(lock_reporter fn);
+
+// Removes a listener; false for an unknown token.
+bool remove_lock_listener(lock_listener_token token);
 
 // Names the calling thread in lock reports (thread-local).
 void set_thread_name(std::string name);
+
+namespace detail {
+struct held_locks; // a thread's held tracked mutexes (tracked_mutex.cpp)
+} // namespace detail
 
 class tracked_mutex {
 public:
@@ -215,12 +278,21 @@ public:
   std::uint64_t id() const noexcept { return id_; }
 
 private:
-  void before_blocking();
-  void acquired();
+  friend struct detail::held_locks;
 
-  std::timed_mutex m_;
+  // Checks order, waits until free (until `deadline` when given), takes it.
+  bool acquire(const duration* timeout, const time_point* deadline);
+  void take(detail::held_locks& mine);
+  void release_from_owner();
+
   std::string name_;
   std::uint64_t id_;
+  // Guarded by the process-wide internal mutex.
+  bool held_ = false;
+  std::thread::id owner_;
+  std::string owner_name_;
+  detail::held_locks* owner_locks_ = nullptr; // null once the owner exited
+  std::condition_variable free_; // notified by unlock()
 };
 
 } // namespace troupe::deadlock
