@@ -689,7 +689,8 @@ private:
       for (auto& [slot, res] : g_.resources[i].resources)
         for (size_t j = 0; j < g_.resources.size(); ++j)
           if (g_.resources[j].name == res) {
-            request_edge(resource_vertex_[i], resource_vertex_[j], {}, {});
+            request_edge(resource_vertex_[i], resource_vertex_[j], {},
+                         "resource '" + g_.resources[i].name + "'");
             break;
           }
   }
