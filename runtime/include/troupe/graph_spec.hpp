@@ -114,11 +114,12 @@ struct resource_spec {
   std::string name;
   std::string type;
   param_set params;
-  // Resource slots (`next: b`) by slot name: the services this one asks,
-  // each a slot its type lists in actor_type::calls.
-  std::map<std::string, std::string> resources;
   source_location where;       // the resource's name
   field_positions field_where; // "" (its map), "type", a slot name
+  // Resource slots (`next: b`) by slot name: the services this one asks,
+  // each a slot its type lists in actor_type::calls. (After the fields
+  // above, so aggregate initialisers written before it still compile.)
+  std::map<std::string, std::string> resources;
   // Set by the runtime for the service's spawn function only: the registry
   // the resource was validated against (to find a record function by
   // name); a service may keep it for its lifetime. Null elsewhere.
