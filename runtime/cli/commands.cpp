@@ -289,6 +289,10 @@ int cmd_graph(const std::vector<std::string>& args) {
     std::cout << "  " << q(n.name) << " [shape=" << shape
               << ", label=" << q(label) << "];\n";
   }
+  for (auto& r : g->resources) // a service asking another (actor_type::calls)
+    for (auto& [slot, res] : r.resources)
+      std::cout << "  " << q(r.name) << " -> " << q(res)
+                << " [style=dotted, label=" << q(slot) << "];\n";
   for (auto& n : g->nodes) {
     for (auto& in : n.inputs)
       std::cout << "  " << q(in.node) << " -> " << q(n.name)
@@ -352,6 +356,8 @@ int cmd_types(const std::vector<std::string>& args) {
   for (auto* t : types) {
     std::cout << t->name << " (" << to_string(t->kind) << ", protocol "
               << t->protocol << ")\n    " << t->doc << '\n';
+    for (auto& slot : t->calls) // the services a resource of it may ask
+      std::cout << "    " << slot << ": NAME of a resource this one asks\n";
     {
       for (auto& p : t->params) {
         std::cout << "    " << p.name << ": " << to_string(p.type);

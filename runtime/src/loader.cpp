@@ -434,6 +434,21 @@ private:
     ps.set(key.value, std::move(pv));
   }
 
+  // A field of resource `v` that names another resource (`next: b`): a
+  // registered slot, unless the resource's service type has a parameter of
+  // that name. The validator says when its type does not call through it.
+  bool is_resource_slot(const yaml_node& v, const std::string& field) const {
+    if (!reg_.slot_protocol(field))
+      return false;
+    auto* type = v.find("type");
+    if (!type || type->what != kind::scalar)
+      return true;
+    auto* t = reg_.find(type->value, actor_kind::service);
+    return !t
+           || std::none_of(t->params.begin(), t->params.end(),
+                           [&](const param_spec& p) { return p.name == field; });
+  }
+
   void load_resources(const yaml_node& rs, graph_spec& g) {
     if (rs.what == kind::null)
       return;
@@ -451,6 +466,10 @@ private:
           r.field_where["type"] = fv.where;
           if (auto s = scalar(fv, "type"))
             r.type = *s;
+        } else if (is_resource_slot(v, fk.value)) {
+          r.field_where[fk.value] = fv.where;
+          if (auto s = scalar(fv, fk.value))
+            r.resources[fk.value] = *s;
         } else {
           raw_param(fk, fv, r.params);
         }

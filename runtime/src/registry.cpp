@@ -40,6 +40,19 @@ void registry::add(actor_type type) {
                                     + "': the default of '" + p.name
                                     + "' does not parse: " + msg);
   }
+  // Slots are checked against the registered ones at validation time:
+  // an extender may register its slots after its types.
+  if (!type.calls.empty() && !is_service)
+    throw std::invalid_argument("actor type '" + type.name
+                                + "' lists 'calls' but is a "
+                                + to_string(type.kind)
+                                + "; a node names what it asks in 'slots'");
+  seen.clear();
+  for (auto& c : type.calls)
+    if (!seen.insert(c).second)
+      throw std::invalid_argument("actor type '" + type.name
+                                  + "' lists slot '" + c
+                                  + "' twice in 'calls'");
   if (type.protocol.empty())
     type.protocol = "record_stream";
   // One name may have a source, a stage or sink, and a service (`queue`

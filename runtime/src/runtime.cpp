@@ -24,6 +24,7 @@
 #include "run_plan.hpp"
 #include "troupe/errors.hpp"
 #include "troupe/registry.hpp"
+#include "troupe/service.hpp"
 #include "troupe/type_ids.hpp"
 #include "troupe/validate.hpp"
 
@@ -75,19 +76,39 @@ std::string diagnostics_text(const std::vector<diagnostic>& diags) {
   return msg;
 }
 
-// Spawns the service `spec` (validated) of type `t`.
+// The running services the slots of `spec` name (actor_type::calls), from
+// `running`: the validator ordered a graph's resources so that these were
+// spawned first.
+std::shared_ptr<const slot_handles> handles_for(const resource_spec& spec,
+                                                const resource_map& running) {
+  auto out = std::make_shared<slot_handles>();
+  for (auto& [slot, name] : spec.resources) {
+    auto i = running.find(name);
+    if (i == running.end() || i->second->released)
+      throw std::invalid_argument("resource '" + spec.name + "': slot '"
+                                  + slot + "' names '" + name
+                                  + "', which is not running");
+    out->by_slot[slot] = {name, i->second->handle, i->second->handle_type};
+  }
+  return out;
+}
+
+// Spawns the service `spec` (validated) of type `t`; `running` has the
+// services its slots name.
 std::shared_ptr<const resource_entry>
 spawn_resource(caf::actor_system& sys, std::shared_ptr<const registry> reg,
-               const actor_type& t, const resource_spec& spec) {
+               const actor_type& t, const resource_spec& spec,
+               const resource_map& running) {
   auto e = std::make_shared<resource_entry>();
   e->spec = spec;
   e->protocol = t.protocol;
   e->handle_type = t.service.handle_type;
   e->on_node_event = t.service.on_node_event;
   e->make_client = t.service.make_client;
+  auto for_factory = spec;
+  for_factory.types = std::move(reg);
+  for_factory.handles = handles_for(spec, running);
   try {
-    auto for_factory = spec;
-    for_factory.types = std::move(reg);
     e->handle = t.service.spawn(sys, for_factory);
   } catch (const std::exception& ex) {
     throw std::invalid_argument("resource '" + spec.name
@@ -361,13 +382,25 @@ graph_run runtime::start(const graph_spec& graph) {
             + i->second->spec.type);
         shared.insert(*i);
       }
+    std::vector<std::string> named;
     for (auto& n : spec.nodes)
       for (auto& [_, name] : n.resources)
-        if (auto i = impl_->resources.find(name);
-            i != impl_->resources.end() && !shared.count(name)) {
-          shared.insert(*i);
-          spec.resources.push_back(i->second->spec);
-        }
+        named.push_back(name);
+    for (auto& r : spec.resources)
+      for (auto& [_, name] : r.resources)
+        named.push_back(name);
+    // ... and, transitively, the runtime's resources those name.
+    while (!named.empty()) {
+      auto name = std::move(named.back());
+      named.pop_back();
+      if (auto i = impl_->resources.find(name);
+          i != impl_->resources.end() && !shared.count(name)) {
+        shared.insert(*i);
+        spec.resources.push_back(i->second->spec);
+        for (auto& [_, next] : i->second->spec.resources)
+          named.push_back(next);
+      }
+    }
   }
   if (auto diags = validate(spec, *reg_); !diags.empty()) {
     std::string msg;
@@ -390,11 +423,14 @@ graph_run runtime::start(const graph_spec& graph) {
   }
   st->own = std::make_shared<detail::resource_group>();
   auto resources = shared;
+  // In spec order: validate() put what a resource calls before it.
   for (auto& r : spec.resources) {
     if (shared.count(r.name))
       continue;
     // On a throw, ~resource_group stops what was spawned so far.
-    auto e = detail::spawn_resource(*impl_->sys, reg_, *reg_->find(r.type, actor_kind::service), r);
+    auto e = detail::spawn_resource(
+      *impl_->sys, reg_, *reg_->find(r.type, actor_kind::service), r,
+      resources);
     st->own->map.emplace(r.name, e);
     resources.emplace(r.name, std::move(e));
   }
@@ -441,8 +477,15 @@ const run_metrics& graph_run::metrics() const {
 }
 
 void runtime::add_resource(resource_spec spec) {
-  // The validator's rules for a graph's resources, so both read alike.
-  auto diags = validate(spec, *reg_);
+  // The validator's rules for a graph's resources, so both read alike; its
+  // slots may name the resources running here.
+  std::vector<resource_spec> running;
+  {
+    std::lock_guard<std::mutex> guard{impl_->mtx};
+    for (auto& [_, e] : impl_->resources)
+      running.push_back(e->spec);
+  }
+  auto diags = validate(spec, *reg_, running);
   if (!diags.empty())
     throw std::invalid_argument(detail::diagnostics_text(diags));
   auto* t = reg_->find(spec.type, actor_kind::service);
@@ -452,7 +495,10 @@ void runtime::add_resource(resource_spec spec) {
     throw std::invalid_argument("resource '" + r.name + "': "
                                 + (r.name.empty() ? "a resource needs a name"
                                                   : "the name is taken"));
-  impl_->resources.emplace(r.name, detail::spawn_resource(*impl_->sys, reg_, *t, r));
+  // (One its slots name released meanwhile: handles_for says so.)
+  impl_->resources.emplace(r.name, detail::spawn_resource(*impl_->sys, reg_,
+                                                          *t, r,
+                                                          impl_->resources));
 }
 
 bool runtime::release_resource(const std::string& name) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
@@ -13,6 +14,7 @@
 
 #include <unistd.h>
 
+#include "request_graph.hpp"
 #include "troupe/loader.hpp"
 #include "troupe/registry.hpp"
 
@@ -174,15 +176,21 @@ constexpr uint32_t max_intensity = 1000000;
 
 class validator {
 public:
-  validator(graph_spec& g, const registry& reg, const validate_options& opts)
-    : g_(g), reg_(reg), opts_(opts) {
+  // `g.resources` from index `own` on are already running (a runtime's
+  // own): their slots may be named, they are not checked again.
+  validator(graph_spec& g, const registry& reg, const validate_options& opts,
+            size_t own = SIZE_MAX)
+    : g_(g), reg_(reg), opts_(opts),
+      own_(std::min(own, g.resources.size())) {
   }
 
-  // A resource outside any graph (runtime resources): its name, its type
-  // and its parameters, as in a graph.
+  // A resource outside any graph (runtime resources): its name, its type,
+  // its parameters and its slots, as in a graph.
   std::vector<diagnostic> run_resources() {
     names();
+    request_vertices();
     resources();
+    request_cycles();
     return finish();
   }
 
@@ -193,9 +201,11 @@ public:
     }
     names();
     resolve_types(true);
+    request_vertices();
     references();
     node_fields();
     resources();
+    request_cycles();
     values();
     groups();
     if (!out_.empty() || !opts_.deep)
@@ -203,6 +213,7 @@ public:
     order();
     if (!out_.empty())
       return finish();
+    resources_in_order();
     hooks();
     functions();
     files();
@@ -278,7 +289,8 @@ private:
       if (nodes[n.name]++ == 1)
         error(n.where, who(n), "node name '" + n.name + "' is used twice");
     }
-    for (auto& r : g_.resources) {
+    for (size_t i = 0; i < own_; ++i) {
+      auto& r = g_.resources[i];
       if (!valid_name(r.name))
         error(r.where, "", "bad resource name '" + r.name
                              + "' (letters, digits, _ and -)");
@@ -482,10 +494,47 @@ private:
     return out;
   }
 
+  // A slot field (`cache: memo`, `next: b`) of a node or resource: the slot
+  // is registered and names a resource speaking its protocol. Returns that
+  // resource's service type and sets `vertex` to the resource's vertex, or
+  // reports and returns null (also for a resource whose type is unknown,
+  // reported where it is declared).
+  const actor_type* slot_target(const std::string& slot,
+                                const std::string& res,
+                                const source_location& w,
+                                const std::string& who_, size_t& vertex) {
+    auto* proto = reg_.slot_protocol(slot);
+    if (!proto) {
+      error(w, who_, "unknown resource slot '" + slot + "'");
+      return nullptr;
+    }
+    auto r = std::find_if(g_.resources.begin(), g_.resources.end(),
+                          [&](auto& x) { return x.name == res; });
+    if (r == g_.resources.end()) {
+      std::vector<std::string> names;
+      for (auto& x : g_.resources)
+        names.push_back(x.name);
+      auto msg = "'" + slot + "' refers to unknown resource '" + res + "'";
+      auto guess = did_you_mean(res, names);
+      if (!guess.empty())
+        msg += " (did you mean '" + guess + "'?)";
+      error(w, who_, msg);
+      return nullptr;
+    }
+    auto* rt = reg_.find(r->type, actor_kind::service);
+    if (!rt)
+      return nullptr;
+    if (rt->protocol != *proto) {
+      error(w, who_, "'" + slot + "' needs a resource speaking '" + *proto
+                       + "', but '" + res + "' is a " + r->type
+                       + " (protocol '" + rt->protocol + "')");
+      return nullptr;
+    }
+    vertex = resource_vertex_[static_cast<size_t>(r - g_.resources.begin())];
+    return rt;
+  }
+
   void node_fields() {
-    std::vector<std::string> resource_names;
-    for (auto& r : g_.resources)
-      resource_names.push_back(r.name);
     for (size_t i = 0; i < g_.nodes.size(); ++i) {
       auto& n = g_.nodes[i];
       auto* t = types_[i];
@@ -527,36 +576,19 @@ private:
       }
       for (auto& [slot, res] : n.resources) {
         auto& w = n.at(slot);
-        auto* proto = reg_.slot_protocol(slot);
-        if (!proto) {
-          error(w, who(n), "unknown resource slot '" + slot + "'");
+        size_t target = 0;
+        auto* rt = slot_target(slot, res, w, who(n), target);
+        if (!rt)
           continue;
-        }
-
-        auto r = std::find_if(g_.resources.begin(), g_.resources.end(),
-                              [&](auto& x) { return x.name == res; });
-        if (r == g_.resources.end()) {
-          auto msg = "'" + slot + "' refers to unknown resource '" + res + "'";
-          auto guess = did_you_mean(res, resource_names);
-          if (!guess.empty())
-            msg += " (did you mean '" + guess + "'?)";
-          error(w, who(n), msg);
-          continue;
-        }
-        auto* rt = reg_.find(r->type, actor_kind::service);
-        if (rt && rt->protocol != *proto) {
-          error(w, who(n), "'" + slot + "' needs a resource speaking '"
-                             + *proto + "', but '" + res + "' is a "
-                             + r->type + " (protocol '" + rt->protocol
-                             + "')");
-          continue;
-        }
+        bool asks = std::find(t->slots.begin(), t->slots.end(), slot)
+                    != t->slots.end();
+        // Its logic asks the service through the slot's client and waits.
+        if (asks)
+          request_edge(node_vertex_[i], target, w, who(n));
         // A slot acts through the service's hook on any node (counter), or
         // through a client the node's logic must use: then only types that
         // say they use it (actor_type::slots) may name it.
-        if (rt && !rt->service.on_node_event
-            && std::find(t->slots.begin(), t->slots.end(), slot)
-                 == t->slots.end()) {
+        if (!rt->service.on_node_event && !asks) {
           std::string takes;
           for (auto& x : t->slots)
             takes += (takes.empty() ? "" : ", ") + x;
@@ -570,7 +602,8 @@ private:
   }
 
   void resources() {
-    for (auto& r : g_.resources) {
+    for (size_t i = 0; i < own_; ++i) {
+      auto& r = g_.resources[i];
       auto w = "resource '" + r.name + "'";
       if (r.type.empty()) {
         error(r.at(""), "", "'" + r.name + "' has no 'type'");
@@ -593,7 +626,10 @@ private:
         continue;
       }
       auto before = out_.size();
-      params(r.params, *t, r.at(""), w, {"type"});
+      resource_slots(i, *t);
+      std::vector<std::string> reserved{"type"}; // for "did you mean"
+      reserved.insert(reserved.end(), t->calls.begin(), t->calls.end());
+      params(r.params, *t, r.at(""), w, reserved);
       if (t->validate_resource && out_.size() == before) {
         std::vector<diagnostic> found;
         // A hook is extension code: what it throws is one more diagnostic.
@@ -608,6 +644,86 @@ private:
           error(d.where, w, d.message);
       }
     }
+  }
+
+  // The slots of resource `i` (of type `t`): each one its type calls
+  // through, naming a resource of the slot's protocol; each an edge of the
+  // request graph.
+  void resource_slots(size_t i, const actor_type& t) {
+    auto& r = g_.resources[i];
+    auto w = "resource '" + r.name + "'";
+    for (auto& slot : t.calls)
+      if (!reg_.slot_protocol(slot))
+        error(r.at("type"), w,
+              "type '" + t.name + "' calls through slot '" + slot
+                + "', which is not registered (registry::add_resource_slot)");
+    for (auto& [slot, res] : r.resources) {
+      auto& at = r.at(slot);
+      if (reg_.slot_protocol(slot)
+          && std::find(t.calls.begin(), t.calls.end(), slot)
+               == t.calls.end()) {
+        std::string calls;
+        for (auto& x : t.calls)
+          calls += (calls.empty() ? "" : ", ") + x;
+        error(at, w, "'" + slot + "' does nothing on a " + t.name
+                       + (calls.empty()
+                            ? std::string{" (it calls no other service)"}
+                            : " (it calls through " + calls + ")"));
+        continue;
+      }
+      size_t target = 0;
+      if (slot_target(slot, res, at, w, target))
+        request_edge(resource_vertex_[i], target, at, w);
+    }
+  }
+
+  // The request graph's vertices: resources first (in the order declared,
+  // the running ones with their edges), then nodes; so a cycle among
+  // resources is reported at the edge that closes it in file order.
+  void request_vertices() {
+    resource_vertex_.clear();
+    node_vertex_.clear();
+    for (auto& r : g_.resources)
+      resource_vertex_.push_back(requests_.add_vertex(r.name));
+    for (auto& n : g_.nodes)
+      node_vertex_.push_back(requests_.add_vertex(n.name));
+    for (size_t i = own_; i < g_.resources.size(); ++i)
+      for (auto& [slot, res] : g_.resources[i].resources)
+        for (size_t j = 0; j < g_.resources.size(); ++j)
+          if (g_.resources[j].name == res) {
+            request_edge(resource_vertex_[i], resource_vertex_[j], {},
+                         "resource '" + g_.resources[i].name + "'");
+            break;
+          }
+  }
+
+  void request_edge(size_t from, size_t to, const source_location& w,
+                    const std::string& who_) {
+    requests_.add_edge(from, to);
+    request_at_.push_back({w, who_});
+  }
+
+  // A cycle of requests would deadlock: each member waits for the next.
+  // Reported once, at the slot field that closes it.
+  void request_cycles() {
+    for (auto& c : requests_.cycles()) {
+      auto& [w, who_] = request_at_[c.closing];
+      error(w, who_, "request cycle " + requests_.describe(c)
+                       + " (each asks the next and waits for its reply)");
+    }
+  }
+
+  // Puts g.resources in spawn order: what a resource calls comes first,
+  // otherwise the order declared.
+  void resources_in_order() {
+    std::map<size_t, size_t> by_vertex;
+    for (size_t i = 0; i < g_.resources.size(); ++i)
+      by_vertex.emplace(resource_vertex_[i], i);
+    std::vector<resource_spec> sorted;
+    for (auto v : requests_.callees_first())
+      if (auto it = by_vertex.find(v); it != by_vertex.end())
+        sorted.push_back(std::move(g_.resources[it->second]));
+    g_.resources = std::move(sorted);
   }
 
   // A setting out of range, in the parser's words.
@@ -925,6 +1041,12 @@ private:
   std::vector<diagnostic> out_;
   std::vector<const actor_type*> types_; // per node, null when unknown
   std::map<std::string, size_t> index_;  // node name -> first index
+  size_t own_; // g_.resources[own_..] are running already
+  request_graph requests_; // who asks whom, edges as validated
+  std::vector<size_t> resource_vertex_; // per resource
+  std::vector<size_t> node_vertex_;     // per node, before order()
+  // Per request edge: where its slot field is, and whose it is.
+  std::vector<std::pair<source_location, std::string>> request_at_;
 };
 
 } // namespace
@@ -940,12 +1062,14 @@ std::vector<diagnostic> validate(graph_spec& g, const registry& reg) {
   return detail::validate(g, reg, {});
 }
 
-std::vector<diagnostic> validate(resource_spec& r, const registry& reg) {
+std::vector<diagnostic> validate(resource_spec& r, const registry& reg,
+                                 const std::vector<resource_spec>& running) {
   graph_spec g;
   g.file = "<resource>";
   g.resources.push_back(std::move(r));
+  g.resources.insert(g.resources.end(), running.begin(), running.end());
   detail::validate_options opts;
-  auto out = detail::validator{g, reg, opts}.run_resources();
+  auto out = detail::validator{g, reg, opts, 1}.run_resources();
   r = std::move(g.resources.front());
   return out;
 }

@@ -126,17 +126,26 @@ struct node_spec {
 };
 
 class registry;
+struct slot_handles; // service.hpp
 
 struct resource_spec {
   std::string name;
   std::string type;
   param_set params;
   source_location where;       // the resource's name
-  field_positions field_where; // "" (its map), "type"
+  field_positions field_where; // "" (its map), "type", a slot name
+  // Resource slots (`next: b`) by slot name: the services this one asks,
+  // each a slot its type lists in actor_type::calls. (After the fields
+  // above, so aggregate initialisers written before it still compile.)
+  std::map<std::string, std::string> resources;
   // Set by the runtime for the service's spawn function only: the registry
   // the resource was validated against (to find a record function by
   // name); a service may keep it for its lifetime. Null elsewhere.
   std::shared_ptr<const registry> types;
+  // Set by the runtime for the service's spawn function only: the running
+  // services its slots (`resources`) name, read with
+  // slot_handle<Handle>(spec, slot) (service.hpp). Null elsewhere.
+  std::shared_ptr<const slot_handles> handles;
 
   const source_location& at(const std::string& field) const;
   // Where the value of parameter `param` was written, else at("").

@@ -106,6 +106,17 @@ struct actor_type {
   // `counter` is taken by every node. Another slot on such a node is an
   // error: it would do nothing.
   std::vector<std::string> slots;
+  // Services: the resource slots (registered with add_resource_slot) a
+  // resource of this type may name, e.g. `next` for
+  // `resources: { a: { type: relay, next: b } }`. Each is a service this
+  // one asks and waits for: an edge of the request graph, which the
+  // validator (and so `troupe lint`) rejects when it closes a cycle
+  // (`request cycle a → b → a`). The runtime spawns the named resources
+  // first and hands their handles to this type's spawn
+  // (slot_handle<Handle>(spec, slot), service.hpp). A slot listed here but
+  // never registered is reported when a resource of the type is validated
+  // (slots may be registered after the types).
+  std::vector<std::string> calls;
   node_factory make_node; // sources, stages, sinks
   service_ops service;    // services: typed_service<Handle>(...)
   // Optional checks beyond the schema (a function name, a regex, a limit
@@ -137,7 +148,8 @@ class registry {
 public:
   // Adds or replaces a type. Throws std::invalid_argument on an inconsistent
   // entry (no factory, duplicate parameter names, a default that does not
-  // parse as its parameter's type).
+  // parse as its parameter's type, `calls` on a type that is not a service
+  // or naming a slot twice).
   void add(actor_type type);
   // Adds a record function. Throws std::invalid_argument when the name is
   // taken (a built-in such as `upper` included) or the factory is empty. A

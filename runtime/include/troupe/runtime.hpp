@@ -122,9 +122,12 @@ public:
   // until release_resource(spec.name) or ~runtime. Every later start() can
   // use it: a node's slot may name it without the graph declaring it, and a
   // graph that declares a resource of the same name and type uses this one
-  // (the graph's parameters for it are then ignored). Throws
-  // std::invalid_argument (a diagnostic per line) when the spec is invalid,
-  // the name is taken, or the factory fails; nothing is started then.
+  // (the graph's parameters for it are then ignored). Its slots
+  // (actor_type::calls) may name resources this runtime owns, never itself;
+  // a graph's resources may name it, and start() brings in what it names.
+  // Throws std::invalid_argument (a diagnostic per line) when the spec is
+  // invalid, the name is taken, or the factory fails; nothing is started
+  // then.
   void add_resource(resource_spec spec);
   // Stops the runtime's resource `name` now. False when there is none. Runs
   // still using it go on; what their nodes report to it is dropped.

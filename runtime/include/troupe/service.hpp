@@ -25,8 +25,20 @@
 //     });
 //   reg.add(std::move(t));
 //   reg.add_resource_slot("tally", "tally", "counts what this node passes on");
+//
+// A service that computes through other services lists their slots in
+// actor_type::calls; its spawn reads their handles from the spec:
+//   t.calls = {"next"};
+//   t.service = troupe::typed_service<relay_actor>(
+//     [](caf::actor_system& sys, const troupe::resource_spec& r) {
+//       return sys.spawn(relay_fn, troupe::slot_handle<relay_actor>(r, "next"));
+//     });
+//   reg.add_resource_slot("next", "relay", "the relay this one forwards to");
 #pragma once
 
+#include <map>
+#include <stdexcept>
+#include <string>
 #include <typeinfo>
 #include <utility>
 
@@ -37,6 +49,42 @@
 #include "troupe/registry.hpp"
 
 namespace troupe {
+
+// What the runtime hands a service's spawn (resource_spec::handles): for each
+// slot in resource_spec::resources, the running service it names and the
+// handle type that service registered. The runtime spawns what a resource
+// names before the resource itself (the validator has ruled out cycles).
+struct slot_handles {
+  struct entry {
+    std::string resource; // its name, for messages
+    caf::strong_actor_ptr handle;
+    const std::type_info* handle_type = nullptr;
+  };
+  std::map<std::string, entry> by_slot;
+};
+
+// For a service's spawn: the handle of the service its `slot` names, typed.
+// Throws std::invalid_argument when the spec names nothing in that slot (or
+// was not given handles: a spec outside the runtime's spawn) or the service
+// there speaks another handle type. A slot the type may leave empty is
+// tested with `spec.resources.count(slot)` first.
+template <class Handle>
+Handle slot_handle(const resource_spec& spec, const std::string& slot) {
+  const slot_handles::entry* e = nullptr;
+  if (spec.handles)
+    if (auto i = spec.handles->by_slot.find(slot);
+        i != spec.handles->by_slot.end())
+      e = &i->second;
+  if (!e || !e->handle)
+    throw std::invalid_argument("resource '" + spec.name
+                                + "': no running service in slot '" + slot
+                                + "'");
+  if (!e->handle_type || *e->handle_type != typeid(Handle))
+    throw std::invalid_argument("resource '" + spec.name + "': slot '" + slot
+                                + "' names '" + e->resource
+                                + "', which speaks another handle type");
+  return caf::actor_cast<Handle>(e->handle);
+}
 
 // Service operations for the protocol `Handle` (a caf::typed_actor alias):
 // `spawn(caf::actor_system&, const resource_spec&) -> Handle` starts one

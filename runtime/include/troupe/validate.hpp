@@ -17,7 +17,13 @@
 //   ones present, defaults filled;
 // - inputs name existing nodes and ports, never the same input twice, never
 //   a sink's data output; sources have no inputs, stages and sinks have some;
-// - resource slots name resources speaking the slot's protocol;
+// - resource slots name resources speaking the slot's protocol: a node's
+//   slots (a client slot only on types listing it in actor_type::slots), a
+//   resource's slots only those its type lists in actor_type::calls;
+// - the request graph (a node asks the resources in its client slots, a
+//   resource the ones in its `calls` slots) has no cycle: each is one error
+//   at the slot field that closes it, `request cycle a → b → c → a`;
+//   `g.resources` is put into spawn order (what a resource calls first);
 // - runtime and supervision values are in range (batch_size 1..2^20, window
 //   1..2^24, positive timeouts, intensity <= 10^6, workers 1..1024 on
 //   parallel types only, ...), in the words the YAML parser uses;
@@ -61,8 +67,11 @@ std::vector<diagnostic> validate(graph_spec& g, const registry& reg);
 
 // The same checks for one resource outside any graph (a runtime's own
 // resources): a well-formed name, a registered service type, its parameters
-// against the schema (defaults filled). Empty when it can be spawned.
-std::vector<diagnostic> validate(resource_spec& r, const registry& reg);
+// against the schema (defaults filled), its slots naming resources among
+// `running` (validated before, not checked again) and no request cycle.
+// Empty when it can be spawned.
+std::vector<diagnostic> validate(resource_spec& r, const registry& reg,
+                                 const std::vector<resource_spec>& running = {});
 
 // Problems with one more file the caller writes next to the graph's outputs
 // (the CLI's --report FILE): it must not be a file the graph reads or writes,
