@@ -18,6 +18,7 @@
 #include <caf/send.hpp>
 
 #include "deadlock/detector.hpp"
+#include "troupe/deadlock.hpp"
 #include "graph_supervisor.hpp"
 #include "internal_protocols.hpp"
 #include "resources.hpp"
@@ -192,6 +193,7 @@ struct runtime::impl {
   // end a wait.
   std::shared_ptr<deadlock::wait_table> waits;
   deadlock_detector_actor detector;
+  deadlock::lock_listener_token lock_listener = 0;
   std::shared_ptr<detail::notice_log> notices
     = std::make_shared<detail::notice_log>();
 
@@ -272,8 +274,16 @@ runtime::runtime(std::shared_ptr<const registry> reg, runtime_options opts)
       *impl_->sys, impl_->waits, opts.deadlock,
       [log = impl_->notices](const deadlock_notice& n) {
         log->add(n);
-        std::cerr << "troupe: deadlock: " << n.text << " (" << n.resolution
-                  << ")\n";
+        // (A lock report was printed where it happened.)
+        if (n.kind.rfind("lock_", 0) != 0)
+          std::cerr << "troupe: deadlock: " << n.text << " (" << n.resolution
+                    << ")\n";
+      });
+    // tracked_mutex's reports reach the detector's subscribers and the run
+    // reports too.
+    impl_->lock_listener = deadlock::add_lock_listener(
+      [det = impl_->detector](const deadlock::lock_report& r) {
+        caf::anon_send(det, deadlock_atom_v, deadlock::notice_of(r));
       });
   }
 }
@@ -338,6 +348,8 @@ runtime::~runtime() {
     stop_resources();
   }
   resources.clear(); // the last handles, while the system still exists
+  if (impl_->lock_listener != 0)
+    deadlock::remove_lock_listener(impl_->lock_listener);
   if (impl_->detector) {
     caf::anon_send_exit(impl_->detector, caf::exit_reason::user_shutdown);
     if (impl_->deterministic)

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include <caf/send.hpp>
 
 #include "troupe/ask.hpp"
+#include "troupe/deadlock.hpp"
 #include "troupe/deadlock_detector.hpp"
 #include "troupe/errors.hpp"
 #include "troupe/registry.hpp"
@@ -199,4 +201,27 @@ TEST_CASE("detector: policy report leaves the requests waiting") {
   // Reported once while it stands.
   f.advance(10 * interval);
   CHECK(f.notices->size() == 1);
+}
+
+TEST_CASE("detector: tracked_mutex reports reach its subscribers") {
+  detector_fixture f{troupe::deadlock_policy::fail};
+  troupe::deadlock::tracked_mutex first{"ledger"}, second{"journal"};
+  {
+    std::lock_guard<troupe::deadlock::tracked_mutex> a{first};
+    std::lock_guard<troupe::deadlock::tracked_mutex> b{second};
+  }
+  f.sched->run();
+  CHECK(f.notices->empty());
+  {
+    std::lock_guard<troupe::deadlock::tracked_mutex> b{second};
+    std::lock_guard<troupe::deadlock::tracked_mutex> a{first}; // inverted
+  }
+  f.sched->run();
+  REQUIRE(f.notices->size() == 1);
+  CHECK(f.notices->front().kind == "lock_inversion");
+  CHECK(f.notices->front().members
+        == std::vector<std::string>{"ledger", "journal"});
+  CHECK(f.notices->front().text.find("lock order inversion")
+        != std::string::npos);
+  CHECK(f.stats().lock_reports == 1);
 }

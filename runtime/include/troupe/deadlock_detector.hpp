@@ -51,7 +51,10 @@ namespace troupe {
 
 // One finding, as subscribers, the run report and the log see it.
 struct deadlock_notice {
-  std::string kind;                       // cycle | self_wait | dead_holder
+  // cycle | self_wait | dead_holder, or a tracked_mutex report:
+  // lock_inversion | lock_timeout | lock_self_deadlock |
+  // lock_unlock_not_owner | lock_unlock_not_held | lock_destroyed_held
+  std::string kind;
   std::vector<std::string> members;       // display names, in wait order
   std::vector<uint64_t> member_ids;       // actor ids, parallel to members
   std::vector<std::string> message_types; // the message on each wait
@@ -94,12 +97,14 @@ struct deadlock_stats {
   uint64_t restarts = 0;        // members killed for their supervisor
   uint64_t waits_seen = 0;      // waits old enough to enter the graph
   uint64_t waits_expired = 0;   // dropped past their deadline
+  uint64_t lock_reports = 0;    // tracked_mutex findings passed on
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, deadlock_stats& x) {
   return f(x.probes, x.reports, x.cycles, x.self_waits, x.dead_holders,
-           x.failed_requests, x.restarts, x.waits_seen, x.waits_expired);
+           x.failed_requests, x.restarts, x.waits_seen, x.waits_expired,
+           x.lock_reports);
 }
 
 // The detector's typed protocol.
@@ -117,6 +122,9 @@ typename Inspector::result_type inspect(Inspector& f, deadlock_stats& x) {
 //   (probe_atom)                          probes now (its timer does so
 //                                         every interval by itself)
 //   (tick_atom)                           its own timer; not for others
+//   (deadlock_atom, deadlock_notice)      a finding made elsewhere (the
+//       runtime forwards tracked_mutex's lock reports here: kind
+//       lock_inversion, lock_timeout, ...): counted, logged, passed on
 using deadlock_detector_actor = caf::typed_actor<
   caf::replies_to<wait_atom, caf::strong_actor_ptr, caf::strong_actor_ptr,
                   std::string, caf::timespan>::with<uint64_t>,
@@ -125,7 +133,8 @@ using deadlock_detector_actor = caf::typed_actor<
   caf::replies_to<get_atom>::with<std::vector<deadlock_wait>>,
   caf::replies_to<deadlock_stats_atom>::with<deadlock_stats>,
   caf::reacts_to<subscribe_atom, caf::actor>,
-  caf::reacts_to<probe_atom>, caf::reacts_to<tick_atom>>;
+  caf::reacts_to<probe_atom>, caf::reacts_to<tick_atom>,
+  caf::reacts_to<deadlock_atom, deadlock_notice>>;
 
 namespace deadlock {
 

@@ -377,6 +377,15 @@ detector_fn(detector_pointer self, std::shared_ptr<wait_table> table,
       s.subscribers.push_back(std::move(who));
     },
     [self](probe_atom) { probe(self); },
+    [self](deadlock_atom, deadlock_notice& n) {
+      auto& s = self->state;
+      ++s.stats.lock_reports;
+      ++s.stats.reports;
+      if (s.on_notice)
+        s.on_notice(n);
+      for (auto& sub : s.subscribers)
+        caf::anon_send(sub, deadlock_atom_v, n);
+    },
     [self](tick_atom) {
       probe(self);
       self->delayed_send(self, self->state.spec.probe_interval, tick_atom_v);
@@ -385,6 +394,20 @@ detector_fn(detector_pointer self, std::shared_ptr<wait_table> table,
 }
 
 } // namespace
+
+deadlock_notice notice_of(const lock_report& r) {
+  deadlock_notice n;
+  n.kind = std::string{"lock_"} + to_string(r.what);
+  n.members.push_back(r.first);
+  if (!r.second.empty())
+    n.members.push_back(r.second);
+  n.text = r.text;
+  n.resolution = "reported";
+  n.detected_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                    std::chrono::steady_clock::now().time_since_epoch())
+                    .count();
+  return n;
+}
 
 deadlock_detector_actor
 spawn_detector(caf::actor_system& sys, std::shared_ptr<wait_table> table,

@@ -7,6 +7,7 @@
 
 #include <caf/fwd.hpp>
 
+#include "troupe/deadlock.hpp"
 #include "troupe/deadlock_detector.hpp"
 #include "wait_table.hpp"
 
@@ -18,5 +19,9 @@ deadlock_detector_actor
 spawn_detector(caf::actor_system& sys, std::shared_ptr<wait_table> table,
                deadlock_spec spec,
                std::function<void(const deadlock_notice&)> on_notice);
+
+// A tracked_mutex report as a notice (kind "lock_" + its kind; members are
+// the mutexes' names).
+deadlock_notice notice_of(const lock_report& r);
 
 } // namespace troupe::deadlock
