@@ -2420,14 +2420,14 @@ void bench_deadlock(const options& o, std::vector<row>& rows) {
   auto mn = *std::min_element(t.begin(), t.end());
   auto mx = *std::max_element(t.begin(), t.end());
   auto md = median(t);
-  std::printf("  min %.2f | median %.2f | max %.2f intervals (%.0f | %.0f | "
-              "%.0f ms)\n",
+  std::printf("  min %.3f | median %.3f | max %.3f intervals (%.1f | %.1f | "
+              "%.1f ms)\n",
               mn, md, mx, mn * 50, md * 50, mx * 50);
   std::fflush(stdout);
   rows.push_back({"cycle to report (50 ms probes), median", "-",
-                  fmt("%.2f intervals", md), "-", "<= 2", md <= 2});
+                  fmt("%.3f intervals", md), "-", "<= 2", md <= 2});
   rows.push_back({"cycle to report (50 ms probes), max", "-",
-                  fmt("%.2f intervals", mx), "-", "<= 2", mx <= 2});
+                  fmt("%.3f intervals", mx), "-", "<= 2", mx <= 2});
 }
 
 } // namespace
