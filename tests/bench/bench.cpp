@@ -18,6 +18,10 @@
 //      concurrency 64: http_fetch in a graph vs a curl_multi loop in one
 //      thread vs Python asyncio + aiohttp; then (also alone as http_rate)
 //      a rate_limiter of 200/s on http_fetch as nginx's access log sees it.
+//   deadlock: request/response throughput through troupe::ask with the
+//      deadlock detector on vs off (1 and 64 requests outstanding), a map
+//      through a worker pool on vs off, and the time from a 3-actor request
+//      cycle forming to its report, in probe intervals.
 //
 // Each benchmark runs its contenders interleaved (A,B,C,A,B,C,...) and reports
 // medians, so drift on a shared machine hits every contender alike. This is a
@@ -30,7 +34,7 @@
 //                [--limiter-count N] [--http-count N] [--http-python PATH]
 //                [--only GROUP]
 //   GROUP: etl chain flood faults supervision cache pool limiter waiting
-//          http http_rate
+//          http http_rate deadlock
 //
 // `caf/all.hpp` is allowed in this one file for simplicity.
 #include <fcntl.h>
@@ -85,6 +89,8 @@
 #include "troupe/type_ids.hpp"
 #include "troupe/actors/type_ids.hpp"
 #include "troupe/actors/worker_pool.hpp"
+#include "troupe/ask.hpp"
+#include "troupe/errors.hpp"
 
 extern char** environ;
 
@@ -126,7 +132,7 @@ struct options {
                "                    [--limiter-count N] [--http-count N]\n"
                "                    [--http-python PATH] [--only GROUP]\n"
                "  GROUP: etl chain flood faults supervision cache pool "
-               "limiter waiting http http_rate\n";
+               "limiter waiting http http_rate deadlock\n";
   std::exit(2);
 }
 
@@ -187,10 +193,11 @@ options parse_options(int argc, char** argv) {
       o.only = value();
       static const std::set<std::string> groups{
         "etl",   "chain", "flood",   "faults", "supervision",
-        "cache", "pool",  "limiter", "waiting", "http", "http_rate"};
+        "cache", "pool",  "limiter", "waiting", "http", "http_rate",
+        "deadlock"};
       if (!groups.count(o.only))
         usage("--only wants one of etl, chain, flood, faults, supervision, "
-              "cache, pool, limiter, waiting, http, http_rate");
+              "cache, pool, limiter, waiting, http, http_rate, deadlock");
     } else if (a == "--raw-window") {
       auto& v = value();
       o.raw_window = v == "0" ? 0 : parse_count(a, v);
@@ -2153,6 +2160,276 @@ void bench_http(const options& o, std::vector<row>& rows, bool throughput,
     bench_http_rate(o, *server, rows);
 }
 
+
+// -- deadlock: the detector's cost on requests; time to report a cycle -------
+
+int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+           clock_type::now().time_since_epoch())
+    .count();
+}
+
+// The server: answers (get, x) with x + 1 at once. (Function actors take an
+// argument: CAF 0.17 trips UBSan on one that takes none.)
+caf::behavior dl_server(caf::event_based_actor*, int) {
+  return {[](troupe::get_atom, int64_t x) { return x + 1; }};
+}
+
+struct dl_client_state {
+  caf::actor server;
+  uint64_t n = 0, sent = 0, answered = 0;
+  clock_type::time_point t0;
+  std::promise<double>* done = nullptr;
+};
+
+// One more request through troupe::ask (tracked as a wait when the detector
+// is on); the next starts in the reply handler, so K stay outstanding.
+void dl_ask_next(caf::stateful_actor<dl_client_state>* self) {
+  auto& st = self->state;
+  if (st.sent >= st.n)
+    return;
+  auto x = static_cast<int64_t>(st.sent++);
+  troupe::ask(self, st.server, std::chrono::seconds(30), troupe::get_atom_v, x)
+    .then(
+      [self, x](int64_t y) {
+        auto& s = self->state;
+        if (y != x + 1) {
+          s.done->set_exception(std::make_exception_ptr(
+            std::runtime_error("deadlock bench: a wrong reply")));
+          self->quit();
+          return;
+        }
+        if (++s.answered == s.n) {
+          s.done->set_value(seconds_since(s.t0));
+          self->quit();
+          return;
+        }
+        dl_ask_next(self);
+      },
+      [self](caf::error& e) {
+        self->state.done->set_exception(std::make_exception_ptr(
+          std::runtime_error("deadlock bench: " + troupe::render(e))));
+        self->quit();
+      });
+}
+
+caf::behavior dl_client(caf::stateful_actor<dl_client_state>* self,
+                        caf::actor server, uint64_t n, uint64_t k,
+                        std::promise<double>* done) {
+  auto& st = self->state;
+  st.server = std::move(server);
+  st.n = n;
+  st.done = done;
+  st.t0 = clock_type::now();
+  for (uint64_t i = 0; i < k; ++i)
+    dl_ask_next(self);
+  return {[](int) {}};
+}
+
+// Seconds for `n` round trips with `k` outstanding, on a runtime whose
+// detector is on or off (built before the clock starts).
+double dl_round_trips_once(bool detect, uint64_t n, uint64_t k) {
+  troupe::runtime_options opts;
+  opts.deadlock.detect = detect;
+  troupe::runtime rt{troupe::registry{}, opts};
+  auto server = rt.system().spawn(dl_server, 0);
+  std::promise<double> done;
+  auto f = done.get_future();
+  rt.system().spawn(dl_client, server, n, k, &done);
+  if (f.wait_for(std::chrono::minutes(5)) != std::future_status::ready)
+    throw std::runtime_error("deadlock bench: no result after 5 minutes");
+  caf::anon_send_exit(server, caf::exit_reason::user_shutdown);
+  return f.get();
+}
+
+// A map whose records go through a worker pool: a node call per batch, each
+// a tracked wait.
+std::string dl_map_yaml(uint64_t n) {
+  return "version: 1\nname: deadlock_map\n"
+         "resources:\n"
+         "  workers: { type: worker_pool, workers: 2 }\n"
+         "nodes:\n"
+         "  gen:  { type: generate, count: "
+         + std::to_string(n)
+         + ", template: \"raw_{i}\" }\n"
+           "  hash: { type: map, fn: sha256, pool: workers, inputs: [gen] }\n"
+           "  sink: { type: \"null\", inputs: [hash] }\n";
+}
+
+double dl_graph_once(const troupe::registry& reg,
+                     const troupe::graph_spec& graph, uint64_t n,
+                     bool detect) {
+  troupe::runtime_options opts;
+  opts.deadlock.detect = detect;
+  troupe::runtime rt{reg, opts};
+  auto t0 = clock_type::now();
+  auto run = rt.start(graph);
+  if (!run.wait_for(std::chrono::minutes(10)))
+    throw std::runtime_error("deadlock map: no result after 10 minutes");
+  double s = seconds_since(t0);
+  auto rep = run.report();
+  if (rep.status != "completed" || rep.sink_records != n)
+    throw std::runtime_error("deadlock map: " + rep.status + ", "
+                             + std::to_string(rep.sink_records) + " of "
+                             + std::to_string(n) + " records: " + rep.message);
+  return s;
+}
+
+// A ring member as in tests/unit/deadlock_detector_test.cpp: get(n) asks the
+// next member get(n - 1) and waits with .await. The member asked get(1) is
+// the last to ask: its request closes the cycle, so it stamps the time just
+// before asking.
+caf::behavior dl_ring_member(caf::event_based_actor* self,
+                             std::shared_ptr<std::vector<caf::actor>> ring,
+                             size_t me,
+                             std::shared_ptr<std::atomic<int64_t>> formed) {
+  return {
+    [=](troupe::get_atom, int64_t n) -> caf::result<int64_t> {
+      if (n == 0)
+        return int64_t{0};
+      auto rp = self->make_response_promise<int64_t>();
+      auto next = (*ring)[(me + 1) % ring->size()];
+      if (n == 1)
+        formed->store(steady_ns());
+      troupe::ask(self, next, std::chrono::seconds(30), troupe::get_atom_v,
+                  n - 1)
+        .await([rp](int64_t v) mutable { rp.deliver(v + 1); },
+               [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+      return rp;
+    },
+  };
+}
+
+// (report time - formation time) / interval for `reps` fresh 3-rings on a
+// threaded runtime with policy fail.
+std::vector<double> dl_detection_times(size_t reps,
+                                       troupe::duration interval) {
+  troupe::runtime_options opts;
+  opts.deadlock.probe_interval = interval;
+  opts.deadlock.policy = troupe::deadlock_policy::fail;
+  troupe::runtime rt{troupe::registry{}, opts};
+  auto& sys = rt.system();
+  caf::scoped_actor watcher{sys};
+  caf::anon_send(rt.deadlock_detector(), troupe::subscribe_atom_v,
+                 caf::actor_cast<caf::actor>(watcher));
+  std::vector<double> out;
+  for (size_t rep = 0; rep < reps; ++rep) {
+    // A different phase against the probe timer each time.
+    std::this_thread::sleep_for(interval * (rep % 7) / 7);
+    auto ring = std::make_shared<std::vector<caf::actor>>();
+    auto formed = std::make_shared<std::atomic<int64_t>>(0);
+    for (size_t i = 0; i < 3; ++i)
+      ring->push_back(sys.spawn(dl_ring_member, ring, i, formed));
+    caf::scoped_actor client{sys};
+    auto answer = troupe::ask(client.ptr(), (*ring)[0],
+                              std::chrono::seconds(30), troupe::get_atom_v,
+                              int64_t{3});
+    int64_t reported = 0;
+    std::string kind;
+    watcher->receive(
+      [&](troupe::deadlock_atom, troupe::deadlock_notice& n) {
+        reported = steady_ns();
+        kind = n.kind;
+      },
+      caf::after(std::chrono::seconds(10)) >> [] {});
+    std::string error;
+    answer.receive([](int64_t) {},
+                   [&](caf::error& e) { error = troupe::render(e); });
+    for (auto& a : *ring)
+      caf::anon_send_exit(a, caf::exit_reason::kill);
+    ring->clear(); // the members hold the ring: break the cycle
+    if (reported == 0 || kind != "cycle"
+        || error.find("deadlock") == std::string::npos)
+      throw std::runtime_error("deadlock detection: repetition "
+                               + std::to_string(rep + 1) + " saw notice '"
+                               + kind + "', client error '" + error + "'");
+    out.push_back(static_cast<double>(reported - formed->load())
+                  / static_cast<double>(
+                    std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      interval)
+                      .count()));
+  }
+  return out;
+}
+
+void bench_deadlock(const options& o, std::vector<row>& rows) {
+  uint64_t n = o.chain_count >= 1'000'000 ? 200'000 : 20'000;
+  for (uint64_t k : {uint64_t{1}, uint64_t{64}}) {
+    std::printf("Request/response through troupe::ask, %s requests, %llu "
+                "outstanding, %zu run(s): detector off | on\n",
+                human_count(n).c_str(), static_cast<unsigned long long>(k),
+                o.runs);
+    std::fflush(stdout);
+    std::vector<double> r_off, r_on; // requests per second
+    for (size_t run = 0; run < o.runs; ++run) {
+      auto off = dl_round_trips_once(false, n, k);
+      auto on = dl_round_trips_once(true, n, k);
+      r_off.push_back(n / off);
+      r_on.push_back(n / on);
+      std::printf("  run %zu: off %.3f s (%.0f k req/s) | on %.3f s (%.0f k "
+                  "req/s) (%.2fx)\n",
+                  run + 1, off, n / off / 1e3, on, n / on / 1e3, off / on);
+      std::fflush(stdout);
+    }
+    auto off = median(r_off), on = median(r_on);
+    rows.push_back({"ask round trips, K=" + std::to_string(k)
+                      + ", detector on/off",
+                    fmt("%.0f k/s", off / 1e3), fmt("%.0f k/s", on / 1e3),
+                    fmt("%.2fx", on / off), ">= 0.9x", on / off >= 0.9});
+  }
+
+  std::printf("map(sha256, pool: workers) over %s records, %zu run(s): "
+              "detector off | on\n",
+              human_count(n).c_str(), o.runs);
+  std::fflush(stdout);
+  troupe::registry reg;
+  troupe::register_builtins(reg);
+  auto g = troupe::load_graph_text(dl_map_yaml(n), "<deadlock_map>", reg);
+  if (!g.ok()) {
+    for (auto& d : g.errors)
+      std::cerr << d.str() << '\n';
+    throw std::runtime_error("deadlock map graph does not load");
+  }
+  std::vector<double> m_off, m_on;
+  for (size_t run = 0; run < o.runs; ++run) {
+    auto off = dl_graph_once(reg, *g.graph, n, false);
+    auto on = dl_graph_once(reg, *g.graph, n, true);
+    m_off.push_back(n / off);
+    m_on.push_back(n / on);
+    std::printf("  run %zu: off %.3f s (%.0f k rec/s) | on %.3f s (%.0f k "
+                "rec/s) (%.2fx)\n",
+                run + 1, off, n / off / 1e3, on, n / on / 1e3, off / on);
+    std::fflush(stdout);
+  }
+  auto moff = median(m_off), mon = median(m_on);
+  rows.push_back({"map via pool " + human_count(n) + ", detector on/off",
+                  fmt("%.0f k/s", moff / 1e3), fmt("%.0f k/s", mon / 1e3),
+                  fmt("%.2fx", mon / moff), ">= 0.9x", mon / moff >= 0.9});
+
+  const auto interval = std::chrono::milliseconds(50);
+  const size_t reps = o.runs_given || o.runs > 1 ? 20 : 5;
+  std::printf("3-actor request cycle, formation to report, probe interval "
+              "%lld ms, policy fail, %zu ring(s)\n",
+              static_cast<long long>(interval.count()), reps);
+  std::fflush(stdout);
+  auto t = dl_detection_times(reps, interval);
+  std::string all;
+  for (auto x : t)
+    all += fmt(" %.2f", x);
+  std::printf("  intervals:%s\n", all.c_str());
+  auto mn = *std::min_element(t.begin(), t.end());
+  auto mx = *std::max_element(t.begin(), t.end());
+  auto md = median(t);
+  std::printf("  min %.3f | median %.3f | max %.3f intervals (%.1f | %.1f | "
+              "%.1f ms)\n",
+              mn, md, mx, mn * 50, md * 50, mx * 50);
+  std::fflush(stdout);
+  rows.push_back({"cycle to report (50 ms probes), median", "-",
+                  fmt("%.3f intervals", md), "-", "<= 2", md <= 2});
+  rows.push_back({"cycle to report (50 ms probes), max", "-",
+                  fmt("%.3f intervals", mx), "-", "<= 2", mx <= 2});
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -2181,6 +2458,8 @@ int main(int argc, char** argv) {
       bench_limiter(o, rows);
     if (o.only.empty() || o.only == "http" || o.only == "http_rate")
       bench_http(o, rows, o.only != "http_rate", true);
+    if (o.only.empty() || o.only == "deadlock")
+      bench_deadlock(o, rows);
   } catch (const std::exception& e) {
     std::cerr << "troupe-bench: " << e.what() << '\n';
     print_table(rows);
