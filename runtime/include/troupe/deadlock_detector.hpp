@@ -8,10 +8,10 @@
 // put each outstanding request in the runtime's wait table (a sharded table
 // of plain entries: a lock, a slot, no message, ~tens of ns) and take it out
 // when the reply, the error or the timeout arrives. Every probe interval the
-// detector reads the entries at least one interval old into its wait_graph
-// and probes it, so a cycle is reported within two probe intervals of forming
-// and a slow but progressing chain never is (deadlock.hpp, "the detection
-// rule"). The typed protocol below is for everything else: waits that other
+// detector reads the entries at least 0.9 intervals old into its wait_graph
+// and probes it, so a cycle is reported between 0.9 and 1.9 intervals after
+// it forms (plus timer latency: within two), and a slow but progressing chain
+// whose waits end sooner never is (deadlock.hpp, "the detection rule"). The typed protocol below is for everything else: waits that other
 // code registers itself, queries and subscriptions.
 //
 // Resolution (deadlock_policy):

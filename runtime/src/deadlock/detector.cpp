@@ -122,8 +122,8 @@ void unwatch(detector_pointer self, const entry& e) {
 void sync(detector_pointer self, time_point now) {
   auto& st = self->state;
   st.scratch.clear();
-  auto interval = st.graph->probe_interval();
-  st.table->collect(now - interval, now - interval, st.scratch,
+  auto maturity = st.graph->probe_interval();
+  st.table->collect(now - maturity, now - maturity, st.scratch,
                     st.stats.waits_expired);
   std::unordered_set<wait_id> current;
   current.reserve(st.scratch.size());
@@ -297,7 +297,11 @@ detector_fn(detector_pointer self, std::shared_ptr<wait_table> table,
   auto& st = self->state;
   st.table = std::move(table);
   st.spec = spec;
-  st.graph = std::make_unique<wait_graph>(spec.probe_interval);
+  // A wait counts once it is 0.9 intervals old, not a whole one: probes
+  // fire a little late (timer latency), and a cycle that closed just after a
+  // probe must still be seen at the second probe after it, within two
+  // intervals of forming.
+  st.graph = std::make_unique<wait_graph>(spec.probe_interval * 9 / 10);
   st.on_notice = std::move(on_notice);
   install_exception_handler(self, "deadlock_detector");
   install_default_handler(self, "deadlock_detector");
