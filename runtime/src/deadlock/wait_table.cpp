@@ -39,6 +39,36 @@ std::mutex dir_write; // install/uninstall only
 
 } // namespace
 
+void wait_table::shard::pin(caf::actor_control_block* a) {
+  if (!a)
+    return;
+  auto& r = refs[a->id()];
+  if (!r.ptr)
+    r.ptr = a; // the only reference count this actor pays, once
+  ++r.uses;
+}
+
+void wait_table::shard::unpin(uint64_t actor) {
+  if (auto i = refs.find(actor); i != refs.end() && i->second.uses > 0)
+    --i->second.uses;
+}
+
+wait_table::entry wait_table::shard::view(const stored& s) const {
+  entry e;
+  e.id = s.id;
+  e.waiter_id = s.waiter_id;
+  e.holder_id = s.holder_id;
+  if (auto i = refs.find(s.waiter_id); i != refs.end())
+    e.waiter = i->second.ptr;
+  if (auto i = refs.find(s.holder_id); i != refs.end())
+    e.holder = i->second.ptr;
+  e.type = s.type;
+  e.since = s.since;
+  e.deadline = s.deadline;
+  e.response_id = s.response_id;
+  return e;
+}
+
 uint64_t wait_table::add(caf::actor_control_block* waiter,
                          caf::actor_control_block* holder, const char* type,
                          clock::time_point now, clock::time_point deadline,
@@ -60,10 +90,10 @@ uint64_t wait_table::add(caf::actor_control_block* waiter,
             | (uint64_t{slot} << shard_bits) | s;
   auto& e = sh.slots[slot];
   e.id = id;
-  e.waiter = waiter;
-  e.holder = holder;
   e.waiter_id = waiter ? waiter->id() : 0;
   e.holder_id = holder ? holder->id() : 0;
+  sh.pin(waiter);
+  sh.pin(holder);
   e.type = type;
   e.since = now;
   e.deadline = deadline;
@@ -77,25 +107,22 @@ void wait_table::remove(uint64_t id) noexcept {
     return;
   auto& sh = shards_[id % shards];
   auto slot = slot_of(id);
-  // The references die outside the lock (a last weak reference frees the
-  // control block).
-  caf::weak_actor_ptr w, h;
-  {
-    std::lock_guard<std::mutex> guard{sh.mtx};
-    if (slot >= sh.slots.size() || sh.slots[slot].id != id)
-      return;
-    auto& e = sh.slots[slot];
-    e.id = 0;
-    w.swap(e.waiter);
-    h.swap(e.holder);
-    sh.free.push_back(static_cast<uint32_t>(slot));
-    --sh.used;
-  }
+  std::lock_guard<std::mutex> guard{sh.mtx};
+  if (slot >= sh.slots.size() || sh.slots[slot].id != id)
+    return;
+  auto& e = sh.slots[slot];
+  e.id = 0;
+  sh.unpin(e.waiter_id);
+  sh.unpin(e.holder_id);
+  sh.free.push_back(static_cast<uint32_t>(slot));
+  --sh.used;
 }
 
 void wait_table::collect(clock::time_point mature, clock::time_point stale,
                          std::vector<entry>& out, uint64_t& expired) {
   for (auto& sh : shards_) {
+    // Unused references die outside the lock (a last weak reference frees
+    // a control block).
     std::vector<caf::weak_actor_ptr> dropped;
     std::lock_guard<std::mutex> guard{sh.mtx};
     for (size_t i = 0; i < sh.slots.size(); ++i) {
@@ -105,15 +132,23 @@ void wait_table::collect(clock::time_point mature, clock::time_point stale,
       if (e.deadline < stale) {
         // Its requester died before its reply or timeout came.
         e.id = 0;
-        dropped.push_back(std::move(e.waiter));
-        dropped.push_back(std::move(e.holder));
+        sh.unpin(e.waiter_id);
+        sh.unpin(e.holder_id);
         sh.free.push_back(static_cast<uint32_t>(i));
         --sh.used;
         ++expired;
         continue;
       }
       if (e.since <= mature)
-        out.push_back(e);
+        out.push_back(sh.view(e));
+    }
+    for (auto i = sh.refs.begin(); i != sh.refs.end();) {
+      if (i->second.uses == 0) {
+        dropped.push_back(std::move(i->second.ptr));
+        i = sh.refs.erase(i);
+      } else {
+        ++i;
+      }
     }
   }
 }
@@ -123,7 +158,7 @@ void wait_table::collect_all(std::vector<entry>& out) const {
     std::lock_guard<std::mutex> guard{sh.mtx};
     for (auto& e : sh.slots)
       if (e.id != 0)
-        out.push_back(e);
+        out.push_back(sh.view(e));
   }
 }
 
@@ -134,8 +169,10 @@ bool wait_table::take(uint64_t id, entry& out) {
   if (slot >= sh.slots.size() || sh.slots[slot].id != id)
     return false;
   auto& e = sh.slots[slot];
-  out = std::move(e);
-  e = entry{};
+  out = sh.view(e);
+  e.id = 0;
+  sh.unpin(e.waiter_id);
+  sh.unpin(e.holder_id);
   sh.free.push_back(static_cast<uint32_t>(slot));
   --sh.used;
   return true;
