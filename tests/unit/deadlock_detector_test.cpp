@@ -52,10 +52,11 @@ struct detector_fixture {
     sched->run();
   }
 
-  explicit detector_fixture(troupe::deadlock_policy policy) {
+  explicit detector_fixture(troupe::deadlock_policy policy,
+                            troupe::duration probe = interval) {
     troupe::runtime_options opts;
     opts.deterministic = true;
-    opts.deadlock.probe_interval = interval;
+    opts.deadlock.probe_interval = probe;
     opts.deadlock.policy = policy;
     rt = std::make_unique<troupe::runtime>(troupe::registry{}, opts);
     sched = &dynamic_cast<caf::scheduler::test_coordinator&>(
@@ -702,4 +703,122 @@ TEST_CASE("detector: a subscriber that dies is dropped, the others still "
   f.advance(3 * interval);
   CHECK(f.notices->size() == 1);
   CHECK(*heard == 0);
+}
+
+// ---------------------------------------------------------------------------
+// A hostile user: odd handles, many waits, odd names, a tiny interval.
+
+TEST_CASE("detector: ask() to a null handle or a dead actor errs at once and "
+          "leaves no wait behind") {
+  detector_fixture f{troupe::deadlock_policy::fail};
+  auto dead = f.sys().spawn([](caf::event_based_actor* self) {
+    self->quit();
+  });
+  f.sched->run();
+  auto errors = std::make_shared<std::vector<std::string>>();
+  auto client = f.sys().spawn(
+    [dead, errors](caf::event_based_actor* self) -> caf::behavior {
+      for (auto& to : {caf::actor{}, dead})
+        troupe::ask(self, to, std::chrono::seconds(30), troupe::get_atom_v,
+                    int64_t{1})
+          .then([errors](int64_t) { errors->push_back("value"); },
+                [errors](caf::error& e) {
+                  errors->push_back(troupe::render(e));
+                });
+      return {[](int) {}};
+    });
+  f.owned.push_back(client);
+  f.sched->run();
+  f.advance(10ms);
+  REQUIRE(errors->size() == 2);
+  for (auto& e : *errors)
+    CHECK(e != "value");
+  CHECK(waits_of(f).empty());
+  f.advance(3 * interval);
+  CHECK(f.notices->empty());
+}
+
+TEST_CASE("detector: 100k outstanding asks are tracked, probed without a "
+          "report and gone after their timeout") {
+  detector_fixture f{troupe::deadlock_policy::fail};
+  auto kept = std::make_shared<std::vector<caf::response_promise>>();
+  auto holder = f.sys().spawn([kept](caf::event_based_actor* self)
+                                -> caf::behavior {
+    return {[=](troupe::get_atom, int64_t) -> caf::result<int64_t> {
+      kept->push_back(self->make_response_promise());
+      return kept->back();
+    }};
+  });
+  constexpr size_t many = 100'000;
+  auto errors = std::make_shared<size_t>(0);
+  auto asker = f.sys().spawn(
+    [holder, errors](caf::event_based_actor* self) -> caf::behavior {
+      for (size_t i = 0; i < many; ++i)
+        troupe::ask(self, holder, std::chrono::seconds(1), troupe::get_atom_v,
+                    int64_t{1})
+          .then([](int64_t) {}, [errors](caf::error&) { ++*errors; });
+      return {[](int) {}};
+    });
+  f.owned.push_back(asker);
+  f.owned.push_back(holder);
+  f.sched->run();
+  CHECK(waits_of(f).size() == many);
+  auto t0 = std::chrono::steady_clock::now();
+  f.advance(2 * interval);
+  auto took = std::chrono::steady_clock::now() - t0;
+  MESSAGE("two probes over 100k waits: "
+          << std::chrono::duration_cast<std::chrono::milliseconds>(took)
+               .count()
+          << " ms (wall)");
+  auto s = f.stats();
+  CHECK(s.waits_seen == many);
+  CHECK(s.reports == 0);
+  f.advance(10 * interval);
+  CHECK(*errors == many);
+  CHECK(waits_of(f).empty());
+  CHECK(f.notices->empty());
+  kept->clear();
+}
+
+TEST_CASE("detector: an actor named twice is reported by its last name") {
+  detector_fixture f{troupe::deadlock_policy::fail};
+  auto ring = std::make_shared<std::vector<caf::actor>>();
+  ring->push_back(f.sys().spawn(ring_member, ring, 0));
+  f.owned.push_back(ring->front());
+  troupe::deadlock::name_actor(f.sys(), ctrl_of(ring->front()), "first",
+                               false);
+  troupe::deadlock::name_actor(f.sys(), ctrl_of(ring->front()), "second",
+                               false);
+  ask_from_client(f.sys(), ring->front(), 1);
+  f.advance(2 * interval);
+  REQUIRE(f.notices->size() == 1);
+  CHECK(f.notices->front().members == std::vector<std::string>{"second"});
+}
+
+TEST_CASE("detector: a 1 ms probe interval reports within 2 ms and stays "
+          "quiet on a slow chain") {
+  detector_fixture f{troupe::deadlock_policy::fail, 1ms};
+  auto ring = std::make_shared<std::vector<caf::actor>>();
+  for (size_t i = 0; i < 2; ++i)
+    ring->push_back(f.sys().spawn(ring_member, ring, i));
+  f.owned.insert(f.owned.end(), ring->begin(), ring->end());
+  auto chain = std::make_shared<std::vector<caf::actor>>(2);
+  (*chain)[1] = f.sys().spawn(slow_answerer, troupe::duration{50ms});
+  (*chain)[0] = f.sys().spawn(ring_member, chain, 0);
+  f.owned.insert(f.owned.end(), chain->begin(), chain->end());
+  auto slow = ask_from_client(f.sys(), (*chain)[0], 1);
+  auto out = ask_from_client(f.sys(), (*ring)[0], 2);
+  f.sched->run();
+  auto formed = now_ns(f.sys());
+  for (int i = 0; i < 100 && f.notices->empty(); ++i) {
+    f.sched->advance_time(1ms);
+    f.sched->run();
+  }
+  REQUIRE(f.notices->size() == 1);
+  CHECK(f.notices->front().detected_ns - formed <= 2'000'000);
+  CHECK(out->done);
+  f.advance(100ms);
+  REQUIRE(slow->done);
+  CHECK(slow->value == 1);
+  CHECK(f.notices->size() == 1);
 }
