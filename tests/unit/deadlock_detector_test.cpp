@@ -63,11 +63,11 @@ struct detector_fixture {
       rt->system().scheduler());
     auto sink = notices;
     auto listener = rt->system().spawn(
-      [sink](caf::event_based_actor*) -> caf::behavior {
+      [sink](caf::event_based_actor*, int) -> caf::behavior {
         return {[sink](troupe::deadlock_atom, troupe::deadlock_notice& n) {
           sink->push_back(std::move(n));
         }};
-      });
+      }, 0);
     caf::anon_send(rt->deadlock_detector(), troupe::subscribe_atom_v,
                    listener);
     owned.push_back(listener);
@@ -89,12 +89,12 @@ struct detector_fixture {
   troupe::deadlock_stats stats() {
     auto out = std::make_shared<troupe::deadlock_stats>();
     auto det = rt->deadlock_detector();
-    sys().spawn([det, out](caf::event_based_actor* self) {
+    sys().spawn([det, out](caf::event_based_actor* self, int) {
       troupe::ask(self, det, std::chrono::seconds(1),
                   troupe::deadlock_stats_atom_v)
         .then([out](troupe::deadlock_stats& s) { *out = s; },
               [](caf::error&) {});
-    });
+    }, 0);
     sched->run();
     return *out;
   }
@@ -132,7 +132,7 @@ struct outcome {
 std::shared_ptr<outcome> ask_from_client(caf::actor_system& sys,
                                          caf::actor to, int64_t n) {
   auto out = std::make_shared<outcome>();
-  sys.spawn([to, out, n](caf::event_based_actor* self) {
+  sys.spawn([to, out, n](caf::event_based_actor* self, int) {
     troupe::ask(self, to, std::chrono::seconds(60), troupe::get_atom_v, n)
       .then(
         [out](int64_t v) {
@@ -143,7 +143,7 @@ std::shared_ptr<outcome> ask_from_client(caf::actor_system& sys,
           out->done = true;
           out->error = troupe::render(e);
         });
-  });
+  }, 0);
   return out;
 }
 
@@ -263,7 +263,7 @@ caf::actor_control_block* ctrl_of(const caf::actor& a) {
 std::vector<troupe::deadlock_wait> waits_of(detector_fixture& f) {
   auto out = std::make_shared<std::vector<troupe::deadlock_wait>>();
   auto det = f.rt->deadlock_detector();
-  f.sys().spawn([det, out](caf::event_based_actor* self) {
+  f.sys().spawn([det, out](caf::event_based_actor* self, int) {
     troupe::ask(self, det, std::chrono::seconds(1), troupe::get_atom_v)
       .then(
         [out, det](std::vector<troupe::deadlock_wait>& w) {
@@ -273,7 +273,7 @@ std::vector<troupe::deadlock_wait> waits_of(detector_fixture& f) {
               out->push_back(x);
         },
         [](caf::error&) {});
-  });
+  }, 0);
   f.sched->run();
   return *out;
 }
@@ -316,7 +316,7 @@ TEST_CASE("detector: a holder that keeps the promise and quits is a "
           "dead_holder; policy fail answers its waiter") {
   detector_fixture f{troupe::deadlock_policy::fail};
   auto kept = std::make_shared<std::vector<caf::response_promise>>();
-  auto b = f.sys().spawn([kept](caf::event_based_actor* self)
+  auto b = f.sys().spawn([kept](caf::event_based_actor* self, int)
                            -> caf::behavior {
     return {[=](troupe::get_atom, int64_t) -> caf::result<int64_t> {
       // Kept beyond its death: CAF 0.17 then sends the waiter nothing.
@@ -324,7 +324,7 @@ TEST_CASE("detector: a holder that keeps the promise and quits is a "
       self->quit();
       return kept->back();
     }};
-  });
+  }, 0);
   troupe::deadlock::name_actor(f.sys(), ctrl_of(b), "b", false);
   auto ring = std::make_shared<std::vector<caf::actor>>();
   auto a = f.sys().spawn(ring_member, ring, 0);
@@ -503,7 +503,7 @@ TEST_CASE("detector: 200 random acyclic request graphs give no report and "
         }
         bool use_await = rng() % 2 == 0;
         actors[k] = f.sys().spawn(
-          [next, use_await](caf::event_based_actor* self) -> caf::behavior {
+          [next, use_await](caf::event_based_actor* self, int) -> caf::behavior {
             return {[=](troupe::get_atom, int64_t) -> caf::result<int64_t> {
               auto rp = self->make_response_promise<int64_t>();
               auto sum = std::make_shared<int64_t>(1);
@@ -526,7 +526,7 @@ TEST_CASE("detector: 200 random acyclic request graphs give no report and "
               }
               return rp;
             }};
-          });
+          }, 0);
       }
       // value[k] for an inner node counts itself plus its successors'
       // values; leaves answer 0.
@@ -589,13 +589,13 @@ TEST_CASE("detector: the typed protocol registers, clears, lists and counts "
   auto det = f.rt->deadlock_detector();
   // h never answers; w asks it and waits with .await.
   auto kept = std::make_shared<std::vector<caf::response_promise>>();
-  auto h = f.sys().spawn([kept](caf::event_based_actor* self)
+  auto h = f.sys().spawn([kept](caf::event_based_actor* self, int)
                            -> caf::behavior {
     return {[=](troupe::get_atom, int64_t) -> caf::result<int64_t> {
       kept->push_back(self->make_response_promise());
       return kept->back();
     }};
-  });
+  }, 0);
   auto ring = std::make_shared<std::vector<caf::actor>>();
   auto w = f.sys().spawn(ring_member, ring, 0);
   ring->push_back(w);
@@ -612,14 +612,14 @@ TEST_CASE("detector: the typed protocol registers, clears, lists and counts "
   f.sched->run();
   // h's wait on w, registered by message (other code's wait).
   auto id = std::make_shared<uint64_t>(0);
-  f.sys().spawn([&](caf::event_based_actor* self) {
+  f.sys().spawn([&](caf::event_based_actor* self, int) {
     troupe::ask(self, det, std::chrono::seconds(1), troupe::wait_atom_v,
                 caf::actor_cast<caf::strong_actor_ptr>(h),
                 caf::actor_cast<caf::strong_actor_ptr>(w),
                 std::string{"lookup"},
                 caf::timespan{std::chrono::seconds(10)})
       .then([id](uint64_t x) { *id = x; }, [](caf::error&) {});
-  });
+  }, 0);
   f.sched->run();
   REQUIRE(*id != 0);
   f.advance(50ms);
@@ -665,7 +665,7 @@ TEST_CASE("detector: the typed protocol registers, clears, lists and counts "
   CHECK(s.probes >= 2);
   // Refused: a wait without a holder, or without a timeout.
   auto refused = std::make_shared<int>(0);
-  f.sys().spawn([&, refused](caf::event_based_actor* self) {
+  f.sys().spawn([&, refused](caf::event_based_actor* self, int) {
     for (auto t : {caf::timespan{0}, caf::timespan{std::chrono::seconds(1)}})
       troupe::ask(self, det, std::chrono::seconds(1), troupe::wait_atom_v,
                   caf::actor_cast<caf::strong_actor_ptr>(w),
@@ -673,7 +673,7 @@ TEST_CASE("detector: the typed protocol registers, clears, lists and counts "
                                  : caf::strong_actor_ptr{},
                   std::string{"x"}, t)
         .then([](uint64_t) {}, [refused](caf::error&) { ++*refused; });
-  });
+  }, 0);
   f.sched->run();
   CHECK(*refused == 2);
   kept->clear();
@@ -685,11 +685,11 @@ TEST_CASE("detector: a subscriber that dies is dropped, the others still "
   auto det = f.rt->deadlock_detector();
   auto heard = std::make_shared<int>(0);
   auto doomed = f.sys().spawn(
-    [heard](caf::event_based_actor*) -> caf::behavior {
+    [heard](caf::event_based_actor*, int) -> caf::behavior {
       return {[heard](troupe::deadlock_atom, troupe::deadlock_notice&) {
         ++*heard;
       }};
-    });
+    }, 0);
   caf::anon_send(det, troupe::subscribe_atom_v, doomed);
   f.sched->run();
   caf::anon_send_exit(doomed, caf::exit_reason::kill);
@@ -711,13 +711,13 @@ TEST_CASE("detector: a subscriber that dies is dropped, the others still "
 TEST_CASE("detector: ask() to a null handle or a dead actor errs at once and "
           "leaves no wait behind") {
   detector_fixture f{troupe::deadlock_policy::fail};
-  auto dead = f.sys().spawn([](caf::event_based_actor* self) {
+  auto dead = f.sys().spawn([](caf::event_based_actor* self, int) {
     self->quit();
-  });
+  }, 0);
   f.sched->run();
   auto errors = std::make_shared<std::vector<std::string>>();
   auto client = f.sys().spawn(
-    [dead, errors](caf::event_based_actor* self) -> caf::behavior {
+    [dead, errors](caf::event_based_actor* self, int) -> caf::behavior {
       for (auto& to : {caf::actor{}, dead})
         troupe::ask(self, to, std::chrono::seconds(30), troupe::get_atom_v,
                     int64_t{1})
@@ -726,7 +726,7 @@ TEST_CASE("detector: ask() to a null handle or a dead actor errs at once and "
                   errors->push_back(troupe::render(e));
                 });
       return {[](int) {}};
-    });
+    }, 0);
   f.owned.push_back(client);
   f.sched->run();
   f.advance(10ms);
@@ -742,23 +742,23 @@ TEST_CASE("detector: 100k outstanding asks are tracked, probed without a "
           "report and gone after their timeout") {
   detector_fixture f{troupe::deadlock_policy::fail};
   auto kept = std::make_shared<std::vector<caf::response_promise>>();
-  auto holder = f.sys().spawn([kept](caf::event_based_actor* self)
+  auto holder = f.sys().spawn([kept](caf::event_based_actor* self, int)
                                 -> caf::behavior {
     return {[=](troupe::get_atom, int64_t) -> caf::result<int64_t> {
       kept->push_back(self->make_response_promise());
       return kept->back();
     }};
-  });
+  }, 0);
   constexpr size_t many = 100'000;
   auto errors = std::make_shared<size_t>(0);
   auto asker = f.sys().spawn(
-    [holder, errors](caf::event_based_actor* self) -> caf::behavior {
+    [holder, errors](caf::event_based_actor* self, int) -> caf::behavior {
       for (size_t i = 0; i < many; ++i)
         troupe::ask(self, holder, std::chrono::seconds(1), troupe::get_atom_v,
                     int64_t{1})
           .then([](int64_t) {}, [errors](caf::error&) { ++*errors; });
       return {[](int) {}};
-    });
+    }, 0);
   f.owned.push_back(asker);
   f.owned.push_back(holder);
   f.sched->run();

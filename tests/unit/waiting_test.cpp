@@ -601,7 +601,7 @@ namespace {
 std::vector<deadlock_wait> detector_waits(waiting_harness& h) {
   auto out = std::make_shared<std::vector<deadlock_wait>>();
   auto det = h.rt->deadlock_detector();
-  h.rt->system().spawn([det, out](caf::event_based_actor* self) {
+  h.rt->system().spawn([det, out](caf::event_based_actor* self, int) {
     ask(self, det, std::chrono::seconds(1), get_atom_v)
       .then(
         [out, det](std::vector<deadlock_wait>& w) {
@@ -611,7 +611,7 @@ std::vector<deadlock_wait> detector_waits(waiting_harness& h) {
               out->push_back(x);
         },
         [](caf::error&) {});
-  });
+  }, 0);
   h.sched->run();
   return *out;
 }
@@ -684,11 +684,11 @@ TEST_CASE("a deadlock found while a graph runs is in its run report") {
     ring->push_back(h.rt->system().spawn(awaiting_member, ring, i));
   auto got = std::make_shared<std::string>();
   auto first = ring->front();
-  h.rt->system().spawn([first, got](caf::event_based_actor* self) {
+  h.rt->system().spawn([first, got](caf::event_based_actor* self, int) {
     ask(self, first, std::chrono::seconds(60), get_atom_v, int64_t{2})
       .then([got](int64_t) { *got = "value"; },
             [got](caf::error& e) { *got = render(e); });
-  });
+  }, 0);
   REQUIRE(h.drive(run));
   // Policy fail (the default): the cycle's client saw the deadlock error.
   CHECK(got->find("deadlock") != std::string::npos);
