@@ -203,3 +203,51 @@ nodes:
         != std::string::npos);
   CHECK(r.errors.size() == 1); // the counter slot on src is fine
 }
+
+TEST_CASE("runtime.deadlock loads, and bad values are located errors") {
+  auto r = load(R"(version: 1
+runtime:
+  deadlock: { detect: false, probe_interval: 50ms, policy: restart }
+nodes:
+  src: { type: generate, count: 5 }
+  out: { type: null, inputs: [src] }
+)");
+  REQUIRE_MESSAGE(r.ok(), all_errors(r));
+  auto& d = r.graph->runtime.deadlock;
+  CHECK_FALSE(d.detect);
+  CHECK(d.probe_interval == std::chrono::milliseconds(50));
+  CHECK(d.policy == deadlock_policy::restart);
+  // The defaults: on, failing the cycle's requests.
+  auto plain = load("version: 1\nnodes:\n  src: { type: generate, count: 5 }\n"
+                    "  out: { type: null, inputs: [src] }\n");
+  REQUIRE(plain.ok());
+  CHECK(plain.graph->runtime.deadlock.detect);
+  CHECK(plain.graph->runtime.deadlock.policy == deadlock_policy::fail);
+
+  auto bad = [](const std::string& deadlock) {
+    auto res = load("version: 1\nruntime:\n  deadlock: " + deadlock
+                    + "\nnodes:\n  src: { type: generate, count: 5 }\n"
+                      "  out: { type: null, inputs: [src] }\n");
+    CHECK_FALSE(res.ok());
+    return all_errors(res);
+  };
+  auto e = bad("{ policy: maybe }");
+  CHECK_MESSAGE(e.find("t.yaml:3:23: error: 'policy' expects report, fail or "
+                       "restart, got 'maybe'")
+                  != std::string::npos,
+                e);
+  e = bad("{ probe_interval: 0s }");
+  CHECK_MESSAGE(e.find("t.yaml:3:31: error:") != std::string::npos, e);
+  CHECK_MESSAGE(e.find("probe_interval") != std::string::npos, e);
+  e = bad("{ detect: 3 }");
+  CHECK_MESSAGE(e.find("t.yaml:3:23: error:") != std::string::npos, e);
+  CHECK_MESSAGE(e.find("detect") != std::string::npos, e);
+  e = bad("{ detect: true, probes: 5 }");
+  CHECK_MESSAGE(e.find("t.yaml:3:29: error: unknown field 'probes'")
+                  != std::string::npos,
+                e);
+  e = bad("{ probe_interval: soon }");
+  CHECK_MESSAGE(e.find("t.yaml:3:31: error:") != std::string::npos, e);
+  e = bad("fail");
+  CHECK_MESSAGE(e.find("t.yaml:3:13: error:") != std::string::npos, e);
+}

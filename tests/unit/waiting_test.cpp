@@ -17,7 +17,14 @@
 #include <caf/typed_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include <caf/event_based_actor.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/send.hpp>
+
+#include "troupe/ask.hpp"
 #include "troupe/call_context.hpp"
+#include "troupe/deadlock_detector.hpp"
+#include "troupe/report.hpp"
 #include "troupe/type_ids.hpp"
 #include "troupe/service.hpp"
 #include "troupe/waiting.hpp"
@@ -585,4 +592,114 @@ TEST_CASE("an external call of a crashed incarnation never runs") {
   CHECK(unique_seqs(h.sinks["out"]).size() == 6);
   for (size_t i = 1; i < h.log.ran.size(); ++i)
     CHECK(h.log.ran[i].second == 1);
+}
+
+// -- the deadlock detector sees a waiting stage's calls ------------------------
+
+namespace {
+
+std::vector<deadlock_wait> detector_waits(waiting_harness& h) {
+  auto out = std::make_shared<std::vector<deadlock_wait>>();
+  auto det = h.rt->deadlock_detector();
+  h.rt->system().spawn([det, out](caf::event_based_actor* self, int) {
+    ask(self, det, std::chrono::seconds(1), get_atom_v)
+      .then(
+        [out, det](std::vector<deadlock_wait>& w) {
+          // Without the query's own wait on the detector.
+          for (auto& x : w)
+            if (x.holder != det.id())
+              out->push_back(x);
+        },
+        [](caf::error&) {});
+  }, 0);
+  h.sched->run();
+  return *out;
+}
+
+// get(n): n == 0 answers 0, else asks the next member get(n - 1) and waits
+// with .await: get(2) on a ring of two is a request cycle.
+caf::behavior awaiting_member(caf::event_based_actor* self,
+                              std::shared_ptr<std::vector<caf::actor>> ring,
+                              size_t me) {
+  return {
+    [=](get_atom, int64_t n) -> caf::result<int64_t> {
+      if (n == 0)
+        return int64_t{0};
+      auto rp = self->make_response_promise<int64_t>();
+      ask(self, (*ring)[(me + 1) % ring->size()], std::chrono::seconds(30),
+          get_atom_v, n - 1)
+        .await([rp](int64_t v) mutable { rp.deliver(v + 1); },
+               [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+      return rp;
+    },
+  };
+}
+
+const char* never_graph = "version: 1\nname: w\n"
+                          "resources:\n  e: { type: echo }\n"
+                          "nodes:\n"
+                          "  src: { type: bodies, count: 1, body: never }\n"
+                          "  wait: { type: echo_stage, echo: e, cap: 1, "
+                          "inputs: [src] }\n"
+                          "  out: { type: collect, inputs: [wait] }\n"
+                          "  bad: { type: collect, inputs: [wait.errors] }\n";
+
+} // namespace
+
+TEST_CASE("the deadlock detector lists a waiting stage's call to its service "
+          "by YAML names while it waits, and nothing after") {
+  waiting_harness h;
+  auto run = h.start(never_graph);
+  h.sched->run();
+  for (int i = 0; i < 30; ++i) {
+    h.sched->advance_time(10ms);
+    h.sched->run();
+  }
+  REQUIRE_FALSE(run.finished());
+  auto ws = detector_waits(h);
+  bool seen = false;
+  for (auto& w : ws) {
+    MESSAGE("wait " << w.waiter_name << " -> " << w.holder_name << " ("
+                    << w.message_type << ", " << w.age_ns / 1000000
+                    << " ms)");
+    if (w.waiter_name == "wait" && w.holder_name == "e") {
+      seen = true;
+      CHECK(w.message_type == std::string{"get"});
+      CHECK(w.age_ns >= 290'000'000);
+    }
+  }
+  CHECK(seen);
+  REQUIRE(h.drive(run));
+  CHECK(h.sinks["bad"].records.size() == 1); // the call timed out
+  CHECK(detector_waits(h).empty());
+}
+
+TEST_CASE("a deadlock found while a graph runs is in its run report") {
+  waiting_harness h;
+  auto run = h.start(never_graph);
+  h.sched->run();
+  // A request cycle among plain actors of the same runtime, during the run.
+  auto ring = std::make_shared<std::vector<caf::actor>>();
+  for (size_t i = 0; i < 2; ++i)
+    ring->push_back(h.rt->system().spawn(awaiting_member, ring, i));
+  auto got = std::make_shared<std::string>();
+  auto first = ring->front();
+  h.rt->system().spawn([first, got](caf::event_based_actor* self, int) {
+    ask(self, first, std::chrono::seconds(60), get_atom_v, int64_t{2})
+      .then([got](int64_t) { *got = "value"; },
+            [got](caf::error& e) { *got = render(e); });
+  }, 0);
+  REQUIRE(h.drive(run));
+  // Policy fail (the default): the cycle's client saw the deadlock error.
+  CHECK(got->find("deadlock") != std::string::npos);
+  auto rep = run.report();
+  CHECK(rep.deadlocks == 1);
+  REQUIRE(rep.deadlock_texts.size() == 1);
+  CHECK(rep.deadlock_texts[0].rfind("cycle ", 0) == 0);
+  auto json = report_json(rep);
+  CHECK_MESSAGE(json.find("\"deadlocks\": [\"cycle ") != std::string::npos,
+                json);
+  for (auto& a : *ring)
+    caf::anon_send_exit(a, caf::exit_reason::kill);
+  h.sched->run();
 }

@@ -125,7 +125,11 @@ auto ask(Self* self, const Dest& dest, duration timeout, Ts&&... xs) {
   auto* label = detail::label_of_args(xs...);
   auto h = self->request(dest, std::chrono::duration_cast<caf::timespan>(timeout),
                          std::forward<Ts>(xs)...);
-  auto* to = caf::actor_cast<caf::abstract_actor*>(dest);
+  // A null handle: CAF answers with an error; actor_cast of it would
+  // dereference a null control block.
+  caf::abstract_actor* to = nullptr;
+  if (dest)
+    to = caf::actor_cast<caf::abstract_actor*>(dest);
   deadlock::ticket t;
   if (to)
     t = deadlock::begin_wait(self->home_system(), self->ctrl(), to->ctrl(),

@@ -71,6 +71,9 @@ struct detector_state {
   deadlock_stats stats;
   std::set<std::string> type_names; // message types registered by protocol
   std::vector<entry> scratch;
+  // A probe put off for one message so that the down messages of holders
+  // it just found dead come first (see probe()).
+  bool reprobe_pending = false;
 };
 
 using detector_pointer
@@ -96,15 +99,19 @@ void name_in_graph(detector_state& st, actor_id id) {
     st.graph->name(id, n.name);
 }
 
-void watch(detector_pointer self, const entry& e) {
+// True when it started monitoring a live holder (whose down message, if it
+// is already dead, is now in the mailbox).
+bool watch(detector_pointer self, const entry& e) {
   auto& st = self->state;
   auto& n = st.watched[e.holder_id];
   if (n++ > 0)
-    return;
-  if (auto h = e.holder.lock())
+    return false;
+  if (auto h = e.holder.lock()) {
     self->monitor(h); // a down message comes at once for a dead one
-  else
-    st.graph->actor_died(e.holder_id);
+    return true;
+  }
+  st.graph->actor_died(e.holder_id);
+  return false;
 }
 
 void unwatch(detector_pointer self, const entry& e) {
@@ -118,8 +125,9 @@ void unwatch(detector_pointer self, const entry& e) {
 }
 
 // The graph gets the waits that are one interval old and loses the ones
-// that ended.
-void sync(detector_pointer self, time_point now) {
+// that ended. True when it monitored a new holder.
+bool sync(detector_pointer self, time_point now) {
+  bool monitored = false;
   auto& st = self->state;
   st.scratch.clear();
   auto maturity = st.graph->probe_interval();
@@ -139,7 +147,7 @@ void sync(detector_pointer self, time_point now) {
                             e.deadline))
       continue;
     ++st.stats.waits_seen;
-    watch(self, e);
+    monitored = watch(self, e) || monitored;
     st.in_graph.emplace(e.id, e);
   }
   for (auto i = st.in_graph.begin(); i != st.in_graph.end();) {
@@ -151,12 +159,19 @@ void sync(detector_pointer self, time_point now) {
     unwatch(self, i->second);
     i = st.in_graph.erase(i);
   }
+  return monitored;
 }
 
 // Answers the wait `id` for its waiter with a deadlock error. False when it
 // ended meanwhile or nobody can be answered (a wait registered by message).
 bool fail_wait(detector_pointer self, wait_id id, const std::string& why) {
   auto& st = self->state;
+  // A wait registered by message has nobody to answer: it stays in the table
+  // (and the graph) until its registrant clears it, so queries still list it
+  // and a cycle it keeps standing is not forgotten.
+  if (auto g = st.in_graph.find(id);
+      g != st.in_graph.end() && g->second.response_id == 0)
+    return false;
   entry e;
   bool had = st.table->take(id, e);
   if (auto i = st.in_graph.find(id); i != st.in_graph.end()) {
@@ -266,7 +281,15 @@ deadlock_notice notice_of(const report& r) {
 void probe(detector_pointer self) {
   auto& st = self->state;
   auto now = self->clock().now();
-  sync(self, now);
+  // A holder that died before its wait entered the graph is known dead only
+  // by the down message its new monitor enqueued: probe once more after it,
+  // or its dead-holder report would come one interval late.
+  if (sync(self, now) && !st.reprobe_pending) {
+    st.reprobe_pending = true;
+    self->send(caf::actor_cast<deadlock_detector_actor>(self), probe_atom_v);
+    return;
+  }
+  st.reprobe_pending = false;
   ++st.stats.probes;
   for (auto& r : st.graph->probe(now)) {
     auto n = notice_of(r);

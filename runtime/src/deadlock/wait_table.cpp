@@ -185,16 +185,31 @@ void wait_table::set_name(uint64_t actor, std::string name, bool restartable) {
 
 void wait_table::forget_name(uint64_t actor) {
   std::lock_guard<std::mutex> guard{names_mtx_};
-  names_.erase(actor);
+  auto i = names_.find(actor);
+  if (i == names_.end())
+    return;
+  // Kept a while for reports on waits that still name it (a dead holder's
+  // wait enters the graph after the death); no longer restartable.
+  dead_names_[actor] = std::move(i->second.name);
+  dead_order_.push_back(actor);
+  if (dead_order_.size() > max_dead_names) {
+    dead_names_.erase(dead_order_.front());
+    dead_order_.pop_front();
+  }
+  names_.erase(i);
 }
 
 bool wait_table::name_of(uint64_t actor, name_entry& out) const {
   std::lock_guard<std::mutex> guard{names_mtx_};
-  auto i = names_.find(actor);
-  if (i == names_.end())
-    return false;
-  out = i->second;
-  return true;
+  if (auto i = names_.find(actor); i != names_.end()) {
+    out = i->second;
+    return true;
+  }
+  if (auto d = dead_names_.find(actor); d != dead_names_.end()) {
+    out = name_entry{d->second, false};
+    return true;
+  }
+  return false;
 }
 
 size_t wait_table::size() const {

@@ -24,6 +24,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -108,8 +109,12 @@ private:
     size_t used = 0;
   };
   std::array<shard, shards> shards_;
+  static constexpr size_t max_dead_names = 4096;
   mutable std::mutex names_mtx_;
   std::unordered_map<uint64_t, name_entry> names_;
+  // Names of actors that ended, the last max_dead_names, oldest first out.
+  std::unordered_map<uint64_t, std::string> dead_names_;
+  std::deque<uint64_t> dead_order_;
 };
 
 // The table of the detector watching `sys`, or nullptr. Lock-free reads.
