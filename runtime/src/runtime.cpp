@@ -347,6 +347,15 @@ runtime::~runtime() {
       }
     stop_resources();
   }
+  // Requests still waiting now will not be answered: an actor blocked in
+  // .await on one (a cycle under policy report) would hold the actor
+  // system's shutdown until its timeout.
+  if (impl_->waits) {
+    deadlock::answer_all(*impl_->waits, "the runtime is shutting down");
+    if (impl_->deterministic)
+      dynamic_cast<caf::scheduler::test_coordinator&>(impl_->sys->scheduler())
+        .run();
+  }
   resources.clear(); // the last handles, while the system still exists
   if (impl_->lock_listener != 0)
     deadlock::remove_lock_listener(impl_->lock_listener);

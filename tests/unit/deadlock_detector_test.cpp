@@ -48,10 +48,9 @@ struct detector_fixture {
       caf::anon_send_exit(a, caf::exit_reason::kill);
     owned.clear();
     sched->run();
-    // An actor in .await ignores even a kill until its reply or timeout:
-    // let every request time out.
-    sched->advance_time(std::chrono::seconds(120));
-    sched->run();
+    // An actor in .await ignores even a kill until its reply comes: no time
+    // passes here, so ~runtime must answer the waits still standing (a
+    // cycle under policy report) or the test hangs.
   }
 
   explicit detector_fixture(troupe::deadlock_policy policy,
@@ -227,6 +226,7 @@ TEST_CASE("detector: tracked_mutex reports reach its subscribers") {
   CHECK(f.notices->front().text.find("lock order inversion")
         != std::string::npos);
   CHECK(f.stats().lock_reports == 1);
+}
 
 // ---------------------------------------------------------------------------
 // Self-waits, dead holders, restarts, no false positives, detection time and
@@ -602,8 +602,10 @@ TEST_CASE("detector: cycles formed anywhere within a probe period are "
     auto took = f.notices->front().detected_ns - formed;
     MESSAGE("offset " << offset.count() << " ms: reported after "
                       << took / 1'000'000 << " ms");
-    CHECK(took >= 100'000'000); // never before it is one interval old
-    CHECK(took <= 200'000'000);
+    // Never before its waits are 0.9 intervals old; at the second probe
+    // after forming at the latest.
+    CHECK(took >= 90'000'000);
+    CHECK(took <= 190'000'000);
   }
 }
 

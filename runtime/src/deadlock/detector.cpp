@@ -422,6 +422,24 @@ detector_fn(detector_pointer self, std::shared_ptr<wait_table> table,
 
 } // namespace
 
+size_t answer_all(wait_table& table, const std::string& why) {
+  std::vector<entry> all;
+  table.take_all(all);
+  size_t n = 0;
+  for (auto& e : all) {
+    if (e.response_id == 0)
+      continue;
+    if (auto waiter = e.waiter.lock()) {
+      waiter->enqueue(caf::make_mailbox_element(
+                        nullptr, caf::message_id{e.response_id}, {},
+                        make_error(errc::cancelled, why)),
+                      nullptr);
+      ++n;
+    }
+  }
+  return n;
+}
+
 deadlock_notice notice_of(const lock_report& r) {
   deadlock_notice n;
   n.kind = std::string{"lock_"} + to_string(r.what);

@@ -20,6 +20,12 @@ spawn_detector(caf::actor_system& sys, std::shared_ptr<wait_table> table,
                deadlock_spec spec,
                std::function<void(const deadlock_notice&)> on_notice);
 
+// Answers every wait still in `table` for its waiter with a `cancelled`
+// error saying `why`: at shutdown, an actor blocked in .await on a request
+// nobody will answer (a standing cycle under policy report) is freed, so the
+// actor system can stop. Returns how many were answered.
+size_t answer_all(wait_table& table, const std::string& why);
+
 // A tracked_mutex report as a notice (kind "lock_" + its kind; members are
 // the mutexes' names).
 deadlock_notice notice_of(const lock_report& r);

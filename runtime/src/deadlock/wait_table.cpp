@@ -178,6 +178,23 @@ bool wait_table::take(uint64_t id, entry& out) {
   return true;
 }
 
+void wait_table::take_all(std::vector<entry>& out) {
+  for (auto& sh : shards_) {
+    std::lock_guard<std::mutex> guard{sh.mtx};
+    for (size_t i = 0; i < sh.slots.size(); ++i) {
+      auto& e = sh.slots[i];
+      if (e.id == 0)
+        continue;
+      out.push_back(sh.view(e));
+      e.id = 0;
+      sh.unpin(e.waiter_id);
+      sh.unpin(e.holder_id);
+      sh.free.push_back(static_cast<uint32_t>(i));
+      --sh.used;
+    }
+  }
+}
+
 void wait_table::set_name(uint64_t actor, std::string name, bool restartable) {
   std::lock_guard<std::mutex> guard{names_mtx_};
   names_[actor] = name_entry{std::move(name), restartable};

@@ -76,6 +76,8 @@ public:
   void collect_all(std::vector<entry>& out) const;
   // Takes the entry out (a resolution answered it); false when gone.
   bool take(uint64_t id, entry& out);
+  // Takes every entry out (the runtime is shutting down).
+  void take_all(std::vector<entry>& out);
 
   void set_name(uint64_t actor, std::string name, bool restartable);
   void forget_name(uint64_t actor);
