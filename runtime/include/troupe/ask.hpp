@@ -48,7 +48,8 @@ const char* message_label() {
     static const std::string text = caf::to_string(T::value);
     return text.c_str();
   } else {
-    return typeid(T).name();
+    static const std::string text = deadlock::type_label(typeid(T));
+    return text.c_str();
   }
 }
 

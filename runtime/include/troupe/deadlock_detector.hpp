@@ -36,6 +36,7 @@
 
 #include <cstdint>
 #include <string>
+#include <typeinfo>
 #include <vector>
 
 #include <caf/actor.hpp>
@@ -159,6 +160,10 @@ void end_wait(const ticket& t) noexcept;
 // The label of a message sent as a caf::message (race, gather): its first
 // atom's text, or "message".
 const char* label_of(const caf::message& msg);
+
+// The readable name of a type, for labels ("std::string", not its mangled
+// name).
+std::string type_label(const std::type_info& t);
 
 // A display name for `who` in reports (a YAML node, a supervisor's child);
 // `restartable`: its supervisor restarts it when it is killed.

@@ -162,6 +162,24 @@ bool sync(detector_pointer self, time_point now) {
   return monitored;
 }
 
+// Sends `err` to the waiter of `e` as the reply it waits for, by its
+// response id: the handler of a request(...).then or .await (or a blocking
+// receive) runs with the error; the real reply, should it ever come, finds no
+// handler and is dropped. False when nobody can be answered (a wait
+// registered by message, or a waiter that is gone).
+bool answer(const entry& e, caf::error err, caf::execution_unit* ctx) {
+  if (e.response_id == 0)
+    return false;
+  auto waiter = e.waiter.lock();
+  if (!waiter)
+    return false;
+  waiter->enqueue(caf::make_mailbox_element(nullptr,
+                                            caf::message_id{e.response_id},
+                                            {}, std::move(err)),
+                  ctx);
+  return true;
+}
+
 // Answers the wait `id` for its waiter with a deadlock error. False when it
 // ended meanwhile or nobody can be answered (a wait registered by message).
 bool fail_wait(detector_pointer self, wait_id id, const std::string& why) {
@@ -179,18 +197,8 @@ bool fail_wait(detector_pointer self, wait_id id, const std::string& why) {
     unwatch(self, i->second);
     st.in_graph.erase(i);
   }
-  if (!had || e.response_id == 0)
+  if (!had || !answer(e, make_error(errc::deadlock, why), self->context()))
     return false;
-  auto waiter = e.waiter.lock();
-  if (!waiter)
-    return false;
-  // The reply the waiter waits for, by its response id: the handler of a
-  // request(...).then or .await (or a blocking receive) runs with the error;
-  // the real reply, should it ever come, finds no handler and is dropped.
-  waiter->enqueue(caf::make_mailbox_element(
-                    nullptr, caf::message_id{e.response_id}, {},
-                    make_error(errc::deadlock, why)),
-                  self->context());
   ++st.stats.failed_requests;
   return true;
 }
@@ -427,15 +435,8 @@ size_t answer_all(wait_table& table, const std::string& why) {
   table.take_all(all);
   size_t n = 0;
   for (auto& e : all) {
-    if (e.response_id == 0)
-      continue;
-    if (auto waiter = e.waiter.lock()) {
-      waiter->enqueue(caf::make_mailbox_element(
-                        nullptr, caf::message_id{e.response_id}, {},
-                        make_error(errc::cancelled, why)),
-                      nullptr);
+    if (answer(e, make_error(errc::cancelled, why), nullptr))
       ++n;
-    }
   }
   return n;
 }

@@ -1,6 +1,8 @@
 #include "wait_table.hpp"
 
 #include <atomic>
+#include <cstdlib>
+#include <cxxabi.h>
 #include <set>
 
 #include <caf/abstract_actor.hpp>
@@ -281,6 +283,20 @@ ticket begin_wait(caf::actor_system& sys, caf::actor_control_block* waiter,
 void end_wait(const ticket& t) noexcept {
   if (t.table)
     static_cast<wait_table*>(t.table)->remove(t.id);
+}
+
+std::string type_label(const std::type_info& t) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> name{
+    abi::__cxa_demangle(t.name(), nullptr, nullptr, &status), std::free};
+  std::string text = status == 0 && name ? name.get() : t.name();
+  // The usual spelling of the one type everyone sends.
+  const std::string long_string = "std::__cxx11::basic_string<char, "
+                                  "std::char_traits<char>, "
+                                  "std::allocator<char> >";
+  if (text == long_string)
+    text = "std::string";
+  return text;
 }
 
 const char* label_of(const caf::message& msg) {
