@@ -16,6 +16,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
+#include <caf/response_promise.hpp>
 #include <caf/send.hpp>
 
 #include "troupe/ask.hpp"
@@ -847,4 +848,76 @@ TEST_CASE("detector: a 1 ms probe interval reports within 2 ms and stays "
   REQUIRE(slow->done);
   CHECK(slow->value == 1);
   CHECK(f.notices->size() == 1);
+}
+
+// Review findings: waits made with .then do not block their waiter, so a
+// reply that comes later from elsewhere is no deadlock.
+TEST_CASE("detector: an actor asking itself with .then is not a deadlock") {
+  detector_fixture f{troupe::deadlock_policy::fail};
+  auto out = std::make_shared<outcome>();
+  // get answers 42 after 500 ms through a promise kept for a timer; the
+  // actor asks itself once, with .then, and goes on working.
+  auto a = f.sys().spawn(
+    [out](caf::event_based_actor* self, int) -> caf::behavior {
+      auto pending = std::make_shared<caf::response_promise>();
+      self->send(self, troupe::add_atom_v);
+      return {
+        [=](troupe::add_atom) {
+          troupe::ask(self, caf::actor_cast<caf::actor>(self),
+                      std::chrono::seconds(30),
+                      troupe::get_atom_v, int64_t{1})
+            .then(
+              [=](int64_t v) {
+                out->done = true;
+                out->value = v;
+              },
+              [=](caf::error& e) {
+                out->done = true;
+                out->error = troupe::render(e);
+              });
+        },
+        [=](troupe::get_atom, int64_t) -> caf::result<int64_t> {
+          *pending = self->make_response_promise();
+          self->delayed_send(self, std::chrono::milliseconds(500),
+                             troupe::wake_atom_v);
+          return caf::delegated<int64_t>{};
+        },
+        [=](troupe::wake_atom) { pending->deliver(int64_t{42}); },
+      };
+    },
+    0);
+  f.owned.push_back(a);
+  f.sched->run();
+  f.advance(std::chrono::milliseconds(600));
+  REQUIRE(out->done);
+  CHECK(out->value == 42);
+  CHECK(out->error.empty());
+  CHECK(f.notices->empty());
+}
+
+TEST_CASE("detector: a request to another runtime's actor is not judged by "
+          "actor id") {
+  // Actor ids repeat across actor systems: a wait on a foreign actor with
+  // the waiter's own id must not look like a self-wait.
+  detector_fixture f{troupe::deadlock_policy::fail};
+  detector_fixture g{troupe::deadlock_policy::fail};
+  auto ring_g = std::make_shared<std::vector<caf::actor>>();
+  ring_g->push_back(g.sys().spawn(ring_member, ring_g, 0));
+  g.owned.push_back(ring_g->front());
+  // f's member asks g's (which answers at once for n = 0) with .await.
+  auto ring_f = std::make_shared<std::vector<caf::actor>>();
+  ring_f->push_back(ring_g->front());
+  auto asker = f.sys().spawn(ring_member, ring_f, 1); // next: g's member
+  ring_f->push_back(asker);
+  f.owned.push_back(asker);
+  // The wait stands while g is not driven: f's detector must not act.
+  auto out = ask_from_client(f.sys(), asker, 1);
+  f.sched->run();
+  f.advance(3 * interval);
+  CHECK(f.notices->empty());
+  CHECK_FALSE(out->done);
+  g.sched->run();
+  f.sched->run();
+  REQUIRE(out->done);
+  CHECK(out->value == 1);
 }

@@ -17,6 +17,7 @@
 //     .then([](int64_t n) { ... }, [](caf::error& e) { ... });
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <stdexcept>
 #include <string>
@@ -104,12 +105,14 @@ public:
 
   template <class F, class OnError>
   void await(F f, OnError g) {
+    deadlock::mark_blocking(ticket_);
     h_.await(detail::ending_wait(std::move(f), ticket_),
              detail::ending_wait(std::move(g), ticket_));
   }
 
   template <class F, class OnError>
   void receive(F f, OnError g) {
+    deadlock::mark_blocking(ticket_);
     h_.receive(detail::ending_wait(std::move(f), ticket_),
                detail::ending_wait(std::move(g), ticket_));
   }
@@ -123,6 +126,9 @@ template <class Self, class Dest, class... Ts>
 auto ask(Self* self, const Dest& dest, duration timeout, Ts&&... xs) {
   if (timeout <= duration{0})
     throw std::invalid_argument("troupe::ask: the timeout must be positive");
+  // CAF adds the timeout to now(): duration::max() would overflow into an
+  // instant timeout. Past ~31 years, "forever" is meant.
+  timeout = std::min(timeout, duration{std::chrono::seconds(1'000'000'000)});
   auto* label = detail::label_of_args(xs...);
   auto h = self->request(dest, std::chrono::duration_cast<caf::timespan>(timeout),
                          std::forward<Ts>(xs)...);

@@ -14,6 +14,14 @@
 // whose waits end sooner never is (deadlock.hpp, "the detection rule"). The typed protocol below is for everything else: waits that other
 // code registers itself, queries and subscriptions.
 //
+// What is a deadlock: a cycle of waits of which at least one blocks its
+// waiter (request(...).await or a blocking receive, or a wait registered by
+// message), an actor blocked on itself, or one blocked on a dead actor. A
+// waiter using .then goes on handling messages, and its reply may come from
+// elsewhere (a promise handed to another actor, a timer), so waits made only
+// with .then are listed (get_atom) but never reported: a cycle of them is
+// left to the requests' timeouts.
+//
 // Resolution (deadlock_policy):
 //   report  - log, count and notify; the requests go on waiting until their
 //             own timeout.
@@ -156,6 +164,9 @@ ticket begin_wait(caf::actor_system& sys, caf::actor_control_block* waiter,
                   caf::actor_control_block* holder, const char* type,
                   duration timeout, uint64_t response_id);
 void end_wait(const ticket& t) noexcept;
+// The waiter blocks until the reply (.await, a blocking receive): only
+// blocking waits make deadlocks (see "what is a deadlock" above).
+void mark_blocking(const ticket& t) noexcept;
 
 // The label of a message sent as a caf::message (race, gather): its first
 // atom's text, or "message".

@@ -300,6 +300,15 @@ void probe(detector_pointer self) {
   st.reprobe_pending = false;
   ++st.stats.probes;
   for (auto& r : st.graph->probe(now)) {
+    // Nobody in it is blocked: each can still answer (see "what is a
+    // deadlock" in the header). The graph keeps it as seen; it is not
+    // reported unless it forms again.
+    auto blocks = [&](wait_id w) {
+      auto i = st.in_graph.find(w);
+      return i != st.in_graph.end() && i->second.blocking;
+    };
+    if (std::none_of(r.waits.begin(), r.waits.end(), blocks))
+      continue;
     auto n = notice_of(r);
     switch (r.kind) {
       case report_kind::cycle:
@@ -367,7 +376,7 @@ detector_fn(detector_pointer self, std::shared_ptr<wait_table> table,
       auto* label = s.type_names.insert(std::move(type)).first->c_str();
       auto now = self->clock().now();
       return s.table->add(waiter.get(), holder.get(), label, now,
-                          now + timeout, 0);
+                          now + timeout, 0, true);
     },
     [self](clear_atom, uint64_t id) { self->state.table->remove(id); },
     [self](name_atom, caf::strong_actor_ptr& who, std::string& name,

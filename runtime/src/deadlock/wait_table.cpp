@@ -68,13 +68,14 @@ wait_table::entry wait_table::shard::view(const stored& s) const {
   e.since = s.since;
   e.deadline = s.deadline;
   e.response_id = s.response_id;
+  e.blocking = s.blocking;
   return e;
 }
 
 uint64_t wait_table::add(caf::actor_control_block* waiter,
                          caf::actor_control_block* holder, const char* type,
                          clock::time_point now, clock::time_point deadline,
-                         uint64_t response_id) {
+                         uint64_t response_id, bool blocking) {
   auto s = my_shard();
   auto& sh = shards_[s];
   std::lock_guard<std::mutex> guard{sh.mtx};
@@ -100,6 +101,7 @@ uint64_t wait_table::add(caf::actor_control_block* waiter,
   e.since = now;
   e.deadline = deadline;
   e.response_id = response_id;
+  e.blocking = blocking;
   ++sh.used;
   return id;
 }
@@ -118,6 +120,16 @@ void wait_table::remove(uint64_t id) noexcept {
   sh.unpin(e.holder_id);
   sh.free.push_back(static_cast<uint32_t>(slot));
   --sh.used;
+}
+
+void wait_table::mark_blocking(uint64_t id) noexcept {
+  if (id == 0)
+    return;
+  auto& sh = shards_[id % shards];
+  auto slot = slot_of(id);
+  std::lock_guard<std::mutex> guard{sh.mtx};
+  if (slot < sh.slots.size() && sh.slots[slot].id == id)
+    sh.slots[slot].blocking = true;
 }
 
 void wait_table::collect(clock::time_point mature, clock::time_point stale,
@@ -271,13 +283,21 @@ ticket begin_wait(caf::actor_system& sys, caf::actor_control_block* waiter,
                   caf::actor_control_block* holder, const char* type,
                   duration timeout, uint64_t response_id) {
   auto* t = table_for(&sys);
-  if (!t)
+  // Actor ids are unique within one actor system only: a request to an
+  // actor of another runtime is not this detector's to judge.
+  if (!t || !waiter || !holder || waiter->home_system != &sys
+      || holder->home_system != &sys)
     return {};
   // The actor clock: virtual time on the test coordinator, like the
   // detector's probes.
   auto now = sys.clock().now();
   auto id = t->add(waiter, holder, type, now, now + timeout, response_id);
   return {id ? t : nullptr, id};
+}
+
+void mark_blocking(const ticket& t) noexcept {
+  if (t.table)
+    static_cast<wait_table*>(t.table)->mark_blocking(t.id);
 }
 
 void end_wait(const ticket& t) noexcept {

@@ -51,6 +51,12 @@ public:
     clock::time_point since;
     clock::time_point deadline;
     uint64_t response_id = 0; // 0: nobody can be answered for the waiter
+    // The waiter cannot do anything else until the reply (.await, a
+    // blocking receive, or a wait registered by message). Only cycles with
+    // such a wait, and such waits on themselves or on the dead, are
+    // deadlocks: an actor waiting with .then goes on working, and its reply
+    // may come from elsewhere (a promise handed on, a timer).
+    bool blocking = false;
   };
 
   struct name_entry {
@@ -65,8 +71,9 @@ public:
   uint64_t add(caf::actor_control_block* waiter,
                caf::actor_control_block* holder, const char* type,
                clock::time_point now, clock::time_point deadline,
-               uint64_t response_id);
+               uint64_t response_id, bool blocking = false);
   void remove(uint64_t id) noexcept;
+  void mark_blocking(uint64_t id) noexcept;
 
   // Copies the entries added at or before `mature` into `out`; drops (and
   // counts) those whose deadline passed before `stale`.
@@ -94,6 +101,7 @@ private:
     clock::time_point since;
     clock::time_point deadline;
     uint64_t response_id = 0;
+    bool blocking = false;
   };
   struct ref {
     caf::weak_actor_ptr ptr;
