@@ -131,6 +131,8 @@ public:
   std::size_t size() const noexcept { return edges_.size(); }
   std::uint64_t expired() const noexcept { return expired_; }
   std::uint64_t dead_forgotten() const noexcept { return dead_forgotten_; }
+  // Seen dying (actor_died) and not yet forgotten.
+  bool is_dead(actor_id id) const { return dead_.count(id) > 0; }
 
 private:
   void forget_reported(wait_id id);

@@ -1,11 +1,10 @@
 // The deadlock detector actor (troupe/deadlock_detector.hpp): every probe
-// interval it moves the waits of its wait table that are at least one
-// interval old into its wait_graph (deadlock.hpp), probes the graph and
+// interval it moves the waits of its wait table that are at least 0.9
+// intervals old into its wait_graph (deadlock.hpp), probes the graph and
 // resolves what it finds by policy.
 #include "detector.hpp"
 
 #include <algorithm>
-#include <deque>
 #include <set>
 #include <unordered_set>
 #include <utility>
@@ -63,9 +62,6 @@ struct detector_state {
   std::unordered_map<wait_id, entry> in_graph;
   // Holders of those waits, monitored: how many waits each has.
   std::unordered_map<actor_id, size_t> watched;
-  // Actors seen dying (bounded): their own waits never end by a reply.
-  std::unordered_set<actor_id> dead;
-  std::deque<actor_id> dead_order;
   std::vector<caf::actor> subscribers;
   std::function<void(const deadlock_notice&)> on_notice;
   deadlock_stats stats;
@@ -79,19 +75,8 @@ struct detector_state {
 using detector_pointer
   = deadlock_detector_actor::stateful_pointer<detector_state>;
 
-constexpr size_t max_dead = 4096;
 constexpr size_t max_type_names = 1024;
 constexpr size_t max_subscribers = 1024;
-
-void remember_dead(detector_state& st, actor_id id) {
-  if (!st.dead.insert(id).second)
-    return;
-  st.dead_order.push_back(id);
-  if (st.dead_order.size() > max_dead) {
-    st.dead.erase(st.dead_order.front());
-    st.dead_order.pop_front();
-  }
-}
 
 void name_in_graph(detector_state& st, actor_id id) {
   wait_table::name_entry n;
@@ -136,7 +121,7 @@ bool sync(detector_pointer self, time_point now) {
   std::unordered_set<wait_id> current;
   current.reserve(st.scratch.size());
   for (auto& e : st.scratch) {
-    if (st.dead.count(e.waiter_id) > 0)
+    if (st.graph->is_dead(e.waiter_id))
       continue; // it died waiting: nobody waits any more
     current.insert(e.id);
     if (st.in_graph.count(e.id) > 0)
@@ -352,10 +337,8 @@ detector_fn(detector_pointer self, std::shared_ptr<wait_table> table,
                             [&](auto& a) { return a.address() == dm.source; });
     if (sub != s.subscribers.end())
       s.subscribers.erase(sub);
-    if (s.watched.erase(id) > 0) {
-      remember_dead(s, id);
+    if (s.watched.erase(id) > 0)
       s.graph->actor_died(id);
-    }
   });
   self->delayed_send(self, spec.probe_interval, tick_atom_v);
   return {
