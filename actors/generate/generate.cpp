@@ -75,7 +75,8 @@ struct generate_memory : node_memory {
 class generate_logic : public node_logic {
 public:
   generate_logic(generate_config cfg, const node_context& ctx)
-    : cfg_(std::move(cfg)), body_(cfg_.body), key_(cfg_.key) {
+    : cfg_(std::move(cfg)), body_(cfg_.body), key_(cfg_.key),
+      origin_(ctx.origin) {
     if (ctx.memory && *ctx.memory)
       if (auto* m = dynamic_cast<generate_memory*>(ctx.memory->get())) {
         mem_ = m;
@@ -112,17 +113,18 @@ public:
       if (n == 0)
         return left == 0 ? produce_status::done : produce_status::idle;
     }
-    std::vector<record> rs(n);
-    for (auto& r : rs) {
+    // Recycled storage: the records' strings keep their capacity.
+    auto b = record_batch::make(n);
+    for (auto& r : b.mutable_records()) {
       auto i = cfg_.start + next++;
       r.seq = i;
+      r.ctx.origin = origin_;
       auto shown = cfg_.cycle > 0 ? i % cfg_.cycle : i;
       body_.expand(shown, r.body);
       if (!key_.empty())
         key_.expand(shown, r.key);
     }
     if (n > 0) {
-      record_batch b{std::move(rs)};
       mem_->log.sent(b);
       out.create(n);
       out.emit(std::move(b));
@@ -145,6 +147,7 @@ private:
   generate_config cfg_;
   index_template body_;
   index_template key_;
+  uint32_t origin_;
   generate_memory* mem_ = nullptr;
   std::unique_ptr<generate_memory> own_; // without node_context::memory
 };

@@ -63,13 +63,21 @@ using node_actor = caf::typed_actor<
   // (wake(id): node_calls::after).
   caf::reacts_to<tick_atom>, caf::reacts_to<produce_atom>,
   caf::reacts_to<produce_atom, uint64_t>,
-  caf::reacts_to<wake_atom, uint64_t>>;
+  caf::reacts_to<wake_atom, uint64_t>,
+  // exec(worker, seq, result): a worker's answer to exec (below).
+  // timeout: the watchdog over the workers (no answer within
+  // runtime.request_timeout crashes the node).
+  caf::reacts_to<exec_atom, uint32_t, uint64_t, stage_result>,
+  caf::reacts_to<timeout_atom>>;
 
-// A map/filter worker: runs a node's logic on one batch, off the node actor
-// (exec(redelivery, records), see batch above).
-using worker_actor
-  = caf::typed_actor<
-    caf::replies_to<exec_atom, bool, record_batch>::with<stage_result>>;
+// A map/filter worker: runs a node's logic on one batch, off the node actor.
+// exec(seq, redelivery, records) from its node, which it answers with
+// exec(worker, seq, result). A plain message both ways, not a request: a
+// request arms a timer in CAF's clock thread, and waking that thread twice
+// per batch cost more than the batch's work. The node's one watchdog timer
+// bounds the wait instead (node_actor.cpp).
+using worker_actor = caf::typed_actor<
+  caf::reacts_to<exec_atom, uint64_t, bool, record_batch>>;
 
 // The graph supervisor: spawns, watches and restarts the nodes of one run;
 // stop drains the graph. Its timers are internal to it, not part of this

@@ -154,15 +154,18 @@ worker_fn(worker_actor::stateful_pointer<worker_state> self,
   install_default_handler(self, spec.name + " worker",
                           &plan->metrics->nodes[index]->unexpected);
   auto max_attempts = plan->graph.runtime.max_attempts;
+  auto id = static_cast<uint32_t>(worker);
   return {
-    [=](exec_atom, bool redelivery, record_batch& batch) -> stage_result {
+    [=](exec_atom, uint64_t seq, bool redelivery, record_batch& batch) {
       collecting_emitter out;
       if (redelivery)
         consume_carefully(*self->state.logic, std::move(batch), out,
                           max_attempts, spec.name);
       else
         self->state.logic->consume(std::move(batch), out);
-      return std::move(out.result);
+      // Only its node sends exec.
+      self->send(caf::actor_cast<node_actor>(self->current_sender()),
+                 exec_atom_v, id, seq, std::move(out.result));
     },
   };
 }
@@ -259,6 +262,7 @@ struct node_state {
 
   std::vector<node_actor> consumers; // by reply tag
   std::vector<worker_actor> workers;
+  bool watchdog_armed = false; // a timeout message is on its way
   sender_table senders;
 };
 
@@ -463,8 +467,6 @@ void commit(node_pointer self) {
   m.processing.store(0, std::memory_order_relaxed);
 }
 
-void on_worker_result(node_pointer self, size_t w, uint64_t seq,
-                      uint64_t token, stage_result& r);
 
 // Carries out what the ledger decided, in order.
 void carry_out_all(node_pointer self) {
@@ -515,24 +517,15 @@ void carry_out_all(node_pointer self) {
       case kind::source_acked:
         st.logic->acknowledged(todo.batch(c));
         break;
-      case kind::exec: {
-        size_t w = c.edge;
-        auto seq = c.id;
-        auto token = c.token;
-        ask(self, st.workers[w], st.plan->graph.runtime.request_timeout,
-            exec_atom_v, c.redelivery, std::move(todo.batch(c)))
-          .then(
-            [=](stage_result& r) { on_worker_result(self, w, seq, token, r); },
-            [=](caf::error& err) {
-              // A worker died or timed out: this incarnation is in an
-              // unknown state. Crash it; the supervisor restarts it and
-              // upstream redelivers.
-              self->quit(make_error(errc::worker_failed,
-                                    self->state.spec->name + ": "
-                                      + render(err)));
-            });
+      case kind::exec:
+        self->send(st.workers[c.edge], exec_atom_v, c.id, c.redelivery,
+                   std::move(todo.batch(c)));
+        if (!st.watchdog_armed) {
+          st.watchdog_armed = true;
+          self->delayed_send(self, st.plan->graph.runtime.request_timeout,
+                             timeout_atom_v);
+        }
         break;
-      }
     }
   }
   todo.clear();
@@ -562,9 +555,16 @@ void push_output(node_pointer self, uint32_t port, record_batch batch,
   auto n = batch.size();
   if (n == 0)
     return;
-  if (st.is_source && port == data_port)
-    for (auto& r : batch.mutable_records())
-      r.ctx.origin = st.origin;
+  if (st.is_source && port == data_port) {
+    // Written only where needed: a batch the logic also keeps (a replay
+    // log) would be copied by the write.
+    auto rs = batch.records();
+    if (std::any_of(rs.begin(), rs.end(), [&](const record& r) {
+          return r.ctx.origin != st.origin;
+        }))
+      for (auto& r : batch.mutable_records())
+        r.ctx.origin = st.origin;
+  }
   if (port == data_port) {
     report_to_slots(*st.spec, st.plan->resources,
                     {slot_event::kind::passed_on, n});
@@ -730,14 +730,38 @@ void apply_result(node_pointer self, uint64_t token, stage_result& r,
 
 void dispatch(node_pointer self) {
   auto& st = self->state;
-  st.pool.dispatch(st.todo);
+  st.pool.dispatch(st.todo, self->clock().now());
   carry_out(self);
 }
 
-void on_worker_result(node_pointer self, size_t w, uint64_t seq,
-                      uint64_t token, stage_result& r) {
+// The one timer over all workers: a batch unanswered for
+// runtime.request_timeout leaves this incarnation in an unknown state.
+// Crash it; the supervisor restarts it and upstream redelivers.
+void on_watchdog(node_pointer self) {
   auto& st = self->state;
-  st.pool.complete(w, seq, token, std::move(r));
+  st.watchdog_armed = false;
+  auto oldest = st.pool.oldest_unanswered();
+  if (!oldest)
+    return; // armed again by the next dispatch
+  auto limit = st.plan->graph.runtime.request_timeout;
+  auto now = self->clock().now();
+  if (now - *oldest >= limit) {
+    self->quit(make_error(errc::worker_failed,
+                          st.spec->name
+                            + ": a worker gave no result within "
+                              "runtime.request_timeout"));
+    return;
+  }
+  st.watchdog_armed = true;
+  self->delayed_send(self, *oldest + limit - now, timeout_atom_v);
+}
+
+void on_worker_result(node_pointer self, size_t w, uint64_t seq,
+                      stage_result& r) {
+  auto& st = self->state;
+  if (w >= st.workers.size())
+    return;
+  st.pool.complete(w, seq, st.pool.token_of(seq), std::move(r));
   uint64_t ready = 0;
   stage_result result;
   size_t records = 0;
@@ -910,6 +934,7 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
                    st.memory ? st.memory.get() : nullptr,
                    plan->graph.runtime.delivery};
   ctx.calls = st.calls.get();
+  ctx.origin = st.origin;
   st.logic = type->make_node(ctx);
   const auto& rt = plan->graph.runtime;
   st.life = node_lifecycle{st.is_source};
@@ -1011,6 +1036,12 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
     },
     [=](wake_atom, uint64_t id) {
       self->state.calls->wake(id); // commits itself
+    },
+    [=](exec_atom, uint32_t worker, uint64_t seq, stage_result& r) {
+      on_worker_result(self, worker, seq, r); // commits itself
+    },
+    [=](timeout_atom) {
+      on_watchdog(self);
     },
   };
 }

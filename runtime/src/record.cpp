@@ -1,6 +1,8 @@
 #include "troupe/record.hpp"
 
 #include <algorithm>
+#include <array>
+#include <mutex>
 
 namespace troupe {
 
@@ -42,16 +44,168 @@ batch_storage& batch_storage::operator=(batch_storage other) noexcept {
   return *this;
 }
 
+// The shelf: blocks whose last holder let go, kept by record count for the
+// next batch of that count. A pipeline makes batches of a few sizes over and
+// over (a source's batch_size, a batch stage's size), so a handful of
+// classes catch nearly all of them. Everything is bounded: what does not fit
+// is freed, and so are strings grown unusually large, so a burst of big
+// records does not stay resident.
+class shelf {
+public:
+  using block = batch_storage::block;
+
+  static shelf& instance() {
+    // Never destroyed: batches may be let go during static destruction.
+    static shelf* s = new shelf;
+    return *s;
+  }
+
+  block* take(size_t n, bool roomy) {
+    std::lock_guard<std::mutex> guard{mu_};
+    for (auto& c : classes_) {
+      if (c.n != n)
+        continue;
+      auto& first = roomy ? c.roomy : c.tight;
+      auto& second = roomy ? c.tight : c.roomy;
+      auto& from = first.empty() ? second : first;
+      if (from.empty())
+        return nullptr;
+      auto* b = from.back();
+      from.pop_back();
+      records_ -= n;
+      return b;
+    }
+    return nullptr;
+  }
+
+  void put(block* b) {
+    auto n = b->records.size();
+    if (n == 0 || n > max_block_records) {
+      delete b;
+      return;
+    }
+    // Scrubbed outside the lock: the strings of the last holder's thread.
+    size_t least = SIZE_MAX;
+    for (auto& r : b->records) {
+      trim(r.key);
+      trim(r.body);
+      if (r.attrs.capacity() > max_attrs)
+        std::vector<std::pair<std::string, std::string>>{}.swap(r.attrs);
+      least = std::min(least, r.body.capacity());
+    }
+    b->refs.store(1, std::memory_order_relaxed);
+    bool roomy = least > std::string{}.capacity();
+    {
+      std::lock_guard<std::mutex> guard{mu_};
+      if (records_ + n <= max_records)
+        if (auto* c = class_of(n)) {
+          auto& to = roomy ? c->roomy : c->tight;
+          if (to.size() < max_per_class) {
+            to.push_back(b);
+            records_ += n;
+            return;
+          }
+        }
+    }
+    delete b;
+  }
+
+private:
+  static constexpr size_t max_block_records = 8192;
+  static constexpr size_t max_records = 262144;
+  static constexpr size_t max_per_class = 1024;
+  static constexpr size_t max_string = 4096;
+  static constexpr size_t max_attrs = 16;
+
+  struct size_class {
+    size_t n = 0; // 0: unused
+    std::vector<block*> roomy, tight;
+  };
+
+  static void trim(std::string& s) {
+    if (s.capacity() > max_string)
+      std::string{}.swap(s);
+  }
+
+  // Caller holds mu_.
+  size_class* class_of(size_t n) {
+    size_class* unused = nullptr;
+    for (auto& c : classes_) {
+      if (c.n == n)
+        return &c;
+      if (c.n == 0 && !unused)
+        unused = &c;
+    }
+    if (unused) {
+      unused->n = n;
+      unused->roomy.reserve(max_per_class);
+      unused->tight.reserve(max_per_class);
+    }
+    return unused;
+  }
+
+  std::mutex mu_;
+  std::array<size_class, 8> classes_;
+  size_t records_ = 0; // on the shelf
+};
+
+batch_storage batch_storage::recycled(size_t n, bool roomy) {
+  if (auto* b = shelf::instance().take(n, roomy))
+    return batch_storage{b};
+  return batch_storage{new block{{1}, std::vector<record>(n)}};
+}
+
 batch_storage::~batch_storage() {
-  // acq_rel: the last holder sees every other holder's reads before it frees.
+  // acq_rel: the last holder sees every other holder's reads before it
+  // recycles.
   if (block_ && block_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1)
-    delete block_;
+    shelf::instance().put(block_);
 }
 
 } // namespace detail
 
 record_batch::record_batch(std::vector<record> records)
   : data_(std::move(records)) {
+}
+
+record_batch record_batch::make(size_t n) {
+  record_batch result;
+  if (n == 0)
+    return result;
+  result.data_ = detail::batch_storage::recycled(n, false);
+  for (auto& r : *result.data_) {
+    r.seq = 0;
+    r.key.clear();
+    r.body.clear();
+    r.attrs.clear();
+    r.ctx = record_context{};
+  }
+  return result;
+}
+
+record_batch record_batch::copy_of(record_span rs) {
+  record_batch result;
+  if (rs.empty())
+    return result;
+  result.data_ = detail::batch_storage::recycled(rs.size(), true);
+  std::copy(rs.begin(), rs.end(), result.data_->begin());
+  return result;
+}
+
+record_batch record_batch::concat(const std::vector<record_batch>& parts) {
+  if (parts.size() == 1)
+    return parts.front();
+  size_t n = 0;
+  for (auto& p : parts)
+    n += p.size();
+  record_batch result;
+  if (n == 0)
+    return result;
+  result.data_ = detail::batch_storage::recycled(n, true);
+  auto to = result.data_->begin();
+  for (auto& p : parts)
+    to = std::copy(p.records().begin(), p.records().end(), to);
+  return result;
 }
 
 size_t record_batch::payload_bytes() const noexcept {
@@ -74,21 +228,26 @@ record_batch record_batch::slice(size_t from, size_t n) const {
 
 record_batch record_batch::select(const std::vector<bool>& keep) const {
   auto rs = records();
-  std::vector<record> kept;
-  for (size_t i = 0; i < rs.size(); ++i)
-    if (i < keep.size() && keep[i])
-      kept.push_back(rs[i]);
-  if (kept.size() == rs.size())
+  size_t n = 0;
+  for (size_t i = 0; i < rs.size() && i < keep.size(); ++i)
+    n += keep[i] ? 1 : 0;
+  if (n == rs.size())
     return *this;
-  return record_batch{std::move(kept)};
+  if (n == 0)
+    return {};
+  auto result = make(n);
+  auto out = result.data_->begin();
+  for (size_t i = 0; i < rs.size() && i < keep.size(); ++i)
+    if (keep[i])
+      *out++ = rs[i];
+  return result;
 }
 
 std::vector<record>& record_batch::mutable_records() {
-  if (!data_ || !owned()) {
-    auto rs = records();
-    data_ = detail::batch_storage{std::vector<record>(rs.begin(), rs.end())};
-    offset_ = 0;
-    size_ = whole;
+  if (!data_) {
+    data_ = detail::batch_storage{std::vector<record>{}};
+  } else if (!owned()) {
+    *this = copy_of(records());
   }
   return *data_;
 }

@@ -6,6 +6,11 @@
 // (slice()) only bumps a reference count; the first writer to a shared batch
 // gets its own copy of just its records.
 //
+// Storage is recycled: when the last holder lets go of a batch, its records
+// (with their strings' capacity) go to a bounded process-wide shelf, and
+// record_batch::make / copy_of and copy-on-write take them from there. A
+// warm pipeline therefore fills records without allocating.
+//
 // Example:
 //   troupe::record r;
 //   r.seq = 7;
@@ -83,6 +88,10 @@ class batch_storage {
 public:
   batch_storage() noexcept = default;
   explicit batch_storage(std::vector<record> records);
+  // `n` records from the shelf (or new ones). `roomy`: prefer records whose
+  // strings have room (they will be overwritten by copies), otherwise the
+  // tight ones (they will be filled from scratch).
+  static batch_storage recycled(size_t n, bool roomy);
   batch_storage(const batch_storage& other) noexcept;
   batch_storage(batch_storage&& other) noexcept;
   batch_storage& operator=(batch_storage other) noexcept;
@@ -107,6 +116,9 @@ private:
     std::atomic<size_t> refs{1};
     std::vector<record> records;
   };
+  friend class shelf;
+  explicit batch_storage(block* b) noexcept : block_(b) {
+  }
   block* block_ = nullptr;
 };
 
@@ -116,6 +128,15 @@ class record_batch {
 public:
   record_batch() = default; // empty, allocates nothing
   explicit record_batch(std::vector<record> records);
+  // `n` default records (seq 0, empty strings and attributes) in recycled
+  // storage: filling them allocates nothing once the process is warm.
+  static record_batch make(size_t n);
+  // Copies of `rs` in recycled storage (no allocation once warm, when the
+  // copies fit the strings' kept capacity).
+  static record_batch copy_of(record_span rs);
+  // The records of `parts`, in order, as one batch: the one part itself when
+  // there is only one (no copy), else copies in recycled storage.
+  static record_batch concat(const std::vector<record_batch>& parts);
 
   size_t size() const noexcept {
     if (size_ != whole)

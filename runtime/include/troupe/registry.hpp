@@ -56,6 +56,9 @@ struct node_context {
   // Where a stage that waits starts calls to the services in its slots
   // (waiting.hpp). Null for parallel workers, which run synchronously.
   node_calls* calls = nullptr;
+  // What the runtime stamps on a source's records (record_context::origin).
+  // A source that sets it itself spares the runtime a copy of each batch.
+  uint32_t origin = 0;
 };
 
 using node_factory

@@ -38,7 +38,8 @@ void worker_dispatch::enqueue(uint64_t token, bool redelivery,
   parts_left_[token] = n == 0 ? 1 : n;
 }
 
-void worker_dispatch::dispatch(node_commands& out) {
+void worker_dispatch::dispatch(node_commands& out,
+                               std::chrono::steady_clock::time_point now) {
   if (busy_.empty())
     return;
   for (auto i = waiting_.begin(); i != waiting_.end();) {
@@ -56,36 +57,49 @@ void worker_dispatch::dispatch(node_commands& out) {
     }
     ++busy_[w];
     auto seq = next_dispatch_++;
-    records_of_[seq] = i->batch.size();
+    flight f;
+    f.token = i->token;
+    f.records = i->batch.size();
+    f.sent = now;
+    flights_.push_back(std::move(f));
     out.exec(static_cast<uint32_t>(w), seq, i->token, i->redelivery,
              std::move(i->batch));
     i = waiting_.erase(i);
   }
 }
 
+uint64_t worker_dispatch::token_of(uint64_t seq) const {
+  return flights_[seq - flights_base_].token;
+}
+
+std::optional<std::chrono::steady_clock::time_point>
+worker_dispatch::oldest_unanswered() const {
+  for (size_t i = 0; i < flights_.size(); ++i)
+    if (!flights_[i].answered)
+      return flights_[i].sent;
+  return std::nullopt;
+}
+
 void worker_dispatch::complete(size_t worker, uint64_t seq, uint64_t token,
                                stage_result result) {
   --busy_[worker];
-  finish(seq, token, std::move(result));
-}
-
-void worker_dispatch::finish(uint64_t seq, uint64_t token,
-                             stage_result result) {
-  size_t records = 0;
-  if (auto i = records_of_.find(seq); i != records_of_.end()) {
-    records = i->second;
-    records_of_.erase(i);
+  auto& f = flights_[seq - flights_base_];
+  f.answered = true;
+  f.token = token;
+  if (ordered_) {
+    f.result = std::move(result);
+  } else {
+    ready_.push_back(finished{token, std::move(result), f.records});
+    f.handed_on = true;
   }
-  finished f{token, std::move(result), records};
-  if (!ordered_) {
-    ready_.push_back(std::move(f));
-    return;
-  }
-  done_.emplace(seq, std::move(f));
-  while (!done_.empty() && done_.begin()->first == next_apply_) {
-    auto node = done_.extract(done_.begin());
-    ready_.push_back(std::move(node.mapped()));
-    ++next_apply_;
+  // Results leave in dispatch order (ordered), or as they came.
+  while (!flights_.empty() && flights_.front().answered) {
+    auto& front = flights_.front();
+    if (!front.handed_on)
+      ready_.push_back(
+        finished{front.token, std::move(front.result), front.records});
+    flights_.pop_front();
+    ++flights_base_;
   }
 }
 

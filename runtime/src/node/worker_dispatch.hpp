@@ -20,14 +20,17 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <chrono>
 #include <climits>
 #include <deque>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "commands.hpp"
+#include "ring.hpp"
 #include "troupe/record.hpp"
 #include "../stage_result.hpp"
 
@@ -52,11 +55,18 @@ public:
   // Input `token` (`records` records) waits for a worker.
   void enqueue(uint64_t token, bool redelivery, record_batch batch,
                size_t records);
-  // Hands waiting batches to workers with room (exec commands).
-  void dispatch(node_commands& out);
+  // Hands waiting batches to workers with room (exec commands), sent at
+  // `now`.
+  void dispatch(node_commands& out,
+                std::chrono::steady_clock::time_point now = {});
+  // The input a batch dispatched as number `seq` came from.
+  uint64_t token_of(uint64_t seq) const;
   // Worker `worker` answered the batch it got as number `seq`.
   void complete(size_t worker, uint64_t seq, uint64_t token,
                 stage_result result);
+  // When the oldest batch still unanswered by its worker was dispatched.
+  std::optional<std::chrono::steady_clock::time_point>
+  oldest_unanswered() const;
   // The next result that may be applied now, if any: `records` were in its
   // batch (or part), and `last` says its input has no other part left.
   bool next_ready(uint64_t& token, stage_result& result, size_t& records,
@@ -87,23 +97,31 @@ private:
     size_t worker = any_worker; // pinned when partitioned
   };
   struct finished {
-    uint64_t token;
+    uint64_t token = 0;
     stage_result result;
-    size_t records;
+    size_t records = 0;
+  };
+  // A dispatched batch, until its result is handed on (next_ready).
+  struct flight {
+    uint64_t token = 0;
+    size_t records = 0;
+    std::chrono::steady_clock::time_point sent{};
+    bool answered = false;
+    bool handed_on = false; // unordered: its result is in ready_ already
+    stage_result result;
   };
   static constexpr size_t any_worker = SIZE_MAX;
-
-  void finish(uint64_t seq, uint64_t token, stage_result result);
 
   bool ordered_ = true;
   bool by_key_ = false;
   std::vector<size_t> busy_;  // per worker: batches dispatched, unanswered
   std::deque<waiting> waiting_; // not dispatched yet
   uint64_t next_dispatch_ = 0;  // order of dispatch
-  uint64_t next_apply_ = 0;     // ordered: next to apply
-  std::map<uint64_t, finished> done_; // ordered
-  std::deque<finished> ready_;
-  std::map<uint64_t, size_t> records_of_; // dispatch seq -> records sent
+  // Dispatch number flights_base_ + i is flights_[i]. Rings, not maps: the
+  // record path allocates nothing per batch here.
+  ring<flight> flights_;
+  uint64_t flights_base_ = 0;
+  ring<finished> ready_;
   std::map<uint64_t, size_t> parts_left_; // by input token, partitioned
   size_t outstanding_ = 0; // enqueued, not applied
   size_t records_ = 0;
