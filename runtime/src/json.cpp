@@ -1,6 +1,7 @@
 #include "troupe/json.hpp"
 
 #include <cstdint>
+#include <cstring>
 
 namespace troupe {
 
@@ -44,6 +45,19 @@ size_t utf8_length(const unsigned char* p, const unsigned char* end) {
     return 4;
   }
   return 0;
+}
+
+// Whether any of the 8 bytes in `w` needs attention (escapes[] != 0): a
+// control character, '"', '\\' or a byte >= 0x80. Word at a time, because
+// nearly every body has none (a hex digest, plain text).
+inline bool word_needs_attention(uint64_t w) {
+  constexpr uint64_t ones = 0x0101010101010101ull;
+  constexpr uint64_t highs = 0x8080808080808080ull;
+  auto has_zero = [](uint64_t v) { return (v - ones) & ~v & highs; };
+  auto below_space = (w - ones * 0x20) & ~w & highs;
+  return ((w & highs) | below_space | has_zero(w ^ (ones * '"'))
+          | has_zero(w ^ (ones * '\\')))
+         != 0;
 }
 
 } // namespace
@@ -100,6 +114,14 @@ void append_json_string(std::string& out, const std::string& s) {
                static_cast<size_t>(p - run));
   };
   for (auto* p = begin; p != end;) {
+    if (end - p >= 8) {
+      uint64_t w;
+      std::memcpy(&w, p, 8);
+      if (!word_needs_attention(w)) {
+        p += 8;
+        continue;
+      }
+    }
     auto c = *p;
     auto need = escapes.needs[c];
     if (need == 0) {

@@ -209,9 +209,12 @@ record_batch record_batch::concat(const std::vector<record_batch>& parts) {
 }
 
 size_t record_batch::payload_bytes() const noexcept {
+  if (bytes_ != unknown)
+    return bytes_;
   size_t n = 0;
   for (auto& r : records())
     n += r.key.size() + r.body.size();
+  bytes_ = n;
   return n;
 }
 
@@ -244,6 +247,7 @@ record_batch record_batch::select(const std::vector<bool>& keep) const {
 }
 
 std::vector<record>& record_batch::mutable_records() {
+  bytes_ = unknown;
   if (!data_) {
     data_ = detail::batch_storage{std::vector<record>{}};
   } else if (!owned()) {
@@ -253,6 +257,7 @@ std::vector<record>& record_batch::mutable_records() {
 }
 
 std::vector<record> record_batch::take() {
+  bytes_ = unknown;
   if (!data_)
     return {};
   if (!owned()) {

@@ -161,6 +161,8 @@ public:
   // Moves the records out when unshared, copies them otherwise.
   std::vector<record> take();
   // Key and body bytes of the records: what credit counts besides records.
+  // Counted once and remembered by this batch (and copies of it) until
+  // mutable_records() or take().
   size_t payload_bytes() const noexcept;
 
 private:
@@ -174,6 +176,8 @@ private:
   detail::batch_storage data_; // empty: no records
   size_t offset_ = 0;
   size_t size_ = whole; // `whole`: all of *data_, which may grow or shrink
+  mutable size_t bytes_ = unknown; // payload_bytes(), once counted
+  static constexpr size_t unknown = static_cast<size_t>(-1);
 };
 
 template <class Inspector>
