@@ -31,11 +31,13 @@ namespace troupe {
 // unacknowledged batch again.
 using node_actor = caf::typed_actor<
   // batch(in_port, reply_tag, batch_id, redelivery, records): data from an
-  // upstream node; acknowledge with ack(reply_tag, batch_id) to the sender.
+  // upstream node; acknowledge with ack(reply_tag, first_id, count) to the
+  // sender: batches first_id .. first_id + count - 1 (acknowledgements
+  // decided together travel as one message).
   // `redelivery` marks a batch sent again after a crash: the consumer then
   // runs it record by record, so a record that crashes a node fails alone.
   caf::reacts_to<batch_atom, uint32_t, uint32_t, uint64_t, bool, record_batch>,
-  caf::reacts_to<ack_atom, uint32_t, uint64_t>,
+  caf::reacts_to<ack_atom, uint32_t, uint64_t, uint32_t>,
   // received(reply_tag, batch_id): at_most_once only, the consumer has the
   // batch; after a crash of it, the producer does not send it again. Credit
   // still returns only with ack, so backpressure holds.

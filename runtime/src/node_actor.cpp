@@ -263,6 +263,7 @@ struct node_state {
   std::vector<node_actor> consumers; // by reply tag
   std::vector<worker_actor> workers;
   bool watchdog_armed = false; // a timeout message is on its way
+  std::vector<uint64_t> spare_lineage; // see node_emitter
   sender_table senders;
 };
 
@@ -429,8 +430,20 @@ private:
 struct node_emitter : emitter {
   node_pointer self;
   std::vector<uint64_t> lineage;
-  explicit node_emitter(node_pointer s) : self(s) {
+  // The lineage vector is the node's spare one, handed back when done: an
+  // emitter per message then allocates nothing.
+  explicit node_emitter(node_pointer s)
+    : self(s), lineage(std::move(s->state.spare_lineage)) {
+    lineage.clear();
   }
+  ~node_emitter() override {
+    self->state.spare_lineage = std::move(lineage);
+  }
+  node_emitter(node_emitter&& other) noexcept
+    : self(other.self), lineage(std::move(other.lineage)) {
+  }
+  node_emitter(const node_emitter&) = delete;
+  node_emitter& operator=(const node_emitter&) = delete;
   void emit(record_batch b) override;
   void fail(record r, std::string reason) override;
   void drop(size_t n) override {
@@ -473,8 +486,24 @@ void carry_out_all(node_pointer self) {
   using kind = node_command::kind;
   auto& st = self->state;
   auto& todo = st.todo;
+  // Consecutive acknowledgements to one producer edge leave as one message
+  // (a sink that wrote a chunk acknowledges its batches at once).
+  struct {
+    node_actor to; // a copy: release() below may clear the table's slot
+    uint32_t tag = 0;
+    uint64_t first = 0;
+    uint32_t count = 0;
+  } acks;
+  auto send_acks = [&] {
+    if (acks.count > 0)
+      self->send(acks.to, ack_atom_v, acks.tag, acks.first, acks.count);
+    acks.count = 0;
+  };
   for (size_t k = 0; k < todo.size(); ++k) {
     const auto& c = todo[k];
+    if (c.what != kind::ack && c.what != kind::latency
+        && c.what != kind::redelivered)
+      send_acks(); // keeps every other send in order behind them
     switch (c.what) {
       case kind::send_batch:
         st.metrics->sent_out[c.edge].fetch_add(c.records,
@@ -492,8 +521,19 @@ void carry_out_all(node_pointer self) {
           self->send(h, eof_atom_v, c.port);
         break;
       case kind::ack:
-        if (auto& h = st.senders[c.sender])
-          self->send(h, ack_atom_v, c.tag, c.id);
+        if (auto& h = st.senders[c.sender]) {
+          if (acks.count > 0
+              && (acks.to != h || acks.tag != c.tag
+                  || acks.first + acks.count != c.id
+                  || acks.count == UINT32_MAX))
+            send_acks();
+          if (acks.count == 0) {
+            acks.to = h;
+            acks.tag = c.tag;
+            acks.first = c.id;
+          }
+          ++acks.count;
+        }
         st.senders.release(c.sender);
         st.metrics->unacked_in[c.port].fetch_sub(c.records,
                                                  std::memory_order_relaxed);
@@ -528,6 +568,7 @@ void carry_out_all(node_pointer self) {
         break;
     }
   }
+  send_acks();
   todo.clear();
 }
 
@@ -981,8 +1022,9 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
       on_batch(self, in_port, tag, id, redelivery, batch);
       commit(self);
     },
-    [=](ack_atom, uint32_t tag, uint64_t id) {
-      on_ack(self, tag, id);
+    [=](ack_atom, uint32_t tag, uint64_t first, uint32_t count) {
+      for (uint32_t k = 0; k < count; ++k)
+        on_ack(self, tag, first + k);
       commit(self);
     },
     [=](received_atom, uint32_t tag, uint64_t id) {

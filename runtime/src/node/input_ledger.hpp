@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "node_pool.hpp"
 
 namespace troupe::detail {
 
@@ -131,7 +132,11 @@ public:
   }
 
 private:
-  using map_type = std::unordered_map<uint64_t, entry>;
+  // Pooled nodes: no malloc per batch.
+  using map_type
+    = std::unordered_map<uint64_t, entry, std::hash<uint64_t>,
+                         std::equal_to<uint64_t>,
+                         pool_allocator<std::pair<const uint64_t, entry>>>;
   void acknowledge(map_type::iterator i, node_commands& out);
 
   size_t window_ = 0;

@@ -50,9 +50,13 @@ void outbox::emit(uint32_t port, record_batch batch,
   }
   auto id = next_out_++;
   auto bytes = batch.payload_bytes();
-  auto& entry = outs_.emplace(id, out_entry{std::move(batch), lineage, 0, 0,
-                                            bytes})
-                  .first->second;
+  auto& entry
+    = outs_
+        .emplace(id, out_entry{std::move(batch),
+                               {lineage.begin(), lineage.end(),
+                                outs_.get_allocator()},
+                               0, 0, bytes})
+        .first->second;
   for (auto t : lineage)
     inputs.hold(t);
   for (auto& e : edges_) {

@@ -46,6 +46,7 @@
 
 #include "commands.hpp"
 #include "input_ledger.hpp"
+#include "node_pool.hpp"
 #include "troupe/record.hpp"
 
 namespace troupe::detail {
@@ -73,7 +74,10 @@ public:
     size_t in_flight_bytes = 0;
     size_t queued = 0;          // records waiting for credit
     std::deque<uint64_t> queue;
-    std::map<uint64_t, size_t> unacked;    // out id -> records
+    // out id -> records (pooled nodes: no malloc per batch)
+    std::map<uint64_t, size_t, std::less<uint64_t>,
+             pool_allocator<std::pair<const uint64_t, size_t>>>
+      unacked;
     std::unordered_set<uint64_t> resent;   // queued again after a rewire
     std::unordered_set<uint64_t> received; // at_most_once: never resend
     bool eof_sent = false;
@@ -86,7 +90,8 @@ public:
 
   struct out_entry {
     record_batch batch;
-    std::vector<uint64_t> lineage; // input tokens it derives from
+    // Input tokens it derives from (in the outbox's pool).
+    std::vector<uint64_t, pool_allocator<uint64_t>> lineage;
     size_t pending = 0;            // consumers yet to acknowledge
     size_t unsent = 0;             // consumers it was not sent to yet
     size_t bytes = 0;              // payload bytes
@@ -177,7 +182,11 @@ private:
   void settle(uint64_t id, input_ledger& inputs, node_commands& out);
 
   std::vector<edge_state> edges_; // by reply tag
-  std::unordered_map<uint64_t, out_entry> outs_;
+  using out_map
+    = std::unordered_map<uint64_t, out_entry, std::hash<uint64_t>,
+                         std::equal_to<uint64_t>,
+                         pool_allocator<std::pair<const uint64_t, out_entry>>>;
+  out_map outs_; // pooled nodes and lineages: no malloc per batch
   uint64_t next_out_ = 1;
   size_t window_ = 0;
   size_t window_bytes_ = 0;
