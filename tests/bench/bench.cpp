@@ -722,7 +722,7 @@ void bench_allocations(const options& o, std::vector<row>& rows) {
   auto label_m = "allocations/record, marginal " + human_count(n) + "->"
                  + human_count(2 * n);
   auto label_t = "allocations/record, total at " + human_count(n);
-  auto label_cs = "context switches per 1M rec, " + human_count(n);
+  auto label_cs = "context switches per 1M records, at " + human_count(n);
   std::printf("allocations: troupe run etl.yaml, %s and %s records with %s, "
               "then %s without it, %zu run(s)\n",
               human_count(n).c_str(), human_count(2 * n).c_str(),
