@@ -9,7 +9,7 @@
 //      ordered writer, batches of 256), which the bench builds once per run
 //      with `go build` into <bench dir>/go-cache (the Go rows are skipped
 //      when `go` is missing). Runtime CPU per record = (troupe's CPU - the
-//      loop process's CPU) / records, paired per run.
+//      loop process's CPU) / records, medians.
 //   allocations: heap allocations per record of `troupe run` etl.yaml,
 //      counted by the LD_PRELOAD shim libtroupe-alloc-count.so
 //      (tests/alloc/alloc_count.cpp; not built under the sanitizers, then
@@ -578,7 +578,7 @@ void bench_etl(const options& o, std::vector<row>& rows) {
               "twin | C++ loop in-process | python twin\n",
               human_count(n).c_str(), o.runs);
   std::fflush(stdout);
-  std::vector<double> t_loop, t_python, cpu_over;
+  std::vector<double> t_loop, t_python;
   process_figures f_troupe, f_loop, f_go;
   bool failed = false, go_failed = go.failed;
   bool have_go = !go.binary.empty();
@@ -634,7 +634,6 @@ void bench_etl(const options& o, std::vector<row>& rows) {
     f_loop.add(b);
     if (have_go && !go_failed)
       f_go.add(c);
-    cpu_over.push_back(a.cpu_seconds - b.cpu_seconds);
     t_loop.push_back(loop_s);
     t_python.push_back(e.seconds);
     std::printf("  run %zu: troupe %s | loop process %s | Go %s | loop "
@@ -683,13 +682,13 @@ void bench_etl(const options& o, std::vector<row>& rows) {
                     fmt("%.3f s", tr), fmt("%.2fx", g / tr), ">= 1.2x",
                     g / tr >= 1.2});
   }
-  // Per run, troupe's CPU minus the loop's of the same run (paired: drift on
-  // the machine hits both), then the median.
-  auto ns = median(cpu_over) / static_cast<double>(n) * 1e9;
+  // The difference of the medians (the two columns of the row): a run that
+  // a neighbour slowed is dropped from each contender on its own.
+  auto loop_cpu = median(f_loop.cpu), troupe_cpu = median(f_troupe.cpu);
+  auto ns = (troupe_cpu - loop_cpu) / static_cast<double>(n) * 1e9;
   rows.push_back({label + " runtime CPU per record",
-                  fmt("%.3f s cpu", median(f_loop.cpu)),
-                  fmt("%.3f s cpu", median(f_troupe.cpu)), fmt("%.0f ns", ns),
-                  "<= 100 ns", ns <= 100});
+                  fmt("%.3f s cpu", loop_cpu), fmt("%.3f s cpu", troupe_cpu),
+                  fmt("%.0f ns", ns), "<= 100 ns", ns <= 100});
   auto per_1m = [&](const process_figures& f) {
     return median(f.ctx) * 1e6 / static_cast<double>(n);
   };
