@@ -129,7 +129,11 @@ uint64_t drop_partial_last_line(int fd, const std::string& path) {
 // -- record_writer ------------------------------------------------------------
 
 record_writer::record_writer(int fd, std::string name, record_format fmt)
-  : fd_(fd), name_(std::move(name)), format_(fmt), regular_(is_regular(fd)) {
+  : fd_(fd),
+    name_(std::move(name)),
+    write_error_("cannot write to " + name_),
+    format_(fmt),
+    regular_(is_regular(fd)) {
   buf_.reserve(chunk_bytes + 64 * 1024);
 }
 
@@ -162,8 +166,7 @@ bool record_writer::write_chunk() {
     return true;
   size_t written = 0;
   try {
-    if (!write_all(fd_, buf_.data(), buf_.size(), "cannot write to " + name_,
-                   written)) {
+    if (!write_all(fd_, buf_.data(), buf_.size(), write_error_, written)) {
       // A full non-blocking descriptor (an inherited O_NONBLOCK stdout):
       // keep the rest for the next tick instead of blocking this thread.
       buf_.erase(0, written);

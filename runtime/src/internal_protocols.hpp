@@ -15,6 +15,7 @@
 #include "troupe/protocols.hpp"
 #include "troupe/record.hpp"
 #include "troupe/type_ids.hpp"
+#include "batch_train.hpp"
 #include "stage_result.hpp"
 
 namespace troupe {
@@ -37,6 +38,9 @@ using node_actor = caf::typed_actor<
   // `redelivery` marks a batch sent again after a crash: the consumer then
   // runs it record by record, so a record that crashes a node fails alone.
   caf::reacts_to<batch_atom, uint32_t, uint32_t, uint64_t, bool, record_batch>,
+  // batch(in_port, reply_tag, train): several batches at once, each taken
+  // (and acknowledged) as if it came alone (batch_train.hpp).
+  caf::reacts_to<batch_atom, uint32_t, uint32_t, batch_train>,
   caf::reacts_to<ack_atom, uint32_t, uint64_t, uint32_t>,
   // received(reply_tag, batch_id): at_most_once only, the consumer has the
   // batch; after a crash of it, the producer does not send it again. Credit

@@ -55,8 +55,12 @@ void annotate_failure(record& r, const std::string& stage,
 struct collecting_emitter : emitter {
   stage_result result;
   void emit(record_batch b) override {
-    if (!b.empty())
-      result.emitted.push_back(std::move(b));
+    if (b.empty())
+      return;
+    if (result.first.empty())
+      result.first = std::move(b);
+    else
+      result.more.push_back(std::move(b));
   }
   void fail(record r, std::string reason) override {
     result.failed.push_back(std::move(r));
@@ -505,13 +509,40 @@ void carry_out_all(node_pointer self) {
         && c.what != kind::redelivered)
       send_acks(); // keeps every other send in order behind them
     switch (c.what) {
-      case kind::send_batch:
+      case kind::send_batch: {
         st.metrics->sent_out[c.edge].fetch_add(c.records,
                                                std::memory_order_relaxed);
-        if (auto& h = st.consumers[c.edge])
-          self->send(h, batch_atom_v, c.port, c.edge, c.id, c.redelivery,
-                     std::move(todo.batch(c)));
+        // The next commands that are batches for the same consumer go
+        // with this one as a train.
+        size_t last = k;
+        while (last + 1 < todo.size() && last + 1 - k < batch_train::capacity
+               && todo[last + 1].what == kind::send_batch
+               && todo[last + 1].edge == c.edge
+               && todo[last + 1].redelivery == c.redelivery)
+          ++last;
+        auto& h = st.consumers[c.edge];
+        if (last == k) {
+          if (h)
+            self->send(h, batch_atom_v, c.port, c.edge, c.id, c.redelivery,
+                       std::move(todo.batch(c)));
+          break;
+        }
+        batch_train train;
+        train.redelivery = c.redelivery;
+        for (size_t j = k; j <= last; ++j) {
+          const auto& cj = todo[j];
+          if (j > k)
+            st.metrics->sent_out[cj.edge].fetch_add(cj.records,
+                                                    std::memory_order_relaxed);
+          train.ids[train.size] = cj.id;
+          train.batches[train.size] = std::move(todo.batch(cj));
+          ++train.size;
+        }
+        if (h)
+          self->send(h, batch_atom_v, c.port, c.edge, std::move(train));
+        k = last;
         break;
+      }
       case kind::send_starved:
         if (auto& h = st.consumers[c.edge])
           self->send(h, starved_atom_v);
@@ -724,13 +755,18 @@ void produce(node_pointer self) {
     case node_lifecycle::produce_step::run:
       break;
   }
-  auto room = st.outs.room(st.plan->graph.runtime.batch_size * 4);
-  if (room == 0)
-    return; // an ack will call us again
-  auto max = std::min(room, st.plan->graph.runtime.batch_size);
-  node_emitter out{self};
-  auto status = st.logic->produce(max, out);
-  flush(self);
+  // A few batches per produce message while credit lasts: a message (and a
+  // scheduling) per batch cost as much as making its records.
+  auto batch_size = st.plan->graph.runtime.batch_size;
+  auto status = produce_status::more;
+  for (int round = 0; round < 4 && status == produce_status::more; ++round) {
+    auto room = st.outs.room(batch_size * 4);
+    if (room == 0)
+      return; // an ack will call us again
+    node_emitter out{self};
+    status = st.logic->produce(std::min(room, batch_size), out);
+    flush(self);
+  }
   switch (status) {
     case produce_status::more:
       schedule_produce(self);
@@ -756,7 +792,9 @@ void apply_result(node_pointer self, uint64_t token, stage_result& r,
   out.lineage = {token};
   st.counts.filtered += r.dropped;
   st.counts.created += r.created;
-  for (auto& b : r.emitted)
+  if (!r.first.empty())
+    out.emit(std::move(r.first));
+  for (auto& b : r.more)
     out.emit(std::move(b));
   for (size_t k = 0; k < r.failed.size(); ++k)
     out.fail(std::move(r.failed[k]), k < r.reasons.size() ? r.reasons[k] : "");
@@ -864,12 +902,14 @@ void on_batch(node_pointer self, uint32_t in_port, uint32_t tag, uint64_t id,
   }
   st.inputs.open(token);
   st.metrics->processing.store(n, std::memory_order_relaxed);
-  auto out = inline_emitter(self);
-  if (redelivery)
-    consume_carefully(*st.logic, std::move(batch), out,
-                      st.plan->graph.runtime.max_attempts, st.spec->name);
-  else
-    st.logic->consume(std::move(batch), out);
+  {
+    auto out = inline_emitter(self);
+    if (redelivery)
+      consume_carefully(*st.logic, std::move(batch), out,
+                        st.plan->graph.runtime.max_attempts, st.spec->name);
+    else
+      st.logic->consume(std::move(batch), out);
+  } // its lineage vector is the node's spare again (let_go needs one)
   release_open(self);
   if (st.inputs.pressing())
     let_go(self);
@@ -1020,6 +1060,12 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
     [=](batch_atom, uint32_t in_port, uint32_t tag, uint64_t id,
         bool redelivery, record_batch& batch) {
       on_batch(self, in_port, tag, id, redelivery, batch);
+      commit(self);
+    },
+    [=](batch_atom, uint32_t in_port, uint32_t tag, batch_train& train) {
+      for (uint32_t k = 0; k < train.size && k < batch_train::capacity; ++k)
+        on_batch(self, in_port, tag, train.ids[k], train.redelivery,
+                 train.batches[k]);
       commit(self);
     },
     [=](ack_atom, uint32_t tag, uint64_t first, uint32_t count) {

@@ -12,7 +12,10 @@
 namespace troupe {
 
 struct stage_result {
-  std::vector<record_batch> emitted;
+  // What the logic emitted, in order: the first batch inline (a map emits
+  // one per input, which then costs no allocation), any others after it.
+  record_batch first; // empty: nothing emitted
+  std::vector<record_batch> more;
   std::vector<record> failed;       // each with attributes error/stage/attempt
   std::vector<std::string> reasons; // parallel to `failed`
   uint64_t dropped = 0;
@@ -21,7 +24,7 @@ struct stage_result {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stage_result& x) {
-  return f(x.emitted, x.failed, x.reasons, x.dropped, x.created);
+  return f(x.first, x.more, x.failed, x.reasons, x.dropped, x.created);
 }
 
 } // namespace troupe

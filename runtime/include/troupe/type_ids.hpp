@@ -7,7 +7,7 @@
 // caf::actor_system_config (e.g. for spawn_supervisor, supervisor.hpp) calls
 // troupe::add_message_types(cfg), beside its own blocks. It is a function,
 // not cfg.add_message_types<caf::id_block::troupe>(), because the block holds
-// internal types (stage_result) that are declared here but defined only
+// internal types (stage_result, batch_train) that are declared here but defined only
 // inside the runtime.
 //
 // ID ranges: troupe's block starts at troupe::type_id_offset (that is
@@ -32,6 +32,7 @@ constexpr caf::type_id_t type_id_offset = caf::first_custom_type_id + 1000;
 constexpr caf::type_id_t type_id_end = type_id_offset + 100;
 
 struct stage_result; // internal (runtime/src/internal_protocols.hpp)
+struct batch_train;  // internal (runtime/src/batch_train.hpp)
 struct deadlock_notice; // deadlock_detector.hpp
 struct deadlock_wait;
 struct deadlock_stats;
@@ -77,6 +78,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(troupe, ::troupe::type_id_offset)
   CAF_ADD_ATOM(troupe, troupe, subscribe_atom, "dl_sub")
   CAF_ADD_ATOM(troupe, troupe, probe_atom, "dl_probe")
   CAF_ADD_ATOM(troupe, troupe, deadlock_atom, "deadlock")
+
+  CAF_ADD_TYPE_ID(troupe, (troupe::batch_train))
 
 CAF_END_TYPE_ID_BLOCK(troupe)
 

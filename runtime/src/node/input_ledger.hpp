@@ -34,7 +34,7 @@
 #include <vector>
 
 #include "commands.hpp"
-#include "node_pool.hpp"
+#include "troupe/pool_allocator.hpp"
 
 namespace troupe::detail {
 

@@ -45,8 +45,8 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "troupe/pool_allocator.hpp"
 #include "input_ledger.hpp"
-#include "node_pool.hpp"
 #include "troupe/record.hpp"
 
 namespace troupe::detail {

@@ -14,6 +14,7 @@
 #include "troupe/actors/record_format.hpp"
 #include "troupe/graph_spec.hpp"
 #include "troupe/node_logic.hpp"
+#include "troupe/pool_allocator.hpp"
 #include "troupe/record.hpp"
 #include "troupe/registry.hpp"
 #include "troupe/source_location.hpp"
@@ -101,6 +102,7 @@ private:
 
   int fd_;
   std::string name_;
+  std::string write_error_; // made once: not per chunk
   record_format format_;
   bool regular_ = false;
   std::string buf_;
@@ -242,7 +244,10 @@ private:
     bool bump = true; // replay with attempt + 1 (it was sent before)
     position end;
   };
-  std::map<uint64_t, entry> entries_;
+  // Pooled nodes: a batch's entry costs no malloc once warm.
+  std::map<uint64_t, entry, std::less<uint64_t>,
+           pool_allocator<std::pair<const uint64_t, entry>>>
+    entries_;
   std::deque<uint64_t> replay_; // keys, in seq order
   position acked_;
   size_t records_ = 0;

@@ -1,11 +1,12 @@
-// Recycled memory for the ledger's containers (internal, CAF-free).
+// Recycled memory for containers that keep an entry per batch (CAF-free).
 //
-// The ledger keeps an entry per batch in flight (a map node, a lineage
-// vector), so with the standard allocator every batch costs a few mallocs
-// and frees. pool_allocator hands freed blocks of up to 256 bytes to the
-// next allocation of the same size class instead. A pool belongs to one
-// node actor's containers and is used from one thread at a time (the actor's
-// own); its free lists are bounded, the rest goes back to the heap.
+// The runtime's delivery ledger and a source's replay log keep an entry per
+// batch in flight (a map node, a lineage vector): with the standard
+// allocator every batch costs a few mallocs and frees. pool_allocator hands
+// freed blocks of up to 256 bytes to the next allocation of the same size
+// class instead. A pool belongs to one actor's containers and is used from
+// one thread at a time (the actor's own: not thread-safe); its free lists
+// are bounded, the rest goes back to the heap.
 //
 // Example:
 //   std::unordered_map<uint64_t, entry, std::hash<uint64_t>,
@@ -23,7 +24,7 @@
 #include <type_traits>
 #include <vector>
 
-namespace troupe::detail {
+namespace troupe {
 
 class node_pool {
 public:
@@ -117,4 +118,4 @@ private:
   std::shared_ptr<node_pool> pool_;
 };
 
-} // namespace troupe::detail
+} // namespace troupe
