@@ -2,10 +2,11 @@
 """Heap allocations per record of the real CLI on config/etl.yaml (issue 11):
 the record path generate -> map(sha256) -> batch -> file must not allocate per
 record. The LD_PRELOAD shim libtroupe-alloc-count.so (alloc_count.cpp) counts
-malloc & co. and writes the total at exit; the ETL runs at N and 2N records
-and the marginal figure, (count at 2N - count at N) / N, must stay below
-MAX_PER_RECORD (start-up and shutdown cancel out). Before that, a calibration case proves the
-shim counts at all, so a broken shim cannot pass.
+malloc & co. and writes the total at exit; the ETL runs at N1 and N2 records
+and the marginal figure, (count at N2 - count at N1) / (N2 - N1), must stay
+within MAX_PER_RECORD (start-up and shutdown cancel out). Before that, a
+calibration case proves the shim counts at all, so a broken shim cannot
+pass.
 
 Usage: python3 test_alloc.py TROUPE_BIN ALLOC_SHIM SOURCE_DIR
 
