@@ -1063,10 +1063,13 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
       commit(self);
     },
     [=](batch_atom, uint32_t in_port, uint32_t tag, batch_train& train) {
-      for (uint32_t k = 0; k < train.size && k < batch_train::capacity; ++k)
+      // Each batch is committed as if it came alone: if a later one crashes
+      // the node, what the earlier ones emitted has left and is counted.
+      for (uint32_t k = 0; k < train.size && k < batch_train::capacity; ++k) {
         on_batch(self, in_port, tag, train.ids[k], train.redelivery,
                  train.batches[k]);
-      commit(self);
+        commit(self);
+      }
     },
     [=](ack_atom, uint32_t tag, uint64_t first, uint32_t count) {
       for (uint32_t k = 0; k < count; ++k)
