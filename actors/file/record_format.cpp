@@ -1,6 +1,8 @@
 #include "troupe/actors/record_format.hpp"
 
 #include <charconv>
+#include <cstring>
+#include <string_view>
 
 #include "troupe/json.hpp"
 
@@ -18,6 +20,29 @@ void append_record(std::string& out, const record& r, record_format fmt) {
   }
   char seq[24];
   auto seq_end = std::to_chars(seq, seq + sizeof(seq), r.seq).ptr;
+  if (r.attrs.empty() && json_plain(r.key) && json_plain(r.body)) {
+    // The common line in one piece: no escapes, no attributes.
+    static constexpr std::string_view a = "{\"seq\":", b = ",\"key\":\"",
+                                      c = "\",\"body\":\"",
+                                      d = "\",\"attrs\":{}}\n";
+    auto digits = static_cast<size_t>(seq_end - seq);
+    auto at = out.size();
+    out.resize(at + a.size() + digits + b.size() + r.key.size() + c.size()
+               + r.body.size() + d.size());
+    auto* p = out.data() + at;
+    auto put = [&p](const char* x, size_t n) {
+      std::memcpy(p, x, n);
+      p += n;
+    };
+    put(a.data(), a.size());
+    put(seq, digits);
+    put(b.data(), b.size());
+    put(r.key.data(), r.key.size());
+    put(c.data(), c.size());
+    put(r.body.data(), r.body.size());
+    put(d.data(), d.size());
+    return;
+  }
   out += "{\"seq\":";
   out.append(seq, seq_end);
   out += ",\"key\":";

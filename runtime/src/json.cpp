@@ -62,6 +62,21 @@ inline bool word_needs_attention(uint64_t w) {
 
 } // namespace
 
+bool json_plain(const std::string& s) {
+  auto p = reinterpret_cast<const unsigned char*>(s.data());
+  auto end = p + s.size();
+  for (; end - p >= 8; p += 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    if (word_needs_attention(w))
+      return false;
+  }
+  for (; p != end; ++p)
+    if (escapes.needs[*p] != 0)
+      return false;
+  return true;
+}
+
 bool is_utf8(const std::string& s) {
   auto p = reinterpret_cast<const unsigned char*>(s.data());
   auto end = p + s.size();

@@ -168,6 +168,29 @@ record_batch::record_batch(std::vector<record> records)
   : data_(std::move(records)) {
 }
 
+namespace {
+
+// `to = from`, skipping the calls for what is empty on both sides (keys and
+// attributes usually are): copying into recycled records is on every hop.
+void assign(record& to, const record& from) {
+  to.seq = from.seq;
+  if (!to.key.empty() || !from.key.empty())
+    to.key = from.key;
+  to.body = from.body;
+  if (!to.attrs.empty() || !from.attrs.empty())
+    to.attrs = from.attrs;
+  to.ctx = from.ctx;
+}
+
+template <class It>
+It assign_all(record_span from, It to) {
+  for (auto& r : from)
+    assign(*to++, r);
+  return to;
+}
+
+} // namespace
+
 record_batch record_batch::make(size_t n) {
   record_batch result;
   if (n == 0)
@@ -188,7 +211,7 @@ record_batch record_batch::copy_of(record_span rs) {
   if (rs.empty())
     return result;
   result.data_ = detail::batch_storage::recycled(rs.size(), true);
-  std::copy(rs.begin(), rs.end(), result.data_->begin());
+  assign_all(rs, result.data_->begin());
   return result;
 }
 
@@ -204,7 +227,7 @@ record_batch record_batch::concat(const std::vector<record_batch>& parts) {
   result.data_ = detail::batch_storage::recycled(n, true);
   auto to = result.data_->begin();
   for (auto& p : parts)
-    to = std::copy(p.records().begin(), p.records().end(), to);
+    to = assign_all(p.records(), to);
   return result;
 }
 
@@ -242,7 +265,7 @@ record_batch record_batch::select(const std::vector<bool>& keep) const {
   auto out = result.data_->begin();
   for (size_t i = 0; i < rs.size() && i < keep.size(); ++i)
     if (keep[i])
-      *out++ = rs[i];
+      assign(*out++, rs[i]);
   return result;
 }
 

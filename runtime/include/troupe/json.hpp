@@ -10,6 +10,10 @@ namespace troupe {
 // replaced by U+FFFD (the replacement character), valid UTF-8 is kept.
 void append_json_string(std::string& out, const std::string& s);
 
+// Whether `s` goes into a JSON string unchanged: printable ASCII without
+// '"' or '\\'. A fast path for writers (most bodies and keys are).
+bool json_plain(const std::string& s);
+
 // Whether `s` is well-formed UTF-8 (what append_json_string keeps as is).
 bool is_utf8(const std::string& s);
 
