@@ -838,8 +838,8 @@ void on_watchdog(node_pointer self) {
 void on_worker_result(node_pointer self, size_t w, uint64_t seq,
                       stage_result& r) {
   auto& st = self->state;
-  if (w >= st.workers.size())
-    return;
+  if (w >= st.workers.size() || !st.pool.awaiting(seq))
+    return; // not an answer this incarnation waits for
   st.pool.complete(w, seq, st.pool.token_of(seq), std::move(r));
   uint64_t ready = 0;
   stage_result result;

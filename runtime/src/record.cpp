@@ -73,6 +73,7 @@ public:
       auto* b = from.back();
       from.pop_back();
       records_ -= n;
+      bytes_ -= b->shelf_bytes;
       return b;
     }
     return nullptr;
@@ -84,25 +85,29 @@ public:
       delete b;
       return;
     }
-    // Scrubbed outside the lock: the strings of the last holder's thread.
+    // Scrubbed and measured outside the lock (the last holder's thread).
     size_t least = SIZE_MAX;
+    size_t bytes = n * sizeof(record);
     for (auto& r : b->records) {
-      trim(r.key);
-      trim(r.body);
+      bytes += trim(r.key) + trim(r.body);
       if (r.attrs.capacity() > max_attrs)
         std::vector<std::pair<std::string, std::string>>{}.swap(r.attrs);
+      for (auto& [k, v] : r.attrs)
+        bytes += trim(k) + trim(v);
       least = std::min(least, r.body.capacity());
     }
     b->refs.store(1, std::memory_order_relaxed);
+    b->shelf_bytes = bytes;
     bool roomy = least > std::string{}.capacity();
     {
       std::lock_guard<std::mutex> guard{mu_};
-      if (records_ + n <= max_records)
+      if (records_ + n <= max_records && bytes_ + bytes <= max_bytes)
         if (auto* c = class_of(n)) {
           auto& to = roomy ? c->roomy : c->tight;
           if (to.size() < max_per_class) {
             to.push_back(b);
             records_ += n;
+            bytes_ += bytes;
             return;
           }
         }
@@ -116,15 +121,18 @@ private:
   static constexpr size_t max_per_class = 1024;
   static constexpr size_t max_string = 4096;
   static constexpr size_t max_attrs = 16;
+  static constexpr size_t max_bytes = size_t{64} << 20;
 
   struct size_class {
     size_t n = 0; // 0: unused
     std::vector<block*> roomy, tight;
   };
 
-  static void trim(std::string& s) {
+  // Frees an unusually large string; returns the heap bytes it keeps.
+  static size_t trim(std::string& s) {
     if (s.capacity() > max_string)
       std::string{}.swap(s);
+    return s.capacity() > std::string{}.capacity() ? s.capacity() + 1 : 0;
   }
 
   // Caller holds mu_.
@@ -136,6 +144,11 @@ private:
       if (c.n == 0 && !unused)
         unused = &c;
     }
+    // A class of another size with nothing on it is handed over, so the
+    // first sizes seen do not keep the classes for good.
+    for (auto& c : classes_)
+      if (!unused && c.roomy.empty() && c.tight.empty())
+        unused = &c;
     if (unused) {
       unused->n = n;
       unused->roomy.reserve(max_per_class);
@@ -147,6 +160,7 @@ private:
   std::mutex mu_;
   std::array<size_class, 8> classes_;
   size_t records_ = 0; // on the shelf
+  size_t bytes_ = 0;   // what they keep (records and strings)
 };
 
 batch_storage batch_storage::recycled(size_t n, bool roomy) {

@@ -238,13 +238,11 @@ TEST_CASE("storage: a huge key is not kept on the shelf either") {
     CHECK(r.key.capacity() < 4096);
 }
 
-// Skipped: fails on 8e9398a. The shelf trims keys and bodies above 4096
-// bytes and attribute *lists* above 16 entries, but not the attribute
-// strings: a record that carried a 100 kB attribute value keeps it while
-// on the shelf (up to 262144 records), and copy_of hands the capacity on
-// (vector copy-assignment reuses the element strings).
-TEST_CASE("storage: a huge attribute value is not kept on the shelf"
-          * doctest::skip()) {
+// Failed on 8e9398a: the shelf trimmed keys and bodies above 4096 bytes
+// and attribute *lists* above 16 entries, but not the attribute strings, so
+// a 100 kB attribute value stayed on the shelf and copy_of handed the
+// capacity on (vector copy-assignment reuses the element strings).
+TEST_CASE("storage: a huge attribute value is not kept on the shelf") {
   if (!in_fresh_process("storage: a huge attribute value*"))
     return;
   constexpr size_t n = 47;
@@ -265,15 +263,13 @@ TEST_CASE("storage: a huge attribute value is not kept on the shelf"
   CHECK(kept == 0);
 }
 
-// Skipped: fails on 8e9398a (performance, not correctness). The shelf's
-// eight size classes go to the first eight batch sizes ever dropped and
-// are never given back, even when empty. A filter (select) or a partial
-// batch flushed by timeout makes batches of any size, so in a long-lived
-// process the classes soon belong to sizes that never come again, and the
-// sizes that do (a source's batch_size) are never recycled: the
-// whole-binary test run shows it (a size first seen late never comes back).
+// Failed on 8e9398a (performance, not correctness): the shelf's eight
+// size classes went to the first eight batch sizes ever dropped and were
+// never given back, even when empty. A filter (select) or a partial batch
+// flushed by timeout makes batches of any size, so in a long-lived process
+// the sizes that come again (a source's batch_size) were never recycled.
 TEST_CASE("storage: a new batch size recycles once older sizes' classes are "
-          "empty" * doctest::skip()) {
+          "empty") {
   if (!in_fresh_process("storage: a new batch size recycles*"))
     return;
   // Eight sizes pass through once each, as a filter's outputs do...
@@ -443,12 +439,9 @@ TEST_CASE("storage: payload_bytes follows bodies changed through "
   CHECK(c.payload_bytes() == bytes_by_hand(c));
 }
 
-// Skipped: fails on 8e9398a (minor). A moved-from batch has no records
-// (size() == 0) but still answers the payload_bytes() it had counted
-// before the move: the cache (bytes_) is copied by the defaulted move,
-// not reset. Nothing in the runtime reads a moved-from batch today.
-TEST_CASE("storage: a moved-from batch counts no payload bytes"
-          * doctest::skip()) {
+// Failed on 8e9398a (minor): a moved-from batch had no records but still
+// answered the payload_bytes() it had counted before the move.
+TEST_CASE("storage: a moved-from batch counts no payload bytes") {
   record_batch a{full_records(4, 50)};
   CHECK(a.payload_bytes() > 0);
   auto b = std::move(a);

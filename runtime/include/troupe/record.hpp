@@ -115,6 +115,7 @@ private:
   struct block {
     std::atomic<size_t> refs{1};
     std::vector<record> records;
+    size_t shelf_bytes = 0; // while on the shelf: the memory it keeps
   };
   friend class shelf;
   explicit batch_storage(block* b) noexcept : block_(b) {
@@ -127,6 +128,26 @@ private:
 class record_batch {
 public:
   record_batch() = default; // empty, allocates nothing
+  record_batch(const record_batch&) = default;
+  record_batch& operator=(const record_batch&) = default;
+  // A moved-from batch is empty: no records, no payload bytes.
+  record_batch(record_batch&& other) noexcept
+    : data_(std::move(other.data_)),
+      offset_(other.offset_),
+      size_(other.size_),
+      bytes_(other.bytes_) {
+    other.forget();
+  }
+  record_batch& operator=(record_batch&& other) noexcept {
+    if (this != &other) {
+      data_ = std::move(other.data_);
+      offset_ = other.offset_;
+      size_ = other.size_;
+      bytes_ = other.bytes_;
+      other.forget();
+    }
+    return *this;
+  }
   explicit record_batch(std::vector<record> records);
   // `n` default records (seq 0, empty strings and attributes) in recycled
   // storage: filling them allocates nothing once the process is warm.
@@ -162,11 +183,18 @@ public:
   std::vector<record> take();
   // Key and body bytes of the records: what credit counts besides records.
   // Counted once and remembered by this batch (and copies of it) until
-  // mutable_records() or take().
+  // mutable_records() or take(). Like every member, not for two threads
+  // on one record_batch object at once (copies are independent).
   size_t payload_bytes() const noexcept;
 
 private:
   static constexpr size_t whole = static_cast<size_t>(-1);
+
+  void forget() noexcept {
+    offset_ = 0;
+    size_ = whole;
+    bytes_ = unknown;
+  }
 
   // Writable in place: unshared and not a slice.
   bool owned() const noexcept {

@@ -59,6 +59,12 @@ public:
   // `now`.
   void dispatch(node_commands& out,
                 std::chrono::steady_clock::time_point now = {});
+  // Whether number `seq` was dispatched and is not answered yet (so an
+  // answer for it is expected, once).
+  bool awaiting(uint64_t seq) const {
+    return seq >= flights_base_ && seq - flights_base_ < flights_.size()
+           && !flights_[seq - flights_base_].answered;
+  }
   // The input a batch dispatched as number `seq` came from.
   uint64_t token_of(uint64_t seq) const;
   // Worker `worker` answered the batch it got as number `seq`.
