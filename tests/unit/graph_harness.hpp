@@ -199,6 +199,15 @@ inline std::vector<uint64_t> unique_seqs(const collected& c) {
   return out;
 }
 
+// The restarts of the node called `name` (fails the test if there is none).
+inline uint64_t restarts_of(const run_report& rep, const std::string& name) {
+  for (auto& n : rep.nodes)
+    if (n.name == name)
+      return n.restarts;
+  FAIL("no node " << name);
+  return 0;
+}
+
 inline void check_balanced(const run_report& rep) {
   for (auto& n : rep.nodes)
     CHECK_MESSAGE(n.balanced(), "node " << n.name << " is not balanced");

@@ -246,14 +246,6 @@ nodes:
 
 namespace {
 
-uint64_t restarts_of(const run_report& rep, const std::string& name) {
-  for (auto& n : rep.nodes)
-    if (n.name == name)
-      return n.restarts;
-  FAIL("no node " << name);
-  return 0;
-}
-
 // Which nodes got new identities, and how often.
 void check_restarts(const run_report& rep,
                     std::map<std::string, uint64_t> expected) {

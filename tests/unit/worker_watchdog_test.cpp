@@ -345,14 +345,6 @@ TEST_CASE("worker dispatch: partitioned by key, every part's dispatch number "
 
 namespace {
 
-uint64_t restarts_of(const run_report& rep, const std::string& name) {
-  for (auto& n : rep.nodes)
-    if (n.name == name)
-      return n.restarts;
-  FAIL("no node " << name);
-  return 0;
-}
-
 // What the test scheduler may run while workers are held: every job but
 // that of a worker with mail which `release` does not let go (by actor
 // id). A held worker never answers, like one stuck in its record function.
