@@ -484,6 +484,41 @@ void commit(node_pointer self) {
   m.processing.store(0, std::memory_order_relaxed);
 }
 
+// Sends the batch of command `k` to its consumer, with the commands right
+// after it that are batches for the same consumer as one train. Returns the
+// last command sent.
+size_t send_batches(node_pointer self, size_t k) {
+  using kind = node_command::kind;
+  auto& st = self->state;
+  auto& todo = st.todo;
+  const auto& c = todo[k];
+  size_t last = k;
+  while (last + 1 < todo.size() && last + 1 - k < batch_train::capacity
+         && todo[last + 1].what == kind::send_batch
+         && todo[last + 1].edge == c.edge
+         && todo[last + 1].redelivery == c.redelivery)
+    ++last;
+  for (size_t j = k; j <= last; ++j)
+    st.metrics->sent_out[c.edge].fetch_add(todo[j].records,
+                                           std::memory_order_relaxed);
+  auto& h = st.consumers[c.edge];
+  if (!h)
+    return last;
+  if (last == k) {
+    self->send(h, batch_atom_v, c.port, c.edge, c.id, c.redelivery,
+               std::move(todo.batch(c)));
+    return last;
+  }
+  batch_train train;
+  train.redelivery = c.redelivery;
+  for (size_t j = k; j <= last; ++j) {
+    train.ids[train.size] = todo[j].id;
+    train.batches[train.size] = std::move(todo.batch(todo[j]));
+    ++train.size;
+  }
+  self->send(h, batch_atom_v, c.port, c.edge, std::move(train));
+  return last;
+}
 
 // Carries out what the ledger decided, in order.
 void carry_out_all(node_pointer self) {
@@ -509,40 +544,9 @@ void carry_out_all(node_pointer self) {
         && c.what != kind::redelivered)
       send_acks(); // keeps every other send in order behind them
     switch (c.what) {
-      case kind::send_batch: {
-        st.metrics->sent_out[c.edge].fetch_add(c.records,
-                                               std::memory_order_relaxed);
-        // The next commands that are batches for the same consumer go
-        // with this one as a train.
-        size_t last = k;
-        while (last + 1 < todo.size() && last + 1 - k < batch_train::capacity
-               && todo[last + 1].what == kind::send_batch
-               && todo[last + 1].edge == c.edge
-               && todo[last + 1].redelivery == c.redelivery)
-          ++last;
-        auto& h = st.consumers[c.edge];
-        if (last == k) {
-          if (h)
-            self->send(h, batch_atom_v, c.port, c.edge, c.id, c.redelivery,
-                       std::move(todo.batch(c)));
-          break;
-        }
-        batch_train train;
-        train.redelivery = c.redelivery;
-        for (size_t j = k; j <= last; ++j) {
-          const auto& cj = todo[j];
-          if (j > k)
-            st.metrics->sent_out[cj.edge].fetch_add(cj.records,
-                                                    std::memory_order_relaxed);
-          train.ids[train.size] = cj.id;
-          train.batches[train.size] = std::move(todo.batch(cj));
-          ++train.size;
-        }
-        if (h)
-          self->send(h, batch_atom_v, c.port, c.edge, std::move(train));
-        k = last;
+      case kind::send_batch:
+        k = send_batches(self, k);
         break;
-      }
       case kind::send_starved:
         if (auto& h = st.consumers[c.edge])
           self->send(h, starved_atom_v);
