@@ -445,6 +445,7 @@ void on_down(sup_pointer self, caf::down_msg& dm) {
       return;
     case sv::disposition::removed:
       m->add(m->supervised.crashes, 1);
+      m->failures.note(true, 0, reason);
       std::cerr << "troupe: temporary node '" << spec.name << "' failed ("
                 << reason << "); removed\n";
       run(self, r.cmds);
@@ -453,6 +454,7 @@ void on_down(sup_pointer self, caf::down_msg& dm) {
     case sv::disposition::restarting:
     case sv::disposition::failed:
       m->add(m->supervised.crashes, 1);
+      m->failures.note(true, 0, reason);
       account_held(st, i, false);
       std::cerr << "troupe: node '" << spec.name << "' crashed (" << reason
                 << "); restarting\n";

@@ -2,6 +2,31 @@
 
 namespace troupe {
 
+void recent_failures::note(bool crash, uint64_t seq, std::string_view reason) {
+  entry e;
+  e.crash = crash;
+  e.seq = seq;
+  e.reason = std::string(reason.substr(0, 512));
+  e.at = std::chrono::system_clock::now();
+  std::lock_guard<std::mutex> guard{mutex_};
+  ring_[total_ % capacity] = std::move(e);
+  ++total_;
+}
+
+std::vector<recent_failures::entry> recent_failures::list() const {
+  std::lock_guard<std::mutex> guard{mutex_};
+  std::vector<entry> out;
+  auto n = total_ < capacity ? total_ : capacity;
+  for (uint64_t i = total_ - n; i < total_; ++i)
+    out.push_back(ring_[i % capacity]);
+  return out;
+}
+
+uint64_t recent_failures::total() const {
+  std::lock_guard<std::mutex> guard{mutex_};
+  return total_;
+}
+
 void node_metrics::record_latency(uint64_t ns) {
   size_t bucket = 0;
   while (ns > 1 && bucket + 1 < latency.size()) {

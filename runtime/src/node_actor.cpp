@@ -654,6 +654,7 @@ void dead_letter(node_pointer self, record r, const std::string& reason,
   auto& st = self->state;
   st.counts.dead_lettered += 1;
   st.counts.errors += 1;
+  st.metrics->failures.note(false, r.seq, reason);
   if (!st.outs.has_consumers(errors_port)) {
     // Nobody reads `NODE.errors`: the log and the report are the record.
     auto n = st.metrics->dead_lettered.load(std::memory_order_relaxed)

@@ -9,12 +9,37 @@
 
 #include <array>
 #include <atomic>
-#include <memory>
+#include <chrono>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace troupe {
+
+// The last few failures of one node (records sent to `errors` or the log,
+// and crashes), newest last, for the live view and the HTML report. Written
+// only when something fails, so a mutex costs nothing on the record path.
+class recent_failures {
+public:
+  static constexpr size_t capacity = 16;
+  struct entry {
+    bool crash = false;  // a crash of the node, not one failed record
+    uint64_t seq = 0;    // the record's seq (0 for a crash)
+    std::string reason;  // trimmed to 512 bytes
+    std::chrono::system_clock::time_point at;
+  };
+  void note(bool crash, uint64_t seq, std::string_view reason);
+  std::vector<entry> list() const; // oldest first
+  uint64_t total() const;          // every note ever made
+
+private:
+  mutable std::mutex mutex_;
+  std::array<entry, capacity> ring_;
+  uint64_t total_ = 0;
+};
 
 struct node_metrics {
   std::string name;
@@ -66,7 +91,13 @@ struct node_metrics {
     std::atomic<uint64_t> restarts{0};
     std::atomic<uint64_t> crashes{0}; // in `errors`
   } supervised;
-  // Processing latency per batch, log2 buckets of nanoseconds.
+  // How far a source is, in its own unit (records for generate, bytes for a
+  // file), when it knows its size: the progress line's ETA. 0 total: unknown.
+  std::atomic<uint64_t> work_total{0};
+  std::atomic<uint64_t> work_done{0};
+  recent_failures failures;
+  // Processing latency per batch, log2 buckets of nanoseconds: bucket i
+  // counts batches that took less than 2^(i+1) ns (and at least 2^i).
   std::array<std::atomic<uint64_t>, 48> latency{};
 
   void add(std::atomic<uint64_t>& c, uint64_t n) {
