@@ -19,6 +19,7 @@
 #include "troupe/actors/builtin_types.hpp"
 #include "troupe/actors/io.hpp"
 #include "troupe/actors/record_format.hpp"
+#include "troupe/log.hpp"
 
 namespace troupe::actors {
 
@@ -175,8 +176,14 @@ public:
     try {
       save();
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "troupe: %s\n", e.what()); // a destructor must not throw
+      troupe::log(troupe::log_level::error, "", e.what()); // a destructor must not throw
     }
+  }
+
+  progress_mark progress() const override {
+    if (!mem_->reader)
+      return {};
+    return {mem_->reader->position(), mem_->reader->size_at_open()};
   }
 
   produce_status produce(size_t max, emitter& out) override {

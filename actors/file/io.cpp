@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
+#include "troupe/log.hpp"
 
 namespace troupe::actors {
 
@@ -118,11 +119,10 @@ uint64_t drop_partial_last_line(int fd, const std::string& path) {
   }
   if (::ftruncate(fd, static_cast<off_t>(keep)) != 0)
     throw_errno(errno, "cannot truncate " + path);
-  std::fprintf(stderr,
-               "troupe: %s ended in a partial line (%llu bytes without a "
-               "newline, left by a crash or a full disk); removed it before "
-               "appending\n",
-               path.c_str(), static_cast<unsigned long long>(size - keep));
+  TROUPE_LOG(warn, "",
+             path << " ended in a partial line (" << (size - keep)
+                  << " bytes without a newline, left by a crash or a full "
+                     "disk); removed it before appending");
   return size - keep;
 }
 
@@ -180,8 +180,8 @@ bool record_writer::write_chunk() {
       if (::fstat(fd_, &s) == 0
           && static_cast<uint64_t>(s.st_size) >= written)
         if (::ftruncate(fd_, s.st_size - static_cast<off_t>(written)) != 0)
-          std::fprintf(stderr, "troupe: cannot cut %s back: %s\n",
-                       name_.c_str(), std::strerror(errno));
+          TROUPE_LOG(error, "", "cannot cut " << name_ << " back: "
+                                              << std::strerror(errno));
     }
     throw;
   }
@@ -206,6 +206,9 @@ line_reader::line_reader(unique_fd fd, std::string name, size_t max_line,
     poll_first_(poll_first),
     regular_(is_regular(fd_.get())) {
   buf_.resize(std::min<size_t>(256 * 1024, max_line_ + 1));
+  struct stat s;
+  if (regular_ && ::fstat(fd_.get(), &s) == 0)
+    size_at_open_ = static_cast<uint64_t>(s.st_size);
 }
 
 void line_reader::seek(uint64_t offset) {

@@ -134,6 +134,10 @@ public:
     return cfg_.rate > 0 ? produce_status::idle : produce_status::more;
   }
 
+  progress_mark progress() const override {
+    return {mem_->next, cfg_.count};
+  }
+
   void acknowledged(const record_batch& batch) override {
     mem_->log.acknowledged(batch);
   }

@@ -32,6 +32,7 @@
 #include <sys/socket.h>
 #include <thread>
 #include <unordered_map>
+#include "troupe/log.hpp"
 
 namespace troupe::http {
 
@@ -505,9 +506,9 @@ struct engine::impl {
     try {
       done(std::move(resp));
     } catch (const std::exception& ex) {
-      std::fprintf(stderr, "troupe: http: a completion threw: %s\n", ex.what());
+      TROUPE_LOG(error, "", "http: a completion threw: " << ex.what());
     } catch (...) {
-      std::fprintf(stderr, "troupe: http: a completion threw\n");
+      troupe::log(troupe::log_level::error, "", "http: a completion threw");
     }
   }
 
@@ -710,8 +711,9 @@ engine::engine(transport_options opts) {
   // The pool of idle connections kept for reuse: as many as may be open.
   curl_multi_setopt(impl_->multi, CURLMOPT_MAXCONNECTS, o.max_connections);
   if (!o.verify_tls)
-    std::fprintf(stderr, "troupe: http: TLS verification is off (verify_tls: "
-                         "false): servers are not authenticated\n");
+    troupe::log(troupe::log_level::warn, "",
+        "http: TLS verification is off (verify_tls: false): servers are not "
+        "authenticated");
   impl_->io = std::thread([this] { impl_->loop(); });
 }
 

@@ -17,6 +17,7 @@
 #include "troupe/actors/builtin_types.hpp"
 #include "troupe/actors/io.hpp"
 #include "troupe/actors/rate_limiter.hpp"
+#include "troupe/log.hpp"
 
 namespace troupe::actors {
 
@@ -375,11 +376,10 @@ private:
       m.exhausted = true;
     } else if (m.fetched >= max_pages_) {
       // Not an error (the limit is the user's), but never silent.
-      std::fprintf(stderr,
-                   "troupe: paginate: stopped at max_pages (%llu) although "
-                   "page %llu had items; raise max_pages to read on\n",
-                   static_cast<unsigned long long>(max_pages_),
-                   static_cast<unsigned long long>(page));
+      TROUPE_LOG(warn, "",
+                 "paginate: stopped at max_pages ("
+                   << max_pages_ << ") although page " << page
+                   << " had items; raise max_pages to read on");
       m.exhausted = true;
     }
     for (auto& item : items) {

@@ -1,5 +1,6 @@
 #include "commands.hpp"
 
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -12,8 +13,10 @@
 #include <sstream>
 #include <thread>
 
+#include "progress.hpp"
 #include "troupe/json.hpp"
 #include "troupe/loader.hpp"
+#include "troupe/log.hpp"
 #include "troupe/registry.hpp"
 #include "troupe/runtime.hpp"
 #include "troupe/validate.hpp"
@@ -45,7 +48,24 @@ void arm_exit_watchdog(int code, std::chrono::nanoseconds after) {
 
 // Writes the report; false when it cannot be written.
 bool write_report(const run_report& report, const std::string& file) {
-  std::cerr << report_summary(report) << std::flush;
+  if (get_log_options().format == log_format::json) {
+    // Every stderr line parses as JSON: the summary is logged too, whatever
+    // the level (it is the run's outcome, not chatter).
+    std::istringstream lines{report_summary(report)};
+    auto level = report.status == "completed" ? log_level::info
+                                              : log_level::error;
+    std::string line;
+    while (std::getline(lines, line)) {
+      if (line.rfind("troupe: ", 0) == 0)
+        line.erase(0, 8);
+      std::cerr << format_log_line({std::chrono::system_clock::now(), level, "",
+                                    line},
+                                   log_format::json)
+                << '\n';
+    }
+  } else {
+    std::cerr << report_summary(report) << std::flush;
+  }
   if (file.empty())
     return true;
   std::ofstream out(file);
@@ -76,15 +96,12 @@ std::optional<graph_spec> load_or_report(const std::string& file,
   return std::move(res.graph);
 }
 
-std::string progress_line(const run_report& r, uint64_t rate) {
-  std::ostringstream o;
-  o << "\r\033[K" << r.graph << ": " << r.source_records << " in, "
-    << r.sink_records << " out, " << rate << " rec/s, " << r.in_flight
-    << " in flight |";
-  for (auto& n : r.nodes)
-    o << ' ' << n.name << '=' << n.out;
-  auto s = o.str();
-  return s.size() > 200 ? s.substr(0, 200) : s;
+// Columns of the terminal on stderr (the progress line must not wrap).
+size_t terminal_width() {
+  struct winsize w {};
+  if (ioctl(STDERR_FILENO, TIOCGWINSZ, &w) == 0 && w.ws_col > 0)
+    return w.ws_col;
+  return 120;
 }
 
 } // namespace
@@ -119,6 +136,28 @@ int cmd_run(const std::vector<std::string>& args) {
       report_file = args[++i];
     else if (a == "--no-progress")
       progress = false;
+    else if ((a == "--log-level" || a == "--log-format") && i + 1 < args.size()) {
+      auto v = args[++i];
+      auto opts_now = get_log_options();
+      if (a == "--log-level") {
+        auto l = parse_log_level(v);
+        if (!l) {
+          std::cerr << "troupe run: --log-level takes error|warn|info|debug, "
+                       "not '" << v << "'\n";
+          return usage;
+        }
+        opts_now.level = *l;
+      } else {
+        auto f = parse_log_format(v);
+        if (!f) {
+          std::cerr << "troupe run: --log-format takes text|json, not '" << v
+                    << "'\n";
+          return usage;
+        }
+        opts_now.format = *f;
+      }
+      set_log_options(opts_now);
+    }
     else if (!a.empty() && a[0] != '-' && file.empty())
       file = a;
     else {
@@ -171,16 +210,20 @@ int cmd_run(const std::vector<std::string>& args) {
   bool stop_sent = false;
   auto stop_time = std::chrono::steady_clock::now();
   bool gave_up = false;
-  uint64_t last_count = 0;
-  auto last_time = std::chrono::steady_clock::now();
+  auto started = std::chrono::steady_clock::now();
+  auto last_time = started;
+  progress_meter meter{started};
+  TROUPE_LOG(info, "", "run of '" << graph->name << "' started ("
+                                  << graph->nodes.size() << " nodes)");
   while (!run.wait_for(std::chrono::milliseconds(100))) {
     if (signals_seen > 0 && !stop_sent) {
       stop_sent = true;
       stop_time = std::chrono::steady_clock::now();
-      std::cerr << (progress ? "\n" : "")
-                << "troupe: stopping: sources stop, in-flight records drain "
-                   "(at most "
-                << format_duration(shutdown_timeout) << ")\n";
+      if (progress)
+        std::cerr << '\n';
+      TROUPE_LOG(warn, "", "stopping: sources stop, in-flight records drain "
+                           "(at most "
+                             << format_duration(shutdown_timeout) << ")");
       run.stop();
     }
     // The supervisor ends the run at the shutdown timeout; should it be
@@ -195,12 +238,10 @@ int cmd_run(const std::vector<std::string>& args) {
       auto now = std::chrono::steady_clock::now();
       auto secs = std::chrono::duration<double>(now - last_time).count();
       if (secs >= 0.25) {
-        auto r = run.report();
-        auto rate = static_cast<uint64_t>((r.source_records - last_count)
-                                          / secs);
-        last_count = r.source_records;
         last_time = now;
-        std::cerr << progress_line(r, rate) << std::flush;
+        std::cerr << meter.line(run.report(), run.metrics(), now,
+                                terminal_width())
+                  << std::flush;
       }
     }
   }
@@ -211,6 +252,8 @@ int cmd_run(const std::vector<std::string>& args) {
     report.status = "timed_out";
     report.message = "the run did not end within shutdown_timeout";
   }
+  TROUPE_LOG(info, "", "run of '" << report.graph << "' ended: "
+                                    << report.status);
   int code = report.status == "completed" ? ok
              : report.status == "interrupted" || report.status == "timed_out"
                  || signals_seen > 0

@@ -18,6 +18,7 @@ const char* help_text = R"(troupe — actor graphs from YAML, on CAF
 
 usage:
   troupe run FILE [--set key=value]... [--report FILE] [--no-progress]
+             [--log-level error|warn|info|debug] [--log-format text|json]
   troupe lint FILE...
   troupe graph FILE [--format dot]
   troupe types [NAME] [--json]
@@ -29,6 +30,10 @@ commands:
   lint   parse and validate only; every problem as file:line:col: error: ...
   graph  print the graph in Graphviz DOT
   types  list the registered actor types, their protocols and parameters
+
+logs go to stderr, one line per event: level, node, message; warnings and
+errors only unless --log-level says more (--log-format json: one JSON object
+per line).
 
 exit codes: 0 ok, 1 run failed, 64 usage, 78 configuration invalid,
             130 interrupted

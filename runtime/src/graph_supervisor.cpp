@@ -19,6 +19,7 @@
 #include "supervision/completion.hpp"
 #include "supervision/engine.hpp"
 #include "troupe/deadlock_detector.hpp"
+#include "troupe/log.hpp"
 
 namespace troupe {
 
@@ -351,10 +352,11 @@ void run(sup_pointer self, const sv::commands& cmds) {
           self->send(self, restart_atom_v, c.token);
         break;
       case sv::command::op::escalate:
-        std::cerr << "troupe: group '" << st.engine.scope_name(c.scope)
-                  << "' exhausted its restart budget; escalating to '"
-                  << st.engine.scope_name(st.engine.scope_parent(c.scope))
-                  << "'\n";
+        TROUPE_LOG(warn, "",
+                   "group '" << st.engine.scope_name(c.scope)
+                     << "' exhausted its restart budget; escalating to '"
+                     << st.engine.scope_name(st.engine.scope_parent(c.scope))
+                     << "'");
         break;
       case sv::command::op::fail: {
         auto& root = st.engine.scope_policy(sv::root_scope);
@@ -446,8 +448,8 @@ void on_down(sup_pointer self, caf::down_msg& dm) {
     case sv::disposition::removed:
       m->add(m->supervised.crashes, 1);
       m->failures.note(true, 0, reason);
-      std::cerr << "troupe: temporary node '" << spec.name << "' failed ("
-                << reason << "); removed\n";
+      TROUPE_LOG(warn, spec.name,
+                 "temporary node failed (" << reason << "); removed");
       run(self, r.cmds);
       check_completion(self);
       return;
@@ -456,8 +458,7 @@ void on_down(sup_pointer self, caf::down_msg& dm) {
       m->add(m->supervised.crashes, 1);
       m->failures.note(true, 0, reason);
       account_held(st, i, false);
-      std::cerr << "troupe: node '" << spec.name << "' crashed (" << reason
-                << "); restarting\n";
+      TROUPE_LOG(warn, spec.name, "crashed (" << reason << "); restarting");
       run(self, r.cmds);
       return;
     default:

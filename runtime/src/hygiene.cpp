@@ -11,6 +11,7 @@
 #include "node_actor.hpp"
 #include "troupe/errors.hpp"
 #include "troupe/node_logic.hpp"
+#include "troupe/log.hpp"
 
 namespace troupe {
 
@@ -23,9 +24,10 @@ void install_default_handler(caf::scheduled_actor* self, std::string who,
       if (counter)
         counter->fetch_add(1, std::memory_order_relaxed);
       if ((*logged)++ < 10)
-        std::cerr << "troupe: " << who << ": unexpected message "
-                  << caf::to_string(x.copy_content_to_message())
-                  << " (counted, dropped)\n";
+        TROUPE_LOG(warn, who,
+                   "unexpected message "
+                     << caf::to_string(x.copy_content_to_message())
+                     << " (counted, dropped)");
       return caf::sec::unexpected_message;
     });
 }

@@ -57,6 +57,18 @@ int64_t node_metrics::in_flight() const {
                               + processing.load(std::memory_order_relaxed));
 }
 
+std::shared_ptr<run_metrics> run_metrics::of(const graph_spec& g) {
+  auto r = std::make_shared<run_metrics>();
+  for (auto& n : g.nodes) {
+    auto m = std::make_unique<node_metrics>();
+    m->name = n.name;
+    m->type = n.type;
+    m->kind = n.kind;
+    r->nodes.push_back(std::move(m));
+  }
+  return r;
+}
+
 node_metrics* run_metrics::find(const std::string& name) {
   for (auto& n : nodes)
     if (n->name == name)

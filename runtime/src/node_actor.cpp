@@ -25,6 +25,7 @@
 #include "node/node_lifecycle.hpp"
 #include "node/outbox.hpp"
 #include "node/worker_dispatch.hpp"
+#include "troupe/log.hpp"
 
 namespace troupe::detail {
 
@@ -660,9 +661,10 @@ void dead_letter(node_pointer self, record r, const std::string& reason,
     auto n = st.metrics->dead_lettered.load(std::memory_order_relaxed)
              + st.counts.dead_lettered;
     if (n <= 10)
-      std::cerr << "troupe: " << st.spec->name << ": record seq=" << r.seq
-                << " failed: " << reason
-                << (n == 10 ? " (further failures only counted)" : "") << '\n';
+      TROUPE_LOG(warn, st.spec->name,
+                 "record seq=" << r.seq << " failed: " << reason
+                               << (n == 10 ? " (further failures only counted)"
+                                           : ""));
     return;
   }
   push_output(self, errors_port, record_batch{std::vector<record>{std::move(r)}},
@@ -771,6 +773,10 @@ void produce(node_pointer self) {
     node_emitter out{self};
     status = st.logic->produce(std::min(room, batch_size), out);
     flush(self);
+  }
+  if (auto p = st.logic->progress(); p.total > 0) {
+    st.metrics->work_total.store(p.total, std::memory_order_relaxed);
+    st.metrics->work_done.store(p.done, std::memory_order_relaxed);
   }
   switch (status) {
     case produce_status::more:

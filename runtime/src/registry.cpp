@@ -249,6 +249,9 @@ produce_status node_logic::produce(size_t, emitter&) {
 }
 void node_logic::acknowledged(const record_batch&) {
 }
+node_logic::progress_mark node_logic::progress() const {
+  return {};
+}
 duration node_logic::idle_delay() const {
   return std::chrono::milliseconds(10);
 }

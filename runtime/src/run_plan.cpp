@@ -56,15 +56,8 @@ run_plan::make(const graph_spec& g, std::shared_ptr<const registry> shared,
       p->in_edges[c].push_back(e);
     }
   }
-  if (!p->metrics) {
-    p->metrics = std::make_shared<run_metrics>();
-    for (auto& n : g.nodes) {
-      auto m = std::make_unique<node_metrics>();
-      m->name = n.name;
-      m->type = n.type;
-      p->metrics->nodes.push_back(std::move(m));
-    }
-  }
+  if (!p->metrics)
+    p->metrics = run_metrics::of(g);
   for (size_t c = 0; c < g.nodes.size(); ++c)
   {
     p->metrics->nodes[c]->unacked_in

@@ -28,6 +28,7 @@
 #include "troupe/service.hpp"
 #include "troupe/type_ids.hpp"
 #include "troupe/validate.hpp"
+#include "troupe/log.hpp"
 
 namespace troupe {
 
@@ -268,16 +269,17 @@ runtime::runtime(std::shared_ptr<const registry> reg, runtime_options opts)
   if (opts.deadlock.detect) {
     impl_->waits = std::make_shared<deadlock::wait_table>();
     if (!deadlock::install_table(impl_->sys.get(), impl_->waits.get()))
-      std::cerr << "troupe: deadlock detection is off for this runtime: "
-                   "too many runtimes in one process\n";
+      troupe::log(troupe::log_level::warn, "",
+          "deadlock detection is off for this runtime: too many runtimes in "
+          "one process");
     impl_->detector = deadlock::spawn_detector(
       *impl_->sys, impl_->waits, opts.deadlock,
       [log = impl_->notices](const deadlock_notice& n) {
         log->add(n);
         // (A lock report was printed where it happened.)
         if (n.kind.rfind("lock_", 0) != 0)
-          std::cerr << "troupe: deadlock: " << n.text << " (" << n.resolution
-                    << ")\n";
+          TROUPE_LOG(error, "",
+                     "deadlock: " << n.text << " (" << n.resolution << ")");
       });
     // tracked_mutex's reports reach the detector's subscribers and the run
     // reports too.
@@ -435,13 +437,7 @@ graph_run runtime::start(const graph_spec& graph) {
   run.state_ = std::make_shared<graph_run::state>();
   auto st = run.state_;
   st->outcome = st->promise.get_future().share();
-  auto metrics = std::make_shared<run_metrics>();
-  for (auto& n : spec.nodes) {
-    auto m = std::make_unique<node_metrics>();
-    m->name = n.name;
-    m->type = n.type;
-    metrics->nodes.push_back(std::move(m));
-  }
+  auto metrics = run_metrics::of(spec);
   st->own = std::make_shared<detail::resource_group>();
   auto resources = shared;
   // In spec order: validate() put what a resource calls before it.

@@ -19,6 +19,7 @@
 #include "troupe/deadlock_detector.hpp"
 #include "troupe/errors.hpp"
 #include "troupe/hygiene.hpp"
+#include "troupe/log.hpp"
 
 namespace troupe {
 
@@ -115,9 +116,10 @@ void run(pointer self, const sv::commands& cmds) {
         break;
       case sv::command::op::fail: {
         auto& name = st.slots[c.units[0]].spec.name;
-        std::cerr << "troupe: " << st.cfg.name << ": child '" << name
-                  << "' failed beyond the restart budget; stopping all "
-                     "children\n";
+        TROUPE_LOG(error, st.cfg.name,
+                   "child '" << name
+                             << "' failed beyond the restart budget; "
+                                "stopping all children");
         st.quit_reason = make_error(errc::restart_budget,
                                     st.cfg.name + ": child '" + name
                                       + "' failed: " + c.reason);

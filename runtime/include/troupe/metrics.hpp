@@ -17,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include "troupe/graph_spec.hpp"
+
 namespace troupe {
 
 // The last few failures of one node (records sent to `errors` or the log,
@@ -44,6 +46,7 @@ private:
 struct node_metrics {
   std::string name;
   std::string type;
+  actor_kind kind = actor_kind::stage;
   std::atomic<uint64_t> in{0};       // records received (redeliveries too)
   std::atomic<uint64_t> created{0};  // records this node made
   std::atomic<uint64_t> out{0};      // records passed on (or written)
@@ -120,6 +123,8 @@ struct node_metrics {
 struct run_metrics {
   std::vector<std::unique_ptr<node_metrics>> nodes; // in graph order
   node_metrics* find(const std::string& name);
+  // Zeroed counters for each node of `g`, in graph order.
+  static std::shared_ptr<run_metrics> of(const graph_spec& g);
 };
 
 } // namespace troupe

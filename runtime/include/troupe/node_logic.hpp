@@ -95,6 +95,13 @@ public:
   // A batch this source emitted is acknowledged by every consumer: all that
   // derives from it was written by the sinks. Where to advance a checkpoint.
   virtual void acknowledged(const record_batch& batch);
+  // How far the source is, in its own unit (records made, bytes read), and
+  // where it ends when it knows: the progress line's ETA. total 0: unknown
+  // (the default).
+  struct progress_mark {
+    uint64_t done = 0, total = 0;
+  };
+  virtual progress_mark progress() const;
 
   // -- stages and sinks ------------------------------------------------------
 

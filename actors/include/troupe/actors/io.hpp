@@ -139,6 +139,10 @@ public:
   uint64_t position() const {
     return line_start_;
   }
+  // The size of a regular file at open (0: not a regular file).
+  uint64_t size_at_open() const {
+    return size_at_open_;
+  }
   // Starts at byte `offset` of a regular file (a checkpoint).
   void seek(uint64_t offset);
   // The input, for pread: a checkpoint fingerprints the bytes it skips.
@@ -165,6 +169,7 @@ private:
   size_t begin_ = 0, end_ = 0; // unread bytes in buf_
   uint64_t buf_offset_ = 0;    // input offset of buf_[0]
   uint64_t line_start_ = 0;    // input offset of the next line
+  uint64_t size_at_open_ = 0;
   bool skipping_ = false;      // inside a too-long line
   bool eof_ = false;
 };
