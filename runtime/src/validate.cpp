@@ -420,6 +420,24 @@ private:
         seen.push_back(key);
       }
     }
+    // A source or stage whose data output nobody reads would discard every
+    // record it passes on while the run reports success: refuse, and say
+    // how to discard on purpose.
+    std::set<std::string> read;
+    for (auto& n : g_.nodes)
+      for (auto& in : n.inputs)
+        if (in.port.empty())
+          read.insert(in.node);
+    for (size_t i = 0; i < g_.nodes.size(); ++i) {
+      auto& n = g_.nodes[i];
+      auto* t = types_[i];
+      if (!t || t->kind == actor_kind::sink || read.count(n.name))
+        continue;
+      error(n.where, who(n),
+            "nobody reads the output of '" + n.name
+              + "': its records would be discarded (give it a consumer, or "
+                "a `type: null` sink to discard them on purpose)");
+    }
   }
 
   // The schema: unknown names, values the parser left as text parsed,

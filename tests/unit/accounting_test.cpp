@@ -167,11 +167,13 @@ nodes:
   st3:  {type: chaos, seed: 72, kill: 0.05, inputs: [src1]}
   st4:  {type: map, fn: identity, inputs: [src2]}
   sink2: {type: collect, inputs: [st4]}
+  sink3: {type: collect, inputs: [st3]}
 )");
   REQUIRE(h.drive(run));
   auto rep = run.report();
   CHECK(rep.status == "completed");
   CHECK(unique_seqs(h.sinks["sink2"]).size() == 5);
+  CHECK(unique_seqs(h.sinks["sink3"]).size() == 5000);
   check_balanced(rep);
 }
 
