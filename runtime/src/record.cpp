@@ -275,7 +275,9 @@ record_batch record_batch::select(const std::vector<bool>& keep) const {
     return *this;
   if (n == 0)
     return {};
-  auto result = make(n);
+  // Copies: roomy recycled storage, overwritten whole by assign().
+  record_batch result;
+  result.data_ = detail::batch_storage::recycled(n, true);
   auto out = result.data_->begin();
   for (size_t i = 0; i < rs.size() && i < keep.size(); ++i)
     if (keep[i])
