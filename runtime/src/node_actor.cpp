@@ -966,7 +966,10 @@ void on_rewire(node_pointer self, uint32_t tag, caf::strong_actor_ptr h) {
   if (tag >= st.outs.edge_count())
     return;
   st.consumers[tag] = caf::actor_cast<node_actor>(h);
-  st.metrics->sent_out[tag].store(0, std::memory_order_relaxed); // new consumer
+  // A new consumer incarnation: what we send from now on counts for it
+  // (the supervisor sends one rewire per restart of the consumer).
+  st.metrics->sent_out[tag].store(0, std::memory_order_relaxed);
+  st.metrics->sent_to[tag].fetch_add(1, std::memory_order_relaxed);
   st.outs.rewire(tag, static_cast<bool>(st.consumers[tag]), st.inputs, st.todo);
   carry_out(self);
   flush(self);
