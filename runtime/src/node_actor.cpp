@@ -992,6 +992,10 @@ void on_drop(node_pointer self, uint32_t tag, bool finished) {
   if (!st.outs.drop(tag, finished, received, st.inputs, st.todo))
     return;
   st.consumers[tag] = nullptr;
+  // What we sent it is settled here (lost_at above, or it finished): a
+  // crash of ours later must not count it again (the supervisor's transit
+  // book reads this gauge when we go down).
+  st.metrics->sent_out[tag].store(0, std::memory_order_relaxed);
   carry_out(self);
   flush(self);
   if (st.is_source)
