@@ -112,8 +112,12 @@ bool finished_or_removed(const supervisor_state& st, size_t i) {
 // gauges final); the producer's edge gauge is taken, so it counts once.
 void count_mailbox_loss(supervisor_state& st, const edge& e) {
   auto& m = *st.plan->metrics->nodes[e.consumer];
-  auto sent = st.plan->metrics->nodes[e.producer]->sent_out[e.tag].exchange(
-    0, std::memory_order_relaxed);
+  auto& p = *st.plan->metrics->nodes[e.producer];
+  // A producer not rewired yet counts what it sent an older incarnation.
+  if (p.sent_to[e.tag].load(std::memory_order_relaxed) + 1
+      != st.children[e.consumer].incarnations)
+    return;
+  auto sent = p.sent_out[e.tag].exchange(0, std::memory_order_relaxed);
   auto got = m.received_in[e.in_port].load(std::memory_order_relaxed);
   if (sent > got) {
     m.add(m.supervised.unreceived, sent - got);
