@@ -286,14 +286,16 @@ void start_child(sup_pointer self, size_t i) {
         count_orphaned(st, e);
     }
   w.incarnation = st.children[i].incarnations++;
-  // What this incarnation sends counts from zero, for its consumers'
-  // current incarnations (a consumer that is down gets a rewire to its
-  // next one).
+  // What this incarnation sends goes to its consumers' current
+  // incarnations (a consumer that is down gets a rewire to its next one).
+  // sent_out goes on from the last incarnation's count when that sent to
+  // the same consumer incarnation (at_least_once's count_orphaned needs all
+  // of it; at_most_once took it when the last one ended).
   for (auto& e : st.plan->out_edges[i]) {
     auto& m = *st.plan->metrics->nodes[i];
-    m.sent_out[e.tag].store(0, std::memory_order_relaxed);
-    m.sent_to[e.tag].store(current_incarnation(st, e.consumer),
-                           std::memory_order_relaxed);
+    auto to = current_incarnation(st, e.consumer);
+    if (m.sent_to[e.tag].exchange(to, std::memory_order_relaxed) != to)
+      m.sent_out[e.tag].store(0, std::memory_order_relaxed);
   }
   w.memory = st.children[i].memory;
   // A new incarnation has received nothing yet (account_held took what the
