@@ -1,6 +1,5 @@
 #include "graph_supervisor.hpp"
 
-#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <map>
@@ -18,6 +17,7 @@
 #include "troupe/report.hpp"
 #include "supervision/completion.hpp"
 #include "supervision/engine.hpp"
+#include "supervision/transit.hpp"
 #include "troupe/deadlock_detector.hpp"
 #include "troupe/log.hpp"
 
@@ -79,6 +79,9 @@ struct supervisor_state {
   bool ended = false;
   run_outcome outcome;
   std::vector<size_t> killed;
+  // at_most_once: per node, per input port, what died in its incarnations'
+  // mailboxes with no producer left to send it again.
+  std::vector<std::vector<sv::transit_book>> transit;
 };
 
 using sup_pointer
@@ -110,8 +113,12 @@ bool finished_or_removed(const supervisor_state& st, size_t i) {
 // gauges final); the producer's edge gauge is taken, so it counts once.
 void count_mailbox_loss(supervisor_state& st, const edge& e) {
   auto& m = *st.plan->metrics->nodes[e.consumer];
-  auto sent = st.plan->metrics->nodes[e.producer]->sent_out[e.tag].exchange(
-    0, std::memory_order_relaxed);
+  auto& p = *st.plan->metrics->nodes[e.producer];
+  // A producer not rewired yet counts what it sent an older incarnation.
+  if (p.sent_to[e.tag].load(std::memory_order_relaxed) + 1
+      != st.children[e.consumer].incarnations)
+    return;
+  auto sent = p.sent_out[e.tag].exchange(0, std::memory_order_relaxed);
   auto got = m.received_in[e.in_port].load(std::memory_order_relaxed);
   if (sent > got) {
     m.add(m.supervised.unreceived, sent - got);
@@ -139,6 +146,51 @@ void count_orphaned(supervisor_state& st, const edge& e) {
   }
 }
 
+bool at_most_once(const supervisor_state& st) {
+  return st.plan->graph.runtime.delivery == delivery_mode::at_most_once;
+}
+
+// The incarnation of node `i` that runs now (or ran last, when it is down).
+uint32_t current_incarnation(const supervisor_state& st, size_t i) {
+  auto n = st.children[i].incarnations;
+  return n > 0 ? n - 1 : 0;
+}
+
+// Records of `e` lost in transit: counted at the consumer as never received.
+void lose_in_transit(supervisor_state& st, const edge& e, uint64_t n) {
+  if (n == 0)
+    return;
+  auto& m = *st.plan->metrics->nodes[e.consumer];
+  m.add(m.supervised.unreceived, n);
+  st.children[e.consumer].had_input = true;
+}
+
+// at_most_once: an incarnation of node `i` ended (crashed, stopped, killed,
+// removed). As a producer, what it sent and was not received is nobody's to
+// send again; as a consumer, what dead producers sent it and it never
+// received died in its mailbox (supervision/transit.hpp). Its gauges are
+// final; sent_out is taken, so nothing counts twice.
+void incarnation_ended(supervisor_state& st, size_t i) {
+  if (!at_most_once(st))
+    return;
+  auto& m = *st.plan->metrics->nodes[i];
+  for (auto& e : st.plan->out_edges[i]) {
+    auto sent = m.sent_out[e.tag].exchange(0, std::memory_order_relaxed);
+    auto to = m.sent_to[e.tag].load(std::memory_order_relaxed);
+    auto& book = st.transit[e.consumer][e.in_port];
+    lose_in_transit(st, e, book.producer_ended(to, sent));
+    // Its next incarnation sends to the consumer's current one: the older
+    // ones are down and settled.
+    book.forget_before(current_incarnation(st, e.consumer));
+  }
+  auto inc = current_incarnation(st, i);
+  for (auto& e : st.plan->in_edges[i])
+    lose_in_transit(st, e,
+                    st.transit[i][e.in_port].consumer_ended(
+                      inc, m.received_in[e.in_port].load(
+                             std::memory_order_relaxed)));
+}
+
 // Reports the outcome. What producers sent that a node killed at the end
 // never received died in its mailbox: lost, counted there.
 void end_run(sup_pointer self) {
@@ -146,9 +198,15 @@ void end_run(sup_pointer self) {
   if (st.ended)
     return;
   st.ended = true;
-  for (auto c : st.killed)
-    for (auto& e : st.plan->in_edges[c])
-      count_mailbox_loss(st, e);
+  if (at_most_once(st)) {
+    // Every node killed at the end is down now: its gauges are final.
+    for (auto c : st.killed)
+      incarnation_ended(st, c);
+  } else {
+    for (auto c : st.killed)
+      for (auto& e : st.plan->in_edges[c])
+        count_mailbox_loss(st, e);
+  }
   if (st.done)
     st.done(std::move(st.outcome));
   self->quit();
@@ -229,6 +287,17 @@ void start_child(sup_pointer self, size_t i) {
         count_orphaned(st, e);
     }
   w.incarnation = st.children[i].incarnations++;
+  // What this incarnation sends goes to its consumers' current
+  // incarnations (a consumer that is down gets a rewire to its next one).
+  // sent_out goes on from the last incarnation's count when that sent to
+  // the same consumer incarnation (at_least_once's count_orphaned needs all
+  // of it; at_most_once took it when the last one ended).
+  for (auto& e : st.plan->out_edges[i]) {
+    auto& m = *st.plan->metrics->nodes[i];
+    auto to = current_incarnation(st, e.consumer);
+    if (m.sent_to[e.tag].exchange(to, std::memory_order_relaxed) != to)
+      m.sent_out[e.tag].store(0, std::memory_order_relaxed);
+  }
   w.memory = st.children[i].memory;
   // A new incarnation has received nothing yet (account_held took what the
   // last one held).
@@ -236,10 +305,22 @@ void start_child(sup_pointer self, size_t i) {
     u.store(0, std::memory_order_relaxed);
   for (auto& u : st.plan->metrics->nodes[i]->received_in)
     u.store(0, std::memory_order_relaxed);
-  // Producers count what they send to this new incarnation from zero.
+  // Producers count what they send to this new incarnation from zero: a
+  // live one when it is rewired (its own gauge: until then it may still
+  // send to the dead incarnation), one that is down here.
   for (auto& e : st.plan->in_edges[i])
-    st.plan->metrics->nodes[e.producer]->sent_out[e.tag].store(
-      0, std::memory_order_relaxed);
+    if (!st.engine.up(e.producer)) {
+      st.plan->metrics->nodes[e.producer]->sent_out[e.tag].store(
+        0, std::memory_order_relaxed);
+      // Its next incarnation sends to this one: older ones are settled.
+      if (at_most_once(st))
+        st.transit[i][e.in_port].forget_before(current_incarnation(st, i));
+    } else if (at_most_once(st)) {
+      // It sends to none before the one it counts for.
+      st.transit[i][e.in_port].forget_before(
+        st.plan->metrics->nodes[e.producer]->sent_to[e.tag].load(
+          std::memory_order_relaxed));
+    }
   auto h = spawn_node(self, st.plan, i, std::move(w));
   // Named in deadlock reports; a kill by the detector's restart policy
   // comes back here as a crash.
@@ -320,20 +401,6 @@ void restart_child(sup_pointer self, size_t i) {
     self->send(st.children[i].handle, stop_atom_v);
 }
 
-// at_most_once: a producer and its consumer went down together, so nobody
-// will send again what died in the consumer's mailbox (at_least_once
-// redelivers it from further upstream). Both are dead: their gauges are
-// final until the restarts below reset them.
-void count_lost_in_transit(supervisor_state& st,
-                           const std::vector<size_t>& down) {
-  if (st.plan->graph.runtime.delivery != delivery_mode::at_most_once)
-    return;
-  for (auto c : down)
-    for (auto& e : st.plan->in_edges[c])
-      if (std::find(down.begin(), down.end(), e.producer) != down.end())
-        count_mailbox_loss(st, e);
-}
-
 // Carries out the engine's commands.
 void run(sup_pointer self, const sv::commands& cmds) {
   auto& st = self->state;
@@ -370,7 +437,8 @@ void run(sup_pointer self, const sv::commands& cmds) {
         break;
       }
       case sv::command::op::restart:
-        count_lost_in_transit(st, c.units);
+        // What died in transit was counted as each node went down
+        // (incarnation_ended).
         break;
       case sv::command::op::remove:
         for (auto i : c.units)
@@ -432,6 +500,7 @@ void on_down(sup_pointer self, caf::down_msg& dm) {
     case sv::disposition::stopped:
       // Stopped by us as part of a group restart. A temporary node stays
       // down: what it held is lost, not redelivered.
+      incarnation_ended(st, i);
       account_held(st, i, spec.restart == restart_type::temporary);
       run(self, r.cmds);
       return;
@@ -439,6 +508,7 @@ void on_down(sup_pointer self, caf::down_msg& dm) {
       // A restart cannot fix it (disk full, a closed pipe): fail now, loudly.
       // Nothing will deliver again what the node held: lost, not retried.
       m->add(m->supervised.crashes, 1);
+      incarnation_ended(st, i);
       account_held(st, i, true);
       complete(self, {run_outcome::status::failed,
                       "node '" + spec.name + "' failed and a restart cannot fix "
@@ -450,6 +520,7 @@ void on_down(sup_pointer self, caf::down_msg& dm) {
       m->failures.note(true, 0, reason);
       TROUPE_LOG(warn, spec.name,
                  "temporary node failed (" << reason << "); removed");
+      incarnation_ended(st, i);
       run(self, r.cmds);
       check_completion(self);
       return;
@@ -457,6 +528,7 @@ void on_down(sup_pointer self, caf::down_msg& dm) {
     case sv::disposition::failed:
       m->add(m->supervised.crashes, 1);
       m->failures.note(true, 0, reason);
+      incarnation_ended(st, i);
       account_held(st, i, false);
       TROUPE_LOG(warn, spec.name, "crashed (" << reason << "); restarting");
       run(self, r.cmds);
@@ -473,6 +545,8 @@ supervisor_fn(sup_pointer self, std::shared_ptr<const run_plan> plan,
   st.plan = plan;
   st.done = std::move(done);
   st.children.resize(plan->graph.nodes.size());
+  for (size_t i = 0; i < plan->in_edges.size(); ++i)
+    st.transit.emplace_back(plan->in_edges[i].size());
   build_engine(st);
   self->set_down_handler([self](caf::down_msg& dm) { on_down(self, dm); });
   // Asked to exit (the runtime shutting down, a linked parent): take the

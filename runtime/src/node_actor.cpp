@@ -972,7 +972,10 @@ void on_rewire(node_pointer self, uint32_t tag, caf::strong_actor_ptr h) {
   if (tag >= st.outs.edge_count())
     return;
   st.consumers[tag] = caf::actor_cast<node_actor>(h);
-  st.metrics->sent_out[tag].store(0, std::memory_order_relaxed); // new consumer
+  // A new consumer incarnation: what we send from now on counts for it
+  // (the supervisor sends one rewire per restart of the consumer).
+  st.metrics->sent_out[tag].store(0, std::memory_order_relaxed);
+  st.metrics->sent_to[tag].fetch_add(1, std::memory_order_relaxed);
   st.outs.rewire(tag, static_cast<bool>(st.consumers[tag]), st.inputs, st.todo);
   carry_out(self);
   flush(self);
@@ -995,6 +998,10 @@ void on_drop(node_pointer self, uint32_t tag, bool finished) {
   if (!st.outs.drop(tag, finished, received, st.inputs, st.todo))
     return;
   st.consumers[tag] = nullptr;
+  // What we sent it is settled here (lost_at above, or it finished): a
+  // crash of ours later must not count it again (the supervisor's transit
+  // book reads this gauge when we go down).
+  st.metrics->sent_out[tag].store(0, std::memory_order_relaxed);
   carry_out(self);
   flush(self);
   if (st.is_source)

@@ -66,6 +66,8 @@ run_plan::make(const graph_spec& g, std::shared_ptr<const registry> shared,
       = std::vector<std::atomic<uint64_t>>(p->in_edges[c].size());
     p->metrics->nodes[c]->sent_out
       = std::vector<std::atomic<uint64_t>>(p->out_edges[c].size());
+    p->metrics->nodes[c]->sent_to
+      = std::vector<std::atomic<uint32_t>>(p->out_edges[c].size());
   }
   return p;
 }

@@ -79,6 +79,11 @@ struct node_metrics {
   // consumer's mailbox.
   std::vector<std::atomic<uint64_t>> received_in;
   std::vector<std::atomic<uint64_t>> sent_out;
+  // Per output edge: which incarnation of the consumer `sent_out` counts
+  // for. Set by the supervisor when this node starts, advanced by the node
+  // when it is rewired to the consumer's next incarnation: a producer that
+  // dies before it saw a rewire had sent to the dead incarnation.
+  std::vector<std::atomic<uint32_t>> sent_to;
   // The supervisor's account of the node's dead incarnations: written by
   // the supervisor only (the node never touches it, and the supervisor
   // never writes the node's counters); the report adds it to them.
