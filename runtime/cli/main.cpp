@@ -17,9 +17,10 @@ namespace {
 const char* help_text = R"(troupe — actor graphs from YAML, on CAF
 
 usage:
-  troupe run FILE [--set key=value]... [--report FILE] [--no-progress]
+  troupe run FILE [--set key=value]... [--report FILE]
+             [--report-html FILE] [--no-progress]
   troupe lint FILE...
-  troupe graph FILE [--format dot]
+  troupe graph FILE [--format dot|svg]
   troupe types [NAME] [--json]
   troupe --help | --version
 
@@ -27,7 +28,7 @@ commands:
   run    run the graph to completion (SIGINT/SIGTERM: stop sources, drain,
          write the report, exit 130)
   lint   parse and validate only; every problem as file:line:col: error: ...
-  graph  print the graph in Graphviz DOT
+  graph  print the graph in Graphviz DOT, or as SVG (rendered in process)
   types  list the registered actor types, their protocols and parameters
 
 exit codes: 0 ok, 1 run failed, 64 usage, 78 configuration invalid,
