@@ -62,13 +62,14 @@ bool write_report(const run_report& report, const std::string& file) {
 
 // --report-html: the report as a self-contained page (report_html.hpp); a
 // picture Graphviz cannot render leaves the page without it, said so.
-bool write_report_html(const graph_spec& g, const run_report& report,
-                       const run_metrics* metrics, const std::string& file) {
+bool write_report_html(const graph_spec& g, const registry& reg,
+                       const run_report& report, const run_metrics* metrics,
+                       const std::string& file) {
   if (file.empty())
     return true;
   std::string svg, picture_error;
   try {
-    svg = svg_element(graph_svg(g, &report));
+    svg = svg_element(graph_svg(g, &report, &reg));
   } catch (const std::exception& e) {
     picture_error = e.what();
     std::cerr << "troupe: report picture: " << picture_error << '\n';
@@ -193,7 +194,7 @@ int cmd_run(const std::vector<std::string>& args) {
       r.nodes.push_back(std::move(nr));
     }
     bool written = write_report(r, report_file);
-    written = write_report_html(*graph, r, nullptr, report_html_file)
+    written = write_report_html(*graph, reg, r, nullptr, report_html_file)
               && written;
     return written ? interrupted : run_failed;
   }
@@ -259,7 +260,8 @@ int cmd_run(const std::vector<std::string>& args) {
                : run_failed;
   if (!write_report(report, report_file))
     code = run_failed;
-  if (!write_report_html(*graph, report, &run.metrics(), report_html_file))
+  if (!write_report_html(*graph, reg, report, &run.metrics(),
+                         report_html_file))
     code = run_failed;
   if (report.status == "timed_out") {
     // Nodes still running were abandoned, possibly inside a call that never

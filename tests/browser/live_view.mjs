@@ -123,10 +123,14 @@ async function main() {
     const rep = JSON.parse(fs.readFileSync(report, "utf8"));
     for (const k of ["source_records", "sink_records", "dead_lettered", "restarts"])
       check(String(rep.totals[k]) === last.totals[k], `total ${k}: page ${last.totals[k]}, report ${rep.totals[k]}`);
+    let compared = 0;
     for (const [name, n] of Object.entries(rep.nodes))
-      for (const k of ["in", "out", "in_flight", "dead_lettered", "errors", "restarts"])
+      for (const k of ["in", "out", "in_flight", "dead_lettered", "errors", "restarts"]) {
+        compared++;
         if (String(n[k]) !== last.nodes[name]?.[k])
           check(false, `${name}.${k}: page ${last.nodes[name]?.[k]}, report ${n[k]}`);
+      }
+    console.log(`     (${compared} node figures compared with the report)`);
     check(Object.keys(rep.nodes).every((name) => last.nodes[name]), "every node of the report is on the page");
     const dead = await page.$$eval("#dead-letters li", (ls) => ls.map((l) => l.textContent));
     check(rep.totals.dead_lettered === 0 || dead.length > 0,

@@ -38,11 +38,13 @@ def main():
         skip("node and npm are not installed (Node 18 or newer is needed)")
     if not os.access(CHROMIUM, os.X_OK):
         skip(f"{CHROMIUM} is not installed (Debian package chromium)")
-    helptext = subprocess.run([troupe, "--help"], capture_output=True,
-                              text=True).stdout
-    if "--http" not in helptext:
-        skip("this troupe has no `run --http` (the live view's server)")
     work.mkdir(parents=True, exist_ok=True)
+    # A troupe without the live view's server rejects the flag itself.
+    probe = subprocess.run([troupe, "run", "--http", "127.0.0.1:0",
+                            str(work / "no-such-graph.yaml")],
+                           capture_output=True, text=True, timeout=30)
+    if "'--http'" in probe.stderr:
+        skip("this troupe has no `run --http` (the live view's server)")
     for f in ["package.json", "package-lock.json", "live_view.mjs",
               "live_view.yaml"]:
         shutil.copy2(here / f, work / f)

@@ -317,10 +317,11 @@ const char* body_part = R"PAGE(</span></h1>
         pic.innerHTML = at >= 0 ? text.slice(at) : text;
         const svg = pic.querySelector("svg");
         if (svg) {
-          // Room below the lowest nodes for their badges; CSS sizes it.
+          // Room around the nodes for their badges (wider than a node at
+          // the edge, and below the lowest); CSS sizes it.
           const vb = (svg.getAttribute("viewBox") || "").split(/[\s,]+/).map(Number);
           if (vb.length === 4 && vb.every(isFinite))
-            svg.setAttribute("viewBox", [vb[0], vb[1], vb[2], vb[3] + 14].join(" "));
+            svg.setAttribute("viewBox", [vb[0] - 40, vb[1], vb[2] + 80, vb[3] + 14].join(" "));
           svg.removeAttribute("height");
           svg.removeAttribute("width");
         }
