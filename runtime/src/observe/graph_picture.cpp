@@ -130,7 +130,7 @@ private:
                                       + " restarts in "
                                       + format_duration(s.period) + ")")
          << ";\n"
-         << indent << "  style=\"rounded,dashed\"; color=\"#555555\";\n";
+         << indent << "  style=\"rounded,dashed\"; color=\"#555555\"; margin=18;\n";
     for (auto& n : g_.nodes)
       if (n.group == grp.name)
         node(n, indent + "  ");
@@ -168,9 +168,12 @@ private:
       else if (c->restarts > 0)
         border = "#d07000";
     }
+    // A house scales badly around a label of several lines: with counts
+    // every node is a box, its kind told by colour (and its class).
+    auto shape = counts_ ? "box" : st.shape;
     out_ << indent << q(n.name) << " [id=" << q("node-" + n.name)
          << ", class=" << q(std::string("node-") + st.cls)
-         << ", shape=" << st.shape << ", fillcolor=\"" << st.fill
+         << ", shape=" << shape << ", fillcolor=\"" << st.fill
          << "\", color=\"" << border << "\", label=" << q(label) << "];\n";
   }
 

@@ -47,7 +47,7 @@ h2{font-size:1.1em;margin:1.4em 0 .4em}
 .status.completed{background:#2e7d32}.status.failed{background:#c62828}
 .status.interrupted,.status.timed_out{background:#ef6c00}
 table{border-collapse:collapse;background:#fff}
-th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right}
+th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right;white-space:nowrap}
 th{background:#f0f0f0}
 td.name,th.name{text-align:left}
 tr.bad td{background:#fdecea}
