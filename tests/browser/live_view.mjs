@@ -40,7 +40,8 @@ function startRun() {
   const url = new Promise((resolve, reject) => {
     proc.stderr.on("data", (d) => {
       stderr += d;
-      const m = /troupe: live view at (http:\/\/[^\s]+)/.exec(stderr);
+      // The whole line: a chunk may end inside the address.
+      const m = /troupe: live view at (http:\/\/\S+)\n/.exec(stderr);
       if (m) resolve(m[1]);
     });
     exited.then((code) => reject(new Error(`troupe exited ${code} before announcing the live view: ${stderr.trim().split("\n").slice(-3).join(" | ")}`)));
