@@ -14,10 +14,12 @@
 #include <thread>
 
 #include "progress.hpp"
+#include "troupe/graph_picture.hpp"
 #include "troupe/json.hpp"
 #include "troupe/loader.hpp"
 #include "troupe/log.hpp"
 #include "troupe/registry.hpp"
+#include "troupe/report_html.hpp"
 #include "troupe/runtime.hpp"
 #include "troupe/validate.hpp"
 
@@ -78,6 +80,33 @@ bool write_report(const run_report& report, const std::string& file) {
   return true;
 }
 
+// --report-html: the report as a self-contained page (report_html.hpp); a
+// picture Graphviz cannot render leaves the page without it, said so.
+bool write_report_html(const graph_spec& g, const registry& reg,
+                       const run_report& report, const run_metrics* metrics,
+                       const std::string& file) {
+  if (file.empty())
+    return true;
+  std::string svg, picture_error;
+  try {
+    svg = svg_element(graph_svg(g, &report, &reg));
+  } catch (const std::exception& e) {
+    picture_error = e.what();
+    std::cerr << "troupe: report picture: " << picture_error << '\n';
+  }
+  std::vector<dead_letter> dead;
+  if (metrics)
+    dead = recent_dead_letters(*metrics);
+  std::ofstream out(file);
+  out << report_html(g, report, dead, svg, picture_error);
+  out.flush();
+  if (!out) {
+    std::cerr << "troupe: cannot write report " << file << '\n';
+    return false;
+  }
+  return true;
+}
+
 registry builtin_registry() {
   registry reg;
   register_builtins(reg);
@@ -123,7 +152,7 @@ void install_signal_handlers(bool defer) {
 }
 
 int cmd_run(const std::vector<std::string>& args) {
-  std::string file, report_file;
+  std::string file, report_file, report_html_file;
   load_options opts;
   bool progress = isatty(STDERR_FILENO);
   for (size_t i = 0; i < args.size(); ++i) {
@@ -134,6 +163,8 @@ int cmd_run(const std::vector<std::string>& args) {
       opts.overrides.push_back(a.substr(6));
     else if (a == "--report" && i + 1 < args.size())
       report_file = args[++i];
+    else if (a == "--report-html" && i + 1 < args.size())
+      report_html_file = args[++i];
     else if (a == "--no-progress")
       progress = false;
     else if ((a == "--log-level" || a == "--log-format") && i + 1 < args.size()) {
@@ -173,13 +204,21 @@ int cmd_run(const std::vector<std::string>& args) {
   auto graph = load_or_report(file, reg, opts);
   if (!graph)
     return signals_seen > 0 ? interrupted : config_invalid;
-  if (!report_file.empty()) {
-    // The report must not overwrite the input or a sink's output.
-    auto bad = check_extra_output(*graph, report_file, "--report");
+  // The reports must not overwrite the input or a sink's output.
+  for (auto [path, what] : {std::pair{&report_file, "--report"},
+                            std::pair{&report_html_file, "--report-html"}}) {
+    if (path->empty())
+      continue;
+    auto bad = check_extra_output(*graph, *path, what);
     for (auto& d : bad)
       std::cerr << d.str() << '\n';
     if (!bad.empty())
       return config_invalid;
+  }
+  if (!report_file.empty() && report_file == report_html_file) {
+    std::cerr << "troupe run: --report and --report-html name the same file "
+              << report_file << '\n';
+    return usage;
   }
   if (signals_seen > 0) {
     // Stopped before anything started: nothing ran, nothing is missing.
@@ -193,7 +232,10 @@ int cmd_run(const std::vector<std::string>& args) {
       nr.type = n.type;
       r.nodes.push_back(std::move(nr));
     }
-    return write_report(r, report_file) ? interrupted : run_failed;
+    bool written = write_report(r, report_file);
+    written = write_report_html(*graph, reg, r, nullptr, report_html_file)
+              && written;
+    return written ? interrupted : run_failed;
   }
   auto shutdown_timeout = graph->runtime.shutdown_timeout;
   runtime_options rt_opts;
@@ -261,6 +303,9 @@ int cmd_run(const std::vector<std::string>& args) {
                : run_failed;
   if (!write_report(report, report_file))
     code = run_failed;
+  if (!write_report_html(*graph, reg, report, &run.metrics(),
+                         report_html_file))
+    code = run_failed;
   if (report.status == "timed_out") {
     // Nodes still running were abandoned, possibly inside a call that never
     // returns: tearing the actor system down would wait for them forever.
@@ -294,14 +339,18 @@ int cmd_lint(const std::vector<std::string>& args) {
 }
 
 int cmd_graph(const std::vector<std::string>& args) {
-  std::string file;
+  std::string file, format = "dot";
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--format" && i + 1 < args.size()) {
-      if (args[++i] != "dot") {
-        std::cerr << "troupe graph: only --format dot is built in (pipe it "
-                     "to `dot -Tsvg` for a picture)\n";
+      format = args[++i];
+      if (format != "dot" && format != "svg") {
+        std::cerr << "troupe graph: unknown --format '" << format
+                  << "' (dot or svg)\n";
         return usage;
       }
+    } else if (args[i] == "--format") {
+      std::cerr << "troupe graph: --format needs a value (dot or svg)\n";
+      return usage;
     } else if (file.empty()) {
       file = args[i];
     } else {
@@ -317,38 +366,16 @@ int cmd_graph(const std::vector<std::string>& args) {
   auto g = load_or_report(file, reg);
   if (!g)
     return config_invalid;
-  auto q = [](const std::string& s) { return json_string(s); };
-  std::cout << "digraph " << q(g->name) << " {\n  rankdir=LR;\n";
-  for (auto& r : g->resources)
-    std::cout << "  " << q(r.name) << " [shape=component, style=dashed, label="
-              << q(r.name + "\n" + r.type) << "];\n";
-  for (auto& n : g->nodes) {
-    auto shape = n.kind == actor_kind::source ? "invhouse"
-                 : n.kind == actor_kind::sink ? "house"
-                                              : "box";
-    auto label = n.name + "\n" + n.type;
-    if (n.workers > 1)
-      label += " x" + std::to_string(n.workers);
-    std::cout << "  " << q(n.name) << " [shape=" << shape
-              << ", label=" << q(label) << "];\n";
+  if (format == "dot") {
+    std::cout << graph_dot(*g, nullptr, &reg);
+    return ok;
   }
-  for (auto& r : g->resources) // a service asking another (actor_type::calls)
-    for (auto& [slot, res] : r.resources)
-      std::cout << "  " << q(r.name) << " -> " << q(res)
-                << " [style=dotted, label=" << q(slot) << "];\n";
-  for (auto& n : g->nodes) {
-    for (auto& in : n.inputs)
-      std::cout << "  " << q(in.node) << " -> " << q(n.name)
-                << (in.port == "errors" ? " [style=dashed, color=red, "
-                                          "label=\"errors\"]"
-                                        : "")
-                << ";\n";
-    for (auto& [slot, res] : n.resources)
-      std::cout << "  " << q(n.name) << " -> " << q(res)
-                << " [style=dotted, arrowhead=none, label=" << q(slot)
-                << "];\n";
+  try {
+    std::cout << graph_svg(*g, nullptr, &reg);
+  } catch (const std::exception& e) {
+    std::cerr << "troupe graph: " << e.what() << '\n';
+    return run_failed;
   }
-  std::cout << "}\n";
   return ok;
 }
 

@@ -17,10 +17,11 @@ namespace {
 const char* help_text = R"(troupe — actor graphs from YAML, on CAF
 
 usage:
-  troupe run FILE [--set key=value]... [--report FILE] [--no-progress]
-             [--log-level error|warn|info|debug] [--log-format text|json]
+  troupe run FILE [--set key=value]... [--report FILE] [--report-html FILE]
+             [--no-progress] [--log-level error|warn|info|debug]
+             [--log-format text|json]
   troupe lint FILE...
-  troupe graph FILE [--format dot]
+  troupe graph FILE [--format dot|svg]
   troupe types [NAME] [--json]
   troupe --help | --version
 
@@ -28,7 +29,7 @@ commands:
   run    run the graph to completion (SIGINT/SIGTERM: stop sources, drain,
          write the report, exit 130)
   lint   parse and validate only; every problem as file:line:col: error: ...
-  graph  print the graph in Graphviz DOT
+  graph  print the graph in Graphviz DOT, or as SVG (rendered in process)
   types  list the registered actor types, their protocols and parameters
 
 logs go to stderr, one line per event: level, node, message; warnings and
