@@ -14,6 +14,7 @@
 
 #include "troupe/json.hpp"
 #include "troupe/loader.hpp"
+#include "troupe/observe.hpp"
 #include "troupe/registry.hpp"
 #include "troupe/runtime.hpp"
 #include "troupe/validate.hpp"
@@ -87,6 +88,49 @@ std::string progress_line(const run_report& r, uint64_t rate) {
   return s.size() > 200 ? s.substr(0, 200) : s;
 }
 
+// --metrics / --http: the addresses asked for, checked before anything runs.
+struct observe_flags {
+  std::string metrics, http;
+};
+
+// Binds the servers `flags` ask for (one when both name the same address)
+// before the run starts; prints where they listen. False (after a message)
+// when one cannot listen: then nothing runs.
+bool bind_observe(const observe_flags& flags, const graph_spec& graph,
+                  std::vector<std::unique_ptr<web_server>>& servers) {
+  auto start = [&](const std::string& listen, bool live) {
+    web_server::options o;
+    o.listen = listen;
+    o.live_view = live;
+    // Until the picture lands (graph_svg()), an empty one.
+    o.svg = "<svg xmlns=\"http://www.w3.org/2000/svg\"/>";
+    servers.push_back(std::make_unique<web_server>(graph, o));
+    return servers.back()->address();
+  };
+  try {
+    bool same = !flags.metrics.empty() && !flags.http.empty()
+                && parse_listen_address(flags.metrics).host
+                     == parse_listen_address(flags.http).host
+                && parse_listen_address(flags.metrics).port
+                     == parse_listen_address(flags.http).port
+                && parse_listen_address(flags.http).port != 0;
+    if (!flags.http.empty()) {
+      auto at = start(flags.http, true);
+      std::cerr << "troupe: live view at http://" << at << "/\n";
+      if (same)
+        std::cerr << "troupe: metrics at http://" << at << "/metrics\n";
+    }
+    if (!flags.metrics.empty() && !same) {
+      auto at = start(flags.metrics, false);
+      std::cerr << "troupe: metrics at http://" << at << "/metrics\n";
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "troupe run: " << e.what() << '\n';
+    return false;
+  }
+  return true;
+}
+
 } // namespace
 
 void install_signal_handlers(bool defer) {
@@ -109,6 +153,7 @@ int cmd_run(const std::vector<std::string>& args) {
   std::string file, report_file;
   load_options opts;
   bool progress = isatty(STDERR_FILENO);
+  observe_flags observe;
   for (size_t i = 0; i < args.size(); ++i) {
     auto& a = args[i];
     if (a == "--set" && i + 1 < args.size())
@@ -119,6 +164,12 @@ int cmd_run(const std::vector<std::string>& args) {
       report_file = args[++i];
     else if (a == "--no-progress")
       progress = false;
+    else if ((a == "--metrics" || a == "--http") && i + 1 < args.size())
+      (a == "--metrics" ? observe.metrics : observe.http) = args[++i];
+    else if (a.rfind("--metrics=", 0) == 0)
+      observe.metrics = a.substr(10);
+    else if (a.rfind("--http=", 0) == 0)
+      observe.http = a.substr(7);
     else if (!a.empty() && a[0] != '-' && file.empty())
       file = a;
     else {
@@ -129,6 +180,17 @@ int cmd_run(const std::vector<std::string>& args) {
   if (file.empty()) {
     std::cerr << "troupe run: missing FILE\n";
     return usage;
+  }
+  for (auto [flag, value] : {std::pair{"--metrics", &observe.metrics},
+                              std::pair{"--http", &observe.http}}) {
+    if (value->empty())
+      continue;
+    try {
+      parse_listen_address(*value);
+    } catch (const std::invalid_argument& e) {
+      std::cerr << "troupe run: " << flag << ": " << e.what() << '\n';
+      return usage;
+    }
   }
   auto reg = builtin_registry();
   auto graph = load_or_report(file, reg, opts);
@@ -160,6 +222,11 @@ int cmd_run(const std::vector<std::string>& args) {
   runtime_options rt_opts;
   rt_opts.threads = graph->runtime.threads;
   rt_opts.deadlock = graph->runtime.deadlock;
+  // --metrics / --http listen before anything runs: a port in use is an
+  // error with nothing started.
+  std::vector<std::unique_ptr<web_server>> servers;
+  if (!bind_observe(observe, *graph, servers))
+    return run_failed;
   runtime rt{reg, rt_opts};
   graph_run run;
   try {
@@ -168,6 +235,8 @@ int cmd_run(const std::vector<std::string>& args) {
     std::cerr << e.what() << '\n';
     return config_invalid;
   }
+  for (auto& s : servers)
+    s->serve(run);
   bool stop_sent = false;
   auto stop_time = std::chrono::steady_clock::now();
   bool gave_up = false;
@@ -218,6 +287,11 @@ int cmd_run(const std::vector<std::string>& args) {
                : run_failed;
   if (!write_report(report, report_file))
     code = run_failed;
+  // Serve the final state a moment longer: live-view clients get `end`.
+  for (auto& s : servers)
+    s->finish(std::chrono::seconds(1));
+  for (auto& s : servers)
+    s->stop();
   if (report.status == "timed_out") {
     // Nodes still running were abandoned, possibly inside a call that never
     // returns: tearing the actor system down would wait for them forever.
