@@ -26,12 +26,19 @@ namespace troupe {
 
 class graph_run;
 struct graph_spec;
+struct run_report;
+struct run_metrics;
 
 // The run's metrics in the Prometheus text exposition format 0.0.4: per node
 // (labels graph, node, type, kind) the report's counters, in-flight gauges
 // and a batch latency histogram; run-level gauges (up, status, wall time).
 // `graph` is the spec the run was started from (node kinds).
 std::string prometheus_text(const graph_run& run, const graph_spec& graph);
+// The same from a report and the counters it was taken from (tests, or a
+// run kept by other means).
+std::string prometheus_text(const run_report& report,
+                            const run_metrics& metrics,
+                            const graph_spec& graph);
 
 // The live view's snapshot (the JSON contract in README "Live view"). Rates
 // are records out per second since the previous call with the same `state`

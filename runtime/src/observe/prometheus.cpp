@@ -31,7 +31,7 @@ void append_label_value(std::string& out, const std::string& v) {
 
 void append_number(std::string& out, double v) {
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.9g", v);
+  std::snprintf(buf, sizeof buf, "%.12g", v);
   out += buf;
 }
 
@@ -97,8 +97,12 @@ struct node_view {
 } // namespace
 
 std::string prometheus_text(const graph_run& run, const graph_spec& graph) {
-  auto report = run.report();
-  auto& metrics = run.metrics();
+  return prometheus_text(run.report(), run.metrics(), graph);
+}
+
+std::string prometheus_text(const run_report& report,
+                            const run_metrics& metrics,
+                            const graph_spec& graph) {
   std::vector<node_view> nodes;
   nodes.reserve(report.nodes.size());
   auto graph_label = label("graph", report.graph);
