@@ -89,8 +89,13 @@ std::string progress_line(const run_report& r, uint64_t rate) {
 }
 
 // --metrics / --http: the addresses asked for, checked before anything runs.
+// The value of a flag not given (an empty value given is an error).
+const std::string not_given = "\x01";
+bool given(const std::string& v) {
+  return v != not_given;
+}
 struct observe_flags {
-  std::string metrics, http;
+  std::string metrics = not_given, http = not_given;
 };
 
 // Binds the servers `flags` ask for (one when both name the same address)
@@ -108,19 +113,19 @@ bool bind_observe(const observe_flags& flags, const graph_spec& graph,
     return servers.back()->address();
   };
   try {
-    bool same = !flags.metrics.empty() && !flags.http.empty()
+    bool same = given(flags.metrics) && given(flags.http)
                 && parse_listen_address(flags.metrics).host
                      == parse_listen_address(flags.http).host
                 && parse_listen_address(flags.metrics).port
                      == parse_listen_address(flags.http).port
                 && parse_listen_address(flags.http).port != 0;
-    if (!flags.http.empty()) {
+    if (given(flags.http)) {
       auto at = start(flags.http, true);
       std::cerr << "troupe: live view at http://" << at << "/\n";
       if (same)
         std::cerr << "troupe: metrics at http://" << at << "/metrics\n";
     }
-    if (!flags.metrics.empty() && !same) {
+    if (given(flags.metrics) && !same) {
       auto at = start(flags.metrics, false);
       std::cerr << "troupe: metrics at http://" << at << "/metrics\n";
     }
@@ -183,7 +188,7 @@ int cmd_run(const std::vector<std::string>& args) {
   }
   for (auto [flag, value] : {std::pair{"--metrics", &observe.metrics},
                               std::pair{"--http", &observe.http}}) {
-    if (value->empty())
+    if (!given(*value))
       continue;
     try {
       parse_listen_address(*value);

@@ -18,6 +18,7 @@ const char* help_text = R"(troupe — actor graphs from YAML, on CAF
 
 usage:
   troupe run FILE [--set key=value]... [--report FILE] [--no-progress]
+                  [--metrics HOST:PORT] [--http HOST:PORT]
   troupe lint FILE...
   troupe graph FILE [--format dot]
   troupe types [NAME] [--json]
@@ -26,6 +27,9 @@ usage:
 commands:
   run    run the graph to completion (SIGINT/SIGTERM: stop sources, drain,
          write the report, exit 130)
+         --metrics HOST:PORT  serve Prometheus metrics at /metrics
+         --http HOST:PORT     serve the live view at / (and /metrics)
+         (HOST defaults to 127.0.0.1; port 0 picks a free port)
   lint   parse and validate only; every problem as file:line:col: error: ...
   graph  print the graph in Graphviz DOT
   types  list the registered actor types, their protocols and parameters
