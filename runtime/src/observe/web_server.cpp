@@ -75,6 +75,7 @@ struct web_server::impl {
   uint64_t seq = 0;        // bumped with every new snapshot
   bool ended = false;      // `latest` is the final snapshot
   bool stopping = false;
+  bool wake = false;       // finish(): sample now, the run has ended
   size_t clients = 0;      // /events streams open
   size_t ends_pending = 0; // of them, not yet sent `end`
   std::atomic<bool> stopped{false};
@@ -98,7 +99,10 @@ struct web_server::impl {
         return;
       }
       changed.notify_all();
-      changed.wait_for(lock, sample_interval, [this] { return stopping; });
+      changed.wait_for(lock, sample_interval,
+                       [this] { return stopping || wake; });
+      wake = false; // one sample per finish(), not a busy loop
+
     }
   }
 
@@ -245,8 +249,10 @@ void web_server::finish(std::chrono::milliseconds linger) {
     return;
   auto deadline = std::chrono::steady_clock::now() + linger;
   std::unique_lock<std::mutex> lock{d.mutex};
-  // The sampler notices the end within one interval; then every open
-  // stream sends `end` and closes.
+  d.wake = true;
+  d.changed.notify_all();
+  // The sampler takes the final snapshot now; then every open stream sends
+  // `end` and closes.
   d.changed.wait_until(lock, deadline, [&d] {
     return d.stopping || (d.ended && d.ends_pending == 0);
   });
