@@ -204,7 +204,10 @@ web_server::web_server(const graph_spec& graph, options opts)
   d.server.new_task_queue = [threads] {
     return new httplib::ThreadPool(threads);
   };
-  // An idle keep-alive connection holds a pool thread: let it go soon.
+  // One request per connection: an idle keep-alive connection would hold a
+  // pool thread, and stop() would wait for it (httplib checks for the end
+  // only between requests). A scrape every second or so does not miss it.
+  d.server.set_keep_alive_max_count(1);
   d.server.set_keep_alive_timeout(1);
   d.server.set_read_timeout(5, 0);
   d.server.set_write_timeout(5, 0);
