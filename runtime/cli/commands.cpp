@@ -18,6 +18,7 @@
 #include "troupe/json.hpp"
 #include "troupe/loader.hpp"
 #include "troupe/log.hpp"
+#include "troupe/observe.hpp"
 #include "troupe/registry.hpp"
 #include "troupe/report_html.hpp"
 #include "troupe/runtime.hpp"
@@ -48,6 +49,19 @@ void arm_exit_watchdog(int code, std::chrono::nanoseconds after) {
   }).detach();
 }
 
+// What the CLI tells the user on stderr whatever the log level (where a
+// server listens): "troupe: TEXT", or a JSON log line under --log-format
+// json, so every stderr line still parses.
+void say(const std::string& text, log_level level = log_level::info) {
+  if (get_log_options().format == log_format::json)
+    std::cerr << format_log_line({std::chrono::system_clock::now(),
+                                  level, "", text},
+                                 log_format::json)
+              << '\n';
+  else
+    std::cerr << "troupe: " << text << '\n';
+}
+
 // Writes the report; false when it cannot be written.
 bool write_report(const run_report& report, const std::string& file) {
   if (get_log_options().format == log_format::json) {
@@ -57,14 +71,8 @@ bool write_report(const run_report& report, const std::string& file) {
     auto level = report.status == "completed" ? log_level::info
                                               : log_level::error;
     std::string line;
-    while (std::getline(lines, line)) {
-      if (line.rfind("troupe: ", 0) == 0)
-        line.erase(0, 8);
-      std::cerr << format_log_line({std::chrono::system_clock::now(), level, "",
-                                    line},
-                                   log_format::json)
-                << '\n';
-    }
+    while (std::getline(lines, line))
+      say(line.rfind("troupe: ", 0) == 0 ? line.substr(8) : line, level);
   } else {
     std::cerr << report_summary(report) << std::flush;
   }
@@ -133,6 +141,63 @@ size_t terminal_width() {
   return 120;
 }
 
+// --metrics / --http: the addresses asked for, checked before anything runs.
+// The value of a flag not given (an empty value given is an error).
+const std::string not_given = "\x01";
+bool given(const std::string& v) {
+  return v != not_given;
+}
+struct observe_flags {
+  std::string metrics = not_given, http = not_given;
+};
+
+// Binds the servers `flags` ask for (one when both name the same address)
+// before the run starts; prints where they listen. False (after a message)
+// when one cannot listen: then nothing runs.
+bool bind_observe(const observe_flags& flags, const graph_spec& graph,
+                  const registry& reg,
+                  std::vector<std::unique_ptr<web_server>>& servers) {
+  auto start = [&](const std::string& listen, bool live) {
+    web_server::options o;
+    o.listen = listen;
+    o.live_view = live;
+    o.svg = "<svg xmlns=\"http://www.w3.org/2000/svg\"/>";
+    if (live) {
+      // Drawn once, before the run; a picture Graphviz cannot draw leaves
+      // the page without one (the figures still update).
+      try {
+        o.svg = graph_svg(graph, nullptr, &reg);
+      } catch (const std::exception& e) {
+        say(std::string("live view picture: ") + e.what(), log_level::warn);
+      }
+    }
+    servers.push_back(std::make_unique<web_server>(graph, o));
+    return servers.back()->address();
+  };
+  try {
+    bool same = given(flags.metrics) && given(flags.http)
+                && parse_listen_address(flags.metrics).host
+                     == parse_listen_address(flags.http).host
+                && parse_listen_address(flags.metrics).port
+                     == parse_listen_address(flags.http).port
+                && parse_listen_address(flags.http).port != 0;
+    if (given(flags.http)) {
+      auto at = start(flags.http, true);
+      say("live view at http://" + at + "/");
+      if (same)
+        say("metrics at http://" + at + "/metrics");
+    }
+    if (given(flags.metrics) && !same) {
+      auto at = start(flags.metrics, false);
+      say("metrics at http://" + at + "/metrics");
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "troupe run: " << e.what() << '\n';
+    return false;
+  }
+  return true;
+}
+
 } // namespace
 
 void install_signal_handlers(bool defer) {
@@ -155,6 +220,7 @@ int cmd_run(const std::vector<std::string>& args) {
   std::string file, report_file, report_html_file;
   load_options opts;
   bool progress = isatty(STDERR_FILENO);
+  observe_flags observe;
   for (size_t i = 0; i < args.size(); ++i) {
     auto& a = args[i];
     if (a == "--set" && i + 1 < args.size())
@@ -189,6 +255,12 @@ int cmd_run(const std::vector<std::string>& args) {
       }
       set_log_options(opts_now);
     }
+    else if ((a == "--metrics" || a == "--http") && i + 1 < args.size())
+      (a == "--metrics" ? observe.metrics : observe.http) = args[++i];
+    else if (a.rfind("--metrics=", 0) == 0)
+      observe.metrics = a.substr(10);
+    else if (a.rfind("--http=", 0) == 0)
+      observe.http = a.substr(7);
     else if (!a.empty() && a[0] != '-' && file.empty())
       file = a;
     else {
@@ -199,6 +271,17 @@ int cmd_run(const std::vector<std::string>& args) {
   if (file.empty()) {
     std::cerr << "troupe run: missing FILE\n";
     return usage;
+  }
+  for (auto [flag, value] : {std::pair{"--metrics", &observe.metrics},
+                              std::pair{"--http", &observe.http}}) {
+    if (!given(*value))
+      continue;
+    try {
+      parse_listen_address(*value);
+    } catch (const std::invalid_argument& e) {
+      std::cerr << "troupe run: " << flag << ": " << e.what() << '\n';
+      return usage;
+    }
   }
   auto reg = builtin_registry();
   auto graph = load_or_report(file, reg, opts);
@@ -241,6 +324,11 @@ int cmd_run(const std::vector<std::string>& args) {
   runtime_options rt_opts;
   rt_opts.threads = graph->runtime.threads;
   rt_opts.deadlock = graph->runtime.deadlock;
+  // --metrics / --http listen before anything runs: a port in use is an
+  // error with nothing started.
+  std::vector<std::unique_ptr<web_server>> servers;
+  if (!bind_observe(observe, *graph, reg, servers))
+    return run_failed;
   runtime rt{reg, rt_opts};
   graph_run run;
   try {
@@ -249,6 +337,8 @@ int cmd_run(const std::vector<std::string>& args) {
     std::cerr << e.what() << '\n';
     return config_invalid;
   }
+  for (auto& s : servers)
+    s->serve(run);
   bool stop_sent = false;
   auto stop_time = std::chrono::steady_clock::now();
   bool gave_up = false;
@@ -306,6 +396,11 @@ int cmd_run(const std::vector<std::string>& args) {
   if (!write_report_html(*graph, reg, report, &run.metrics(),
                          report_html_file))
     code = run_failed;
+  // Serve the final state a moment longer: live-view clients get `end`.
+  for (auto& s : servers)
+    s->finish(std::chrono::seconds(1));
+  for (auto& s : servers)
+    s->stop();
   if (report.status == "timed_out") {
     // Nodes still running were abandoned, possibly inside a call that never
     // returns: tearing the actor system down would wait for them forever.

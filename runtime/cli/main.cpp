@@ -18,8 +18,8 @@ const char* help_text = R"(troupe — actor graphs from YAML, on CAF
 
 usage:
   troupe run FILE [--set key=value]... [--report FILE] [--report-html FILE]
-             [--no-progress] [--log-level error|warn|info|debug]
-             [--log-format text|json]
+             [--metrics HOST:PORT] [--http HOST:PORT] [--no-progress]
+             [--log-level error|warn|info|debug] [--log-format text|json]
   troupe lint FILE...
   troupe graph FILE [--format dot|svg]
   troupe types [NAME] [--json]
@@ -28,6 +28,9 @@ usage:
 commands:
   run    run the graph to completion (SIGINT/SIGTERM: stop sources, drain,
          write the report, exit 130)
+         --metrics HOST:PORT  serve Prometheus metrics at /metrics
+         --http HOST:PORT     serve the live view at / (and /metrics)
+         (HOST defaults to 127.0.0.1; port 0 picks a free port)
   lint   parse and validate only; every problem as file:line:col: error: ...
   graph  print the graph in Graphviz DOT, or as SVG (rendered in process)
   types  list the registered actor types, their protocols and parameters

@@ -28,6 +28,7 @@ uint64_t recent_failures::total() const {
 }
 
 void node_metrics::record_latency(uint64_t ns) {
+  latency_sum_ns.fetch_add(ns, std::memory_order_relaxed);
   size_t bucket = 0;
   while (ns > 1 && bucket + 1 < latency.size()) {
     ns >>= 1;

@@ -48,7 +48,7 @@
 //                [--etl-loop PATH] [--go PATH] [--alloc-shim PATH]
 //                [--alloc-count N] [--only GROUP]
 //   GROUP: etl allocations chain flood faults supervision cache pool limiter
-//          waiting http http_rate deadlock
+//          waiting http http_rate deadlock observe
 //   --etl-loop PATH    troupe-etl-loop (default: beside troupe-bench)
 //   --go PATH          the Go toolchain for the Go twin (default: go on PATH)
 //   --alloc-shim PATH  the counting shim (default: libtroupe-alloc-count.so
@@ -158,7 +158,7 @@ struct options {
                "                    [--go PATH] [--alloc-shim PATH]\n"
                "                    [--alloc-count N] [--only GROUP]\n"
                "  GROUP: etl allocations chain flood faults supervision cache "
-               "pool limiter waiting http http_rate deadlock\n"
+               "pool limiter waiting http http_rate deadlock observe\n"
                "  --etl-loop PATH    troupe-etl-loop, the tuned loop as a "
                "process\n"
                "                     (default: beside troupe-bench)\n"
@@ -242,11 +242,11 @@ options parse_options(int argc, char** argv) {
       static const std::set<std::string> groups{
         "etl",   "allocations", "chain",   "flood", "faults",
         "supervision", "cache", "pool",    "limiter", "waiting",
-        "http",  "http_rate",   "deadlock"};
+        "http",  "http_rate",   "deadlock", "observe"};
       if (!groups.count(o.only))
         usage("--only wants one of etl, allocations, chain, flood, faults, "
               "supervision, cache, pool, limiter, waiting, http, http_rate, "
-              "deadlock");
+              "deadlock, observe");
     } else if (a == "--raw-window") {
       auto& v = value();
       o.raw_window = v == "0" ? 0 : parse_count(a, v);
@@ -2730,6 +2730,105 @@ void bench_deadlock(const options& o, std::vector<row>& rows) {
                   fmt("%.3f intervals", mx), "-", "<= 2", mx <= 2});
 }
 
+// -- observe: ETL with --metrics and --http open and scraped -------------------
+
+// A loopback port free right now (the child binds it a moment later).
+int free_loopback_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0
+      || getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    throw std::runtime_error("cannot find a free port");
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+size_t discard_body(char*, size_t size, size_t n, void*) {
+  return size * n;
+}
+
+// Polls `urls` every 100 ms until `stop`; counts answered requests.
+void scrape_loop(const std::vector<std::string>& urls,
+                 const std::atomic<bool>& stop, std::atomic<uint64_t>& ok) {
+  CURL* h = curl_easy_init();
+  while (!stop.load()) {
+    for (auto& u : urls) {
+      curl_easy_setopt(h, CURLOPT_URL, u.c_str());
+      curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+      curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 500L);
+      curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard_body);
+      long code = 0;
+      if (curl_easy_perform(h) == CURLE_OK
+          && curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK
+          && code == 200)
+        ++ok;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  curl_easy_cleanup(h);
+}
+
+void bench_observe(const options& o, std::vector<row>& rows) {
+  auto n = o.etl_count;
+  size_t runs = o.runs_given ? o.runs : 5;
+  std::printf("observe: ETL %s records, %zu interleaved run(s): plain | "
+              "--metrics and --http, scraped every 100 ms\n",
+              human_count(n).c_str(), runs);
+  std::fflush(stdout);
+  std::vector<double> t_plain, t_observed;
+  uint64_t scrapes = 0;
+  auto count_arg = "nodes.extract.count=" + std::to_string(n);
+  for (size_t run = 0; run < runs; ++run) {
+    temp_dir dir{"observe"};
+    fs::create_directory(dir.path() / "out");
+    auto env = std::vector<std::string>{"OUT_DIR=" + (dir / "out")};
+    auto a = time_child({o.troupe, "run", o.source_dir + "/config/etl.yaml",
+                         "--set", count_arg, "--no-progress"},
+                        env, dir.path().string());
+    if (!check_child("troupe run etl.yaml", a))
+      return;
+    auto mport = std::to_string(free_loopback_port());
+    auto hport = std::to_string(free_loopback_port());
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> ok{0};
+    std::thread scraper{scrape_loop,
+                        std::vector<std::string>{
+                          "http://127.0.0.1:" + mport + "/metrics",
+                          "http://127.0.0.1:" + hport + "/api/snapshot"},
+                        std::cref(stop), std::ref(ok)};
+    auto b = time_child({o.troupe, "run", o.source_dir + "/config/etl.yaml",
+                         "--set", count_arg, "--no-progress", "--metrics",
+                         "127.0.0.1:" + mport, "--http",
+                         "127.0.0.1:" + hport},
+                        env, dir.path().string());
+    stop = true;
+    scraper.join();
+    if (!check_child("troupe run etl.yaml --metrics --http", b))
+      return;
+    // The observed run lingers up to 1 s for live-view clients: none are
+    // connected, so it leaves at once; count the run, not the tail.
+    t_plain.push_back(a.seconds);
+    t_observed.push_back(b.seconds);
+    scrapes += ok.load();
+    std::printf("  run %zu: plain %.3f s (%.0f k rec/s) | observed %.3f s "
+                "(%.0f k rec/s), %llu answered scrapes\n",
+                run + 1, a.seconds, n / a.seconds / 1e3, b.seconds,
+                n / b.seconds / 1e3,
+                static_cast<unsigned long long>(ok.load()));
+    std::fflush(stdout);
+  }
+  auto p = median(t_plain), q = median(t_observed);
+  std::printf("  medians: plain %.3f s | observed %.3f s: %.3fx throughput, "
+              "%llu scrapes answered in all\n",
+              p, q, p / q, static_cast<unsigned long long>(scrapes));
+  rows.push_back({"ETL " + human_count(n) + " scraped /metrics+/api/snapshot",
+                  fmt("%.0f k/s", n / p / 1e3), fmt("%.0f k/s", n / q / 1e3),
+                  fmt("%.3fx", p / q), ">= 0.95x", p / q >= 0.95});
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -2762,6 +2861,8 @@ int main(int argc, char** argv) {
       bench_http(o, rows, o.only != "http_rate", true);
     if (o.only.empty() || o.only == "deadlock")
       bench_deadlock(o, rows);
+    if (o.only.empty() || o.only == "observe")
+      bench_observe(o, rows);
   } catch (const std::exception& e) {
     std::cerr << "troupe-bench: " << e.what() << '\n';
     print_table(rows);

@@ -107,6 +107,8 @@ struct node_metrics {
   // Processing latency per batch, log2 buckets of nanoseconds: bucket i
   // counts batches that took less than 2^(i+1) ns (and at least 2^i).
   std::array<std::atomic<uint64_t>, 48> latency{};
+  // The batches' total latency (the Prometheus histogram's _sum).
+  std::atomic<uint64_t> latency_sum_ns{0};
 
   void add(std::atomic<uint64_t>& c, uint64_t n) {
     c.fetch_add(n, std::memory_order_relaxed);

@@ -1,0 +1,280 @@
+// The HTTP side of the observe library: /metrics, and with the live view
+// the page, the picture, /api/snapshot and /events (server-sent events).
+//
+// cpp-httplib on threads of its own. A scrape reads the counters (relaxed
+// atomics) on the request's thread; a sampler thread builds the live view's
+// snapshot every 250 ms and hands it to the /events streams under a mutex
+// (server threads only: the record path never sees it). Each /events client
+// holds a pool thread for its lifetime, so they are capped and the pool has
+// threads beyond the cap for /metrics and the rest.
+#include <httplib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "live_page.hpp"
+#include "troupe/graph_spec.hpp"
+#include "troupe/observe.hpp"
+#include "troupe/runtime.hpp"
+
+namespace troupe {
+
+namespace {
+
+constexpr auto sample_interval = std::chrono::milliseconds(250);
+// Threads beyond the /events cap: /metrics, /api/snapshot, the page.
+constexpr size_t spare_threads = 4;
+
+} // namespace
+
+listen_address parse_listen_address(const std::string& text) {
+  listen_address a;
+  a.host = "127.0.0.1";
+  std::string port = text;
+  auto colon = text.rfind(':');
+  if (colon != std::string::npos) {
+    auto host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+      host = host.substr(1, host.size() - 2);
+    if (!host.empty())
+      a.host = host;
+    if (a.host.find_first_of(" /?#@[]") != std::string::npos)
+      throw std::invalid_argument("bad host '" + a.host + "' in '" + text
+                                  + "' (want HOST:PORT)");
+  }
+  if (port.empty() || port.size() > 5
+      || !std::all_of(port.begin(), port.end(),
+                      [](char c) { return c >= '0' && c <= '9'; }))
+    throw std::invalid_argument("bad port in '" + text
+                                + "' (want HOST:PORT, PORT 0-65535)");
+  a.port = std::stoi(port);
+  if (a.port > 65535)
+    throw std::invalid_argument("port out of range in '" + text
+                                + "' (want 0-65535)");
+  return a;
+}
+
+struct web_server::impl {
+  graph_run run;
+  const graph_spec& graph;
+  options opts;
+  listen_address where;
+  httplib::Server server;
+  std::thread listener;
+  std::thread sampler;
+
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::string latest;      // the newest snapshot JSON
+  uint64_t seq = 0;        // bumped with every new snapshot
+  bool ended = false;      // `latest` is the final snapshot
+  bool stopping = false;
+  bool wake = false;       // finish(): sample now, the run has ended
+  size_t clients = 0;      // /events streams open
+  size_t ends_pending = 0; // of them, not yet sent `end`
+  std::atomic<bool> stopped{false};
+
+  impl(const graph_spec& g, options o) : graph(g), opts(std::move(o)) {
+  }
+
+  void sample_loop() {
+    std::shared_ptr<snapshot_state> state;
+    std::unique_lock<std::mutex> lock{mutex};
+    while (!stopping) {
+      lock.unlock();
+      bool done = run.finished(); // counters are final once it is
+      auto json = snapshot_json(run, graph, state);
+      lock.lock();
+      latest = std::move(json);
+      ++seq;
+      if (done) {
+        ended = true;
+        changed.notify_all();
+        return;
+      }
+      changed.notify_all();
+      changed.wait_for(lock, sample_interval,
+                       [this] { return stopping || wake; });
+      wake = false; // one sample per finish(), not a busy loop
+
+    }
+  }
+
+  void serve_events(const httplib::Request&, httplib::Response& res) {
+    {
+      std::lock_guard<std::mutex> guard{mutex};
+      if (clients >= opts.max_event_clients || stopping) {
+        res.status = 503;
+        res.set_content("too many live-view clients\n", "text/plain");
+        return;
+      }
+      ++clients;
+      ++ends_pending;
+    }
+    res.set_header("Cache-Control", "no-cache");
+    auto sent = std::make_shared<uint64_t>(0);
+    auto end_sent = std::make_shared<bool>(false);
+    res.set_chunked_content_provider(
+      "text/event-stream",
+      [this, sent, end_sent](size_t, httplib::DataSink& sink) {
+        std::string chunk;
+        bool last = false;
+        {
+          std::unique_lock<std::mutex> lock{mutex};
+          changed.wait_for(lock, std::chrono::milliseconds(500), [&] {
+            return stopping || ended || seq > *sent;
+          });
+          if (stopping && !ended)
+            return false;
+          if (ended) {
+            chunk = "event: end\ndata: " + latest + "\n\n";
+            last = true;
+          } else if (seq > *sent) {
+            chunk = "event: snapshot\ndata: " + latest + "\n\n";
+            *sent = seq;
+          } else {
+            chunk = ": keep-alive\n\n";
+          }
+        }
+        if (!sink.is_writable() || !sink.write(chunk.data(), chunk.size()))
+          return false;
+        if (last) {
+          *end_sent = true;
+          sink.done();
+        }
+        return true;
+      },
+      [this](bool) {
+        std::lock_guard<std::mutex> guard{mutex};
+        --clients;
+        --ends_pending;
+        changed.notify_all();
+      });
+  }
+
+  std::string snapshot_now() {
+    std::unique_lock<std::mutex> lock{mutex};
+    if (!latest.empty())
+      return latest;
+    lock.unlock();
+    std::shared_ptr<snapshot_state> state;
+    return snapshot_json(run, graph, state);
+  }
+
+  void routes() {
+    server.Get("/metrics", [this](const httplib::Request&,
+                                  httplib::Response& res) {
+      res.set_content(prometheus_text(run, graph),
+                      "text/plain; version=0.0.4; charset=utf-8");
+    });
+    if (!opts.live_view)
+      return;
+    server.Get("/", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(observe::live_page_html(graph.name),
+                      "text/html; charset=utf-8");
+    });
+    server.Get("/graph.svg",
+               [this](const httplib::Request&, httplib::Response& res) {
+                 res.set_content(opts.svg, "image/svg+xml");
+               });
+    server.Get("/api/snapshot",
+               [this](const httplib::Request&, httplib::Response& res) {
+                 res.set_header("Cache-Control", "no-cache");
+                 res.set_content(snapshot_now(), "application/json");
+               });
+    server.Get("/events",
+               [this](const httplib::Request& req, httplib::Response& res) {
+                 serve_events(req, res);
+               });
+  }
+};
+
+web_server::web_server(const graph_spec& graph, options opts)
+  : impl_(std::make_unique<impl>(graph, std::move(opts))) {
+  auto& d = *impl_;
+  d.where = parse_listen_address(d.opts.listen);
+  auto threads = (d.opts.live_view ? d.opts.max_event_clients : 0)
+                 + spare_threads;
+  d.server.new_task_queue = [threads] {
+    return new httplib::ThreadPool(threads);
+  };
+  // One request per connection: an idle keep-alive connection would hold a
+  // pool thread, and stop() would wait for it (httplib checks for the end
+  // only between requests). A scrape every second or so does not miss it.
+  d.server.set_keep_alive_max_count(1);
+  d.server.set_keep_alive_timeout(1);
+  d.server.set_read_timeout(5, 0);
+  d.server.set_write_timeout(5, 0);
+  d.routes();
+  if (d.where.port == 0) {
+    auto port = d.server.bind_to_any_port(d.where.host);
+    if (port < 0)
+      throw std::runtime_error("cannot listen on " + d.where.host
+                               + " (any port)");
+    d.where.port = port;
+  } else if (!d.server.bind_to_port(d.where.host, d.where.port)) {
+    throw std::runtime_error("cannot listen on " + d.where.host + ":"
+                             + std::to_string(d.where.port)
+                             + " (address in use or not available)");
+  }
+}
+
+void web_server::serve(const graph_run& run) {
+  auto& d = *impl_;
+  if (d.listener.joinable() || d.stopped)
+    return;
+  d.run = run;
+  d.listener = std::thread([&d] { d.server.listen_after_bind(); });
+  if (d.opts.live_view)
+    d.sampler = std::thread([&d] { d.sample_loop(); });
+}
+
+web_server::~web_server() {
+  stop();
+}
+
+std::string web_server::address() const {
+  auto host = impl_->where.host;
+  if (host.find(':') != std::string::npos)
+    host = "[" + host + "]";
+  return host + ":" + std::to_string(impl_->where.port);
+}
+
+void web_server::finish(std::chrono::milliseconds linger) {
+  auto& d = *impl_;
+  if (!d.opts.live_view)
+    return;
+  auto deadline = std::chrono::steady_clock::now() + linger;
+  std::unique_lock<std::mutex> lock{d.mutex};
+  d.wake = true;
+  d.changed.notify_all();
+  // The sampler takes the final snapshot now; then every open stream sends
+  // `end` and closes.
+  d.changed.wait_until(lock, deadline, [&d] {
+    return d.stopping || (d.ended && d.ends_pending == 0);
+  });
+}
+
+void web_server::stop() {
+  auto& d = *impl_;
+  if (d.stopped.exchange(true))
+    return;
+  {
+    std::lock_guard<std::mutex> guard{d.mutex};
+    d.stopping = true;
+  }
+  d.changed.notify_all();
+  d.server.stop();
+  if (d.listener.joinable())
+    d.listener.join();
+  if (d.sampler.joinable())
+    d.sampler.join();
+}
+
+} // namespace troupe

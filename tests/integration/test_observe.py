@@ -1,0 +1,323 @@
+#!/usr/bin/env python3
+"""`troupe run --metrics / --http` through the real binary: promtool accepts
+the scrape, a real Prometheus server (started here on loopback) scrapes the
+running graph and its query API returns the node's record count, /events
+delivers growing snapshots and an `end` event equal to the --report file,
+/api/snapshot follows the contract, bad addresses exit 64, a port in use
+exits 1 with nothing run.
+
+Usage: python3 test_observe.py TROUPE_BIN SOURCE_DIR
+
+One line per case, `N passed, M failed`, exit 1 if any failed. Skips (with
+a message) the Prometheus parts only when promtool or prometheus is missing.
+"""
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 64
+SLOW = 4.0 if os.environ.get("TROUPE_SANITIZED") else 1.0
+
+# About 8 s of records at 1000/s through a map: long enough for Prometheus's
+# first scrapes, short enough for the suite.
+GRAPH = """version: 1
+name: observed
+nodes:
+  gen: {{ type: generate, count: {count}, rate: 1000/s, template: "r{{i}}" }}
+  hash: {{ type: map, fn: sha256, inputs: [gen] }}
+  out: {{ type: file, path: "{out}", inputs: [hash] }}
+"""
+
+SNAPSHOT_TOTALS = {"source_records", "sink_records", "dead_lettered",
+                   "restarts", "redelivered", "lost", "in_flight"}
+SNAPSHOT_NODE = {"name", "type", "kind", "in", "out", "created", "filtered",
+                 "dead_lettered", "errors", "retried", "lost", "redelivered",
+                 "restarts", "in_flight", "rate", "latency_p50_ns",
+                 "latency_p99_ns", "failures"}
+
+
+class Fail(Exception):
+    pass
+
+
+class Skip(Exception):
+    pass
+
+
+def expect(cond, message):
+    if not cond:
+        raise Fail(message)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.status, r.headers.get("Content-Type", ""), r.read().decode()
+
+
+def check_snapshot(doc, where):
+    for key in ("graph", "status", "wall_seconds", "totals", "nodes",
+                "dead_letters"):
+        expect(key in doc, f"{where}: no '{key}' in the snapshot")
+    expect(doc["status"] in ("running", "completed", "failed", "interrupted",
+                             "timed_out"), f"{where}: status {doc['status']}")
+    expect(set(doc["totals"]) == SNAPSHOT_TOTALS,
+           f"{where}: totals keys {sorted(doc['totals'])}")
+    for n in doc["nodes"]:
+        expect(set(n) == SNAPSHOT_NODE, f"{where}: node keys {sorted(n)}")
+        expect(n["kind"] in ("source", "stage", "sink"), f"{where}: kind")
+
+
+class Run:
+    """troupe run in the background; the addresses it printed."""
+
+    def __init__(self, binary, tmp, args, count):
+        self.tmp = tmp
+        self.out = tmp / "out.jsonl"
+        self.report = tmp / "report.json"
+        cfg = tmp / "graph.yaml"
+        cfg.write_text(GRAPH.format(count=count, out=self.out))
+        self.stderr = open(tmp / "stderr.txt", "w+")
+        self.proc = subprocess.Popen(
+            [binary, "run", str(cfg), "--no-progress", "--report",
+             str(self.report)] + args,
+            stdout=subprocess.DEVNULL, stderr=self.stderr)
+        self.metrics = self.live = None
+        deadline = time.time() + 10 * SLOW
+        while time.time() < deadline and (not self.metrics or
+                                          ("--http" in args and not self.live)):
+            text = (tmp / "stderr.txt").read_text()
+            m = re.search(r"troupe: metrics at (http://\S+/metrics)", text)
+            lv = re.search(r"troupe: live view at (http://\S+/)$", text, re.M)
+            self.metrics = m.group(1) if m else None
+            self.live = lv.group(1) if lv else None
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        expect(self.metrics, "no `metrics at` line: " + self.err())
+
+    def err(self):
+        return (self.tmp / "stderr.txt").read_text()
+
+    def wait(self, timeout):
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise Fail("troupe did not end in time")
+
+
+class Events(threading.Thread):
+    """Reads /events into a list of (event, json)."""
+
+    def __init__(self, url):
+        super().__init__(daemon=True)
+        self.url, self.events, self.error = url, [], None
+
+    def run(self):
+        try:
+            with urllib.request.urlopen(self.url, timeout=30) as r:
+                event, data = None, []
+                for raw in r:
+                    line = raw.decode().rstrip("\n")
+                    if line.startswith("event: "):
+                        event = line[7:]
+                    elif line.startswith("data: "):
+                        data.append(line[6:])
+                    elif line == "" and event:
+                        self.events.append((event, json.loads("".join(data))))
+                        event, data = None, []
+        except Exception as e:  # noqa: BLE001 - reported by the case
+            self.error = e
+
+
+def case_scrape_prometheus_events(binary, tmp):
+    """One run serves everything: promtool, a real Prometheus, /events,
+    /api/snapshot; the `end` event equals the report."""
+    promtool = shutil.which("promtool")
+    prometheus = shutil.which("prometheus")
+    run = Run(binary, tmp, ["--metrics", "127.0.0.1:0", "--http", ":0"],
+              count=8000)
+    events = Events(run.live + "events")
+    events.start()
+    prom = None
+    try:
+        status, ctype, body = get(run.metrics)
+        expect(status == 200 and ctype.startswith("text/plain"),
+               f"/metrics: {status} {ctype}")
+        expect('troupe_records_out_total{graph="observed",node="gen"' in body,
+               "no gen series in /metrics")
+        status, ctype, page = get(run.live)
+        expect(status == 200 and "text/html" in ctype, f"/: {status} {ctype}")
+        status, ctype, svg = get(run.live + "graph.svg")
+        expect(status == 200 and "image/svg+xml" in ctype and "<svg" in svg,
+               f"/graph.svg: {status} {ctype}")
+        status, ctype, snap = get(run.live + "api/snapshot")
+        expect(status == 200 and ctype.startswith("application/json"),
+               f"/api/snapshot: {status} {ctype}")
+        check_snapshot(json.loads(snap), "/api/snapshot")
+        # The live-view server also serves /metrics.
+        expect("troupe_run_up" in get(run.live + "metrics")[2],
+               "no /metrics on the live-view server")
+        if promtool:
+            p = subprocess.run([promtool, "check", "metrics"], input=body,
+                               capture_output=True, text=True, timeout=20)
+            expect(p.returncode == 0, "promtool: " + p.stdout + p.stderr)
+        if prometheus:
+            port = free_port()
+            target = urllib.parse.urlparse(run.metrics).netloc
+            (tmp / "prom.yml").write_text(
+                "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+                "scrape_configs:\n"
+                f"  - job_name: troupe\n    static_configs:\n"
+                f"      - targets: ['{target}']\n")
+            prom = subprocess.Popen(
+                [prometheus, "--config.file", str(tmp / "prom.yml"),
+                 "--storage.tsdb.path", str(tmp / "tsdb"),
+                 "--web.listen-address", f"127.0.0.1:{port}",
+                 "--log.level", "warn"],
+                stdout=subprocess.DEVNULL, stderr=open(tmp / "prom.log", "w"))
+            query = urllib.parse.quote(
+                'troupe_records_out_total{graph="observed",node="gen"}')
+            deadline = time.time() + 20 * SLOW
+            value = None
+            while time.time() < deadline and run.proc.poll() is None:
+                try:
+                    _, _, ans = get(f"http://127.0.0.1:{port}/api/v1/query"
+                                    f"?query={query}", timeout=2)
+                    res = json.loads(ans)["data"]["result"]
+                    if res and float(res[0]["value"][1]) > 0:
+                        value = float(res[0]["value"][1])
+                        break
+                except (OSError, ValueError, KeyError):
+                    pass
+                time.sleep(0.5)
+            expect(value, "Prometheus never returned gen's record count: "
+                   + (tmp / "prom.log").read_text()[-500:])
+        rc = run.wait(60 * SLOW)
+        expect(rc == EXIT_OK, f"exit {rc}: {run.err()}")
+        events.join(10)
+        expect(not events.error, f"/events: {events.error}")
+        kinds = [e for e, _ in events.events]
+        expect(kinds and kinds[-1] == "end", f"/events: last is not end: "
+               f"{kinds[-3:]}")
+        snaps = [d for e, d in events.events if e == "snapshot"]
+        expect(len(snaps) >= 3, f"only {len(snaps)} snapshot events")
+        sinks = [d["totals"]["sink_records"] for d in snaps]
+        expect(sinks == sorted(sinks) and sinks[-1] > sinks[0],
+               f"counts do not grow: {sinks[:3]}..{sinks[-3:]}")
+        for d in snaps[:2] + [events.events[-1][1]]:
+            check_snapshot(d, "/events")
+        end = events.events[-1][1]
+        report = json.loads(run.report.read_text())
+        expect(end["status"] == report["status"] == "completed",
+               f"status {end['status']} / {report['status']}")
+        for key in ("source_records", "sink_records", "dead_lettered",
+                    "restarts", "lost"):
+            want = report["totals"][key]
+            expect(end["totals"][key] == want,
+                   f"end {key} {end['totals'][key]} != report {want}")
+        by_name = report["nodes"]
+        for n in end["nodes"]:
+            for key in ("in", "out", "created", "filtered", "dead_lettered"):
+                expect(n[key] == by_name[n["name"]][key],
+                       f"end {n['name']}.{key} != report")
+    finally:
+        if prom:
+            prom.terminate()
+            prom.wait(10)
+        if run.proc.poll() is None:
+            run.proc.kill()
+    missing = [t for t, p in (("promtool", promtool),
+                              ("prometheus", prometheus)) if not p]
+    if missing:
+        raise Skip("checked without " + " and ".join(missing)
+                   + " (Debian package prometheus)")
+
+
+def case_bad_addresses(binary, tmp):
+    cfg = tmp / "graph.yaml"
+    cfg.write_text(GRAPH.format(count=10, out=tmp / "out.jsonl"))
+    for flag in ("--metrics", "--http"):
+        for bad in ("", "localhost:", "h:port", "127.0.0.1:70000", "1:2:x",
+                    "a b:80"):
+            p = subprocess.run([binary, "run", str(cfg), flag, bad],
+                               capture_output=True, text=True, timeout=20)
+            expect(p.returncode == EXIT_USAGE,
+                   f"{flag} '{bad}': exit {p.returncode}: {p.stderr}")
+            expect(flag in p.stderr and len(p.stderr.strip().splitlines())
+                   == 1, f"{flag} '{bad}': message {p.stderr!r}")
+    expect(not (tmp / "out.jsonl").exists(), "the graph ran")
+
+
+def case_port_in_use(binary, tmp):
+    cfg = tmp / "graph.yaml"
+    out = tmp / "out.jsonl"
+    cfg.write_text(GRAPH.format(count=10, out=out))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        for flag in ("--metrics", "--http"):
+            p = subprocess.run([binary, "run", str(cfg), flag, f":{port}"],
+                               capture_output=True, text=True, timeout=20)
+            expect(p.returncode == EXIT_FAILED,
+                   f"{flag}: exit {p.returncode}: {p.stderr}")
+            expect(f"127.0.0.1:{port}" in p.stderr, "message: " + p.stderr)
+            expect(not out.exists(), "the graph ran although it could not "
+                   "listen")
+
+
+def case_same_address(binary, tmp):
+    """--metrics and --http on one address: one server serves both."""
+    port = free_port()
+    run = Run(binary, tmp, ["--metrics", f":{port}", "--http", f":{port}"],
+              count=1500)
+    expect(run.live == f"http://127.0.0.1:{port}/", run.err())
+    expect("troupe_records_in_total" in get(run.metrics)[2], "no metrics")
+    rc = run.wait(30 * SLOW)
+    expect(rc == EXIT_OK, f"exit {rc}: {run.err()}")
+
+
+CASES = [case_scrape_prometheus_events, case_bad_addresses, case_port_in_use,
+         case_same_address]
+
+
+def main(argv):
+    binary = str(Path(argv[1]).resolve())
+    failed = passed = 0
+    for fn in CASES:
+        with tempfile.TemporaryDirectory(prefix="troupe-observe-") as d:
+            start = time.time()
+            try:
+                fn(binary, Path(d))
+                print(f"ok    {fn.__name__} ({time.time() - start:.1f}s)")
+                passed += 1
+            except Skip as e:
+                print(f"skip  {fn.__name__}: {e}")
+                passed += 1
+            except Fail as e:
+                print(f"FAIL  {fn.__name__}: {e}")
+                failed += 1
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
