@@ -34,6 +34,7 @@
 #include "troupe/errors.hpp"
 #include "troupe/hygiene.hpp"
 #include "troupe/service.hpp"
+#include "troupe/service_stats.hpp"
 
 namespace troupe {
 
@@ -852,6 +853,20 @@ actor_type cache_type() {
       }),
     [](const cache_actor& h, call_context& ctx) {
       return std::make_unique<cache_client_impl>(h, ctx);
+    });
+  t.service.read_stats = stats_reader<cache_actor, cache_stats>(
+    stats_atom_v, [](const cache_stats& s) {
+      return std::vector<service_sample>{
+          {"cache_hits_total", "Lookups answered with a value.", true, static_cast<double>(s.hits)},
+          {"cache_misses_total", "Lookups that found no live entry.", true, static_cast<double>(s.misses)},
+          {"cache_evictions_total", "Entries pushed out by capacity or max_bytes.", true, static_cast<double>(s.evictions)},
+          {"cache_expirations_total", "Entries dropped because their ttl passed.", true, static_cast<double>(s.expirations)},
+          {"cache_coalesced_total", "Misses that joined a computation in flight.", true, static_cast<double>(s.coalesced)},
+          {"cache_computations_total", "Computations started (leases granted).", true, static_cast<double>(s.computations)},
+          {"cache_failures_total", "Computations abandoned.", true, static_cast<double>(s.failures)},
+          {"cache_refused_total", "Awaits refused (max_waiting) and oversize puts.", true, static_cast<double>(s.refused)},
+          {"cache_entries", "Live entries now.", false, static_cast<double>(s.entries)},
+          {"cache_bytes", "Key and value bytes of the live entries now.", false, static_cast<double>(s.bytes)}};
     });
   return t;
 }

@@ -14,6 +14,8 @@
 // With `mirrors`, each record races its URL on every mirror: the first
 // success wins and the other transfers are aborted.
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <cctype>
 #include <optional>
 #include <unordered_map>
@@ -24,6 +26,7 @@
 #include "troupe/actors/cache.hpp"
 #include "troupe/actors/rate_limiter.hpp"
 #include "troupe/json.hpp"
+#include "troupe/metrics.hpp"
 
 namespace troupe::actors {
 
@@ -107,6 +110,14 @@ public:
       settings_(read_fetch_settings(ctx.spec.params)) {
     if (ctx.calls == nullptr)
       throw std::logic_error("http_fetch needs node calls");
+    if (ctx.metrics) {
+      // Final outcomes by status class, for /metrics and the live view.
+      static const char* names[] = {"http_no_response", "http_1xx",
+                                    "http_2xx", "http_3xx", "http_4xx",
+                                    "http_5xx"};
+      for (size_t i = 0; i < status_classes_.size(); ++i)
+        status_classes_[i] = ctx.metrics->events.get(names[i]);
+    }
     auto& p = ctx.spec.params;
     url_ = parse(p.str("url"));
     if (p.has("body"))
@@ -340,6 +351,9 @@ private:
   void settle(ticket t, const fetch_outcome& o, emitter& out) {
     auto& r = pending_.at(t);
     auto& res = o.res;
+    auto cls = res.status >= 100 && res.status < 600 ? res.status / 100 : 0;
+    if (auto* c = status_classes_[static_cast<size_t>(cls)])
+      c->fetch_add(1, std::memory_order_relaxed);
     bool ok = succeeded(o, settings_.accept);
     set_outcome_attrs(r, o, ok);
     if (!ok) {
@@ -416,6 +430,8 @@ private:
   std::vector<text_template> mirrors_;
   std::vector<std::string> keep_headers_;
   output_mode out_mode_ = output_mode::json;
+  // By status class: [0] no response, [k] kxx; null outside a run.
+  std::array<std::atomic<uint64_t>*, 6> status_classes_{};
   bool rate_by_key_ = false;
   size_t fixed_cap_ = 64;
   std::optional<adaptive_limit> adaptive_;

@@ -26,6 +26,7 @@
 #include "troupe/hygiene.hpp"
 #include "troupe/record.hpp"
 #include "troupe/service.hpp"
+#include "troupe/service_stats.hpp"
 
 namespace troupe {
 
@@ -258,6 +259,14 @@ actor_type once_type() {
       c.blocking = r.params.boolean("blocking");
       c.max_waiting = r.params.integer("max_waiting");
       return spawn_once(sys, c);
+    });
+  t.service.read_stats = stats_reader<once_actor, once_stats>(
+    stats_atom_v, [](const once_stats& s) {
+      return std::vector<service_sample>{
+          {"once_attempts_total", "Initialisations started.", true, static_cast<double>(s.attempts)},
+          {"once_failures_total", "Initialisations that failed or timed out.", true, static_cast<double>(s.failures)},
+          {"once_coalesced_total", "Requests that waited for a running attempt.", true, static_cast<double>(s.coalesced)},
+          {"once_done", "1 once the value is there.", false, static_cast<double>(s.done)}};
     });
   return t;
 }

@@ -25,6 +25,7 @@
 #include "troupe/errors.hpp"
 #include "troupe/hygiene.hpp"
 #include "troupe/service.hpp"
+#include "troupe/service_stats.hpp"
 
 namespace troupe {
 
@@ -436,6 +437,18 @@ actor_type queue_service_type() {
                         "'capacity' must be at least 1: a queue of capacity 0 "
                         "could never accept a record"});
   };
+  t.service.read_stats = stats_reader<queue_actor, queue_stats>(
+    stats_atom_v, [](const queue_stats& s) {
+      return std::vector<service_sample>{
+          {"queue_pushed_total", "Records accepted.", true, static_cast<double>(s.pushed)},
+          {"queue_popped_total", "Records handed to consumers.", true, static_cast<double>(s.popped)},
+          {"queue_refused_total", "Pushes and pops refused.", true, static_cast<double>(s.refused)},
+          {"queue_depth", "Records queued now.", false, static_cast<double>(s.size)},
+          {"queue_capacity", "Records the queue holds at most.", false, static_cast<double>(s.capacity)},
+          {"queue_waiting_producers", "Pushes waiting for room now.", false, static_cast<double>(s.waiting_producers)},
+          {"queue_waiting_consumers", "Pops waiting for records now.", false, static_cast<double>(s.waiting_consumers)},
+          {"queue_leased", "Records leased and not acknowledged now.", false, static_cast<double>(s.leased)}};
+    });
   return t;
 }
 

@@ -37,6 +37,7 @@
 #include "troupe/errors.hpp"
 #include "troupe/hygiene.hpp"
 #include "troupe/service.hpp"
+#include "troupe/service_stats.hpp"
 
 namespace troupe {
 
@@ -607,6 +608,16 @@ actor_type rate_limiter_type() {
       }),
     [](const rate_limiter_actor& h, call_context& ctx) {
       return std::make_unique<limiter_client_impl>(h, ctx);
+    });
+  t.service.read_stats = stats_reader<rate_limiter_actor, limiter_stats>(
+    stats_atom_v, [](const limiter_stats& s) {
+      return std::vector<service_sample>{
+          {"limiter_granted_total", "Permits handed out.", true, static_cast<double>(s.granted)},
+          {"limiter_waited_total", "Permits granted after waiting.", true, static_cast<double>(s.waited)},
+          {"limiter_refused_total", "Requests refused (max_wait or a full queue).", true, static_cast<double>(s.refused)},
+          {"limiter_waiting", "Requests waiting for a permit now.", false, static_cast<double>(s.waiting)},
+          {"limiter_in_flight", "max_in_flight permits out now.", false, static_cast<double>(s.in_flight)},
+          {"limiter_keys", "Token buckets alive now.", false, static_cast<double>(s.keys)}};
     });
   return t;
 }

@@ -21,6 +21,7 @@
 #include "troupe/errors.hpp"
 #include "troupe/hygiene.hpp"
 #include "troupe/service.hpp"
+#include "troupe/service_stats.hpp"
 
 #include "../queue/forwarding_sink.hpp"
 
@@ -208,6 +209,15 @@ actor_type topic_service_type() {
                         "'deliver_timeout' must be positive (every delivery "
                         "waits a finite, positive time)"});
   };
+  t.service.read_stats = stats_reader<topic_actor, topic_stats>(
+    stats_atom_v, [](const topic_stats& s) {
+      return std::vector<service_sample>{
+          {"topic_published_total", "Batches published.", true, static_cast<double>(s.published)},
+          {"topic_delivered_total", "Deliveries sent (batch x subscriber).", true, static_cast<double>(s.delivered)},
+          {"topic_dropped_total", "Deliveries skipped: the subscriber had no credit.", true, static_cast<double>(s.dropped)},
+          {"topic_timed_out_total", "Deliveries unanswered within deliver_timeout.", true, static_cast<double>(s.timed_out)},
+          {"topic_subscribers", "Subscribers now.", false, static_cast<double>(s.subscribers)}};
+    });
   return t;
 }
 

@@ -31,6 +31,7 @@
 #include "troupe/call_context.hpp"
 #include "troupe/hygiene.hpp"
 #include "troupe/service.hpp"
+#include "troupe/service_stats.hpp"
 
 namespace troupe {
 
@@ -730,6 +731,19 @@ actor_type worker_pool_type() {
       }),
     [](const worker_pool_actor& h, call_context& ctx) {
       return std::make_unique<pool_client_impl>(h, ctx);
+    });
+  t.service.read_stats = stats_reader<worker_pool_actor, pool_stats>(
+    stats_atom_v, [](const pool_stats& s) {
+      return std::vector<service_sample>{
+          {"pool_submitted_total", "Tasks submitted.", true, static_cast<double>(s.submitted)},
+          {"pool_completed_total", "Tasks that ran to the end.", true, static_cast<double>(s.completed)},
+          {"pool_failed_total", "Tasks given up after max_attempts crashes.", true, static_cast<double>(s.failed)},
+          {"pool_retried_total", "Runs repeated after a worker crashed.", true, static_cast<double>(s.retried)},
+          {"pool_rejected_total", "Submits refused (reject, or the blocked list full).", true, static_cast<double>(s.rejected)},
+          {"pool_queue_depth", "Tasks waiting for a worker now.", false, static_cast<double>(s.queued)},
+          {"pool_blocked", "Submits waiting for queue room now.", false, static_cast<double>(s.blocked)},
+          {"pool_busy_workers", "Workers with a task now.", false, static_cast<double>(s.busy)},
+          {"pool_workers", "Workers alive now.", false, static_cast<double>(s.workers)}};
     });
   return t;
 }

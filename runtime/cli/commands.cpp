@@ -161,6 +161,7 @@ bool bind_observe(const observe_flags& flags, const graph_spec& graph,
     web_server::options o;
     o.listen = listen;
     o.live_view = live;
+    o.types = &reg;
     o.svg = "<svg xmlns=\"http://www.w3.org/2000/svg\"/>";
     if (live) {
       // Drawn once, before the run; a picture Graphviz cannot draw leaves

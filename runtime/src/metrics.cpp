@@ -58,6 +58,25 @@ int64_t node_metrics::in_flight() const {
                               + processing.load(std::memory_order_relaxed));
 }
 
+std::atomic<uint64_t>* event_counters::get(std::string_view name) {
+  std::lock_guard<std::mutex> guard{mutex_};
+  for (size_t i = 0; i < used_; ++i)
+    if (names_[i] == name)
+      return &values_[i];
+  if (used_ == capacity)
+    return nullptr;
+  names_[used_] = std::string(name);
+  return &values_[used_++];
+}
+
+std::vector<std::pair<std::string, uint64_t>> event_counters::list() const {
+  std::lock_guard<std::mutex> guard{mutex_};
+  std::vector<std::pair<std::string, uint64_t>> out;
+  for (size_t i = 0; i < used_; ++i)
+    out.emplace_back(names_[i], values_[i].load(std::memory_order_relaxed));
+  return out;
+}
+
 std::shared_ptr<run_metrics> run_metrics::of(const graph_spec& g) {
   auto r = std::make_shared<run_metrics>();
   for (auto& n : g.nodes) {

@@ -151,10 +151,11 @@ worker_fn(worker_actor::stateful_pointer<worker_state> self,
           std::shared_ptr<const run_plan> plan, size_t index, size_t worker,
           uint32_t incarnation) {
   const auto& spec = plan->graph.nodes[index];
-  self->state.logic = plan->types[index]->make_node(
-    node_context{spec, *plan->reg, worker, incarnation,
-                 plan->graph.runtime.max_attempts, nullptr,
-                 plan->graph.runtime.delivery});
+  node_context ctx{spec, *plan->reg, worker, incarnation,
+                   plan->graph.runtime.max_attempts, nullptr,
+                   plan->graph.runtime.delivery};
+  ctx.metrics = plan->metrics->nodes[index].get();
+  self->state.logic = plan->types[index]->make_node(ctx);
   install_exception_handler(self, spec.name + " worker");
   install_default_handler(self, spec.name + " worker",
                           &plan->metrics->nodes[index]->unexpected);
@@ -1034,6 +1035,7 @@ node_fn(node_pointer self, std::shared_ptr<const run_plan> plan, size_t index,
                    plan->graph.runtime.delivery};
   ctx.calls = st.calls.get();
   ctx.origin = st.origin;
+  ctx.metrics = st.metrics;
   st.logic = type->make_node(ctx);
   const auto& rt = plan->graph.runtime;
   st.life = node_lifecycle{st.is_source};

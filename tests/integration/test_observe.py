@@ -43,7 +43,7 @@ SNAPSHOT_TOTALS = {"source_records", "sink_records", "dead_lettered",
 SNAPSHOT_NODE = {"name", "type", "kind", "in", "out", "created", "filtered",
                  "dead_lettered", "errors", "retried", "lost", "redelivered",
                  "restarts", "in_flight", "rate", "latency_p50_ns",
-                 "latency_p99_ns", "failures"}
+                 "latency_p99_ns", "failures", "events"}
 
 
 class Fail(Exception):
@@ -295,8 +295,99 @@ def case_same_address(binary, tmp):
     expect(rc == EXIT_OK, f"exit {rc}: {run.err()}")
 
 
+SERVICES_GRAPH = """\
+version: 1
+name: svc
+resources:
+  memo: {{ type: cache, capacity: 100 }}
+  pace: {{ type: rate_limiter, rate: 400/s, burst: 10 }}
+nodes:
+  src:   {{ type: generate, count: 1200, template: "x{{i}}", cycle: 40 }}
+  h:     {{ type: map, fn: sha256, cache: memo, rate_limit: pace,
+           inputs: [src] }}
+  out:   {{ type: "null", inputs: [h] }}
+  ok:    {{ type: generate, count: 3, start: 200 }}
+  gone:  {{ type: generate, count: 2, start: 404 }}
+  bad:   {{ type: generate, count: 1, start: 500 }}
+  fetch: {{ type: http_fetch, url: "{base}/status/{{body}}", max_attempts: 1,
+           block_private: false, inputs: [ok, gone, bad] }}
+  seen:  {{ type: "null", inputs: [fetch] }}
+  failed: {{ type: "null", inputs: [fetch.errors] }}
+"""
+
+
+def series(text, name, **labels):
+    """The value of the series `name` whose labels include `labels`."""
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def case_service_and_http_figures(binary, tmp):
+    """A cache, a rate limiter and an http_fetch against the real test
+    server: /metrics carries the services' own figures (troupe_service_*,
+    troupe_service_up) and the fetch's outcomes by status class."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_http import Server  # the real aiohttp test server
+    source = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).parents[2]
+    server = Server(source, tmp)
+    try:
+        cfg = tmp / "svc.yaml"
+        cfg.write_text(SERVICES_GRAPH.format(base=server.base))
+        port = free_port()
+        proc = subprocess.Popen(
+            [binary, "run", str(cfg), "--no-progress", "--metrics",
+             f"127.0.0.1:{port}", "--report", str(tmp / "r.json")],
+            stdout=subprocess.DEVNULL, stderr=open(tmp / "err.txt", "w"))
+        url = f"http://127.0.0.1:{port}/metrics"
+        scrapes = []
+        deadline = time.time() + 30 * SLOW
+        while proc.poll() is None and time.time() < deadline:
+            try:
+                scrapes.append(get(url)[2])
+            except OSError:
+                pass  # not listening yet, or gone at the end
+            time.sleep(0.1)
+        rc = proc.wait(timeout=30 * SLOW)
+        err = (tmp / "err.txt").read_text()
+        expect(rc == EXIT_OK, f"exit {rc}: {err}")
+        expect(len(scrapes) >= 5, f"{len(scrapes)} scrapes: {err}")
+        last = scrapes[-1]
+        check = subprocess.run(["promtool", "check", "metrics"], input=last,
+                               capture_output=True, text=True)
+        expect(check.returncode == 0, f"promtool: {check.stdout}{check.stderr}")
+        for res, typ in (("memo", "cache"), ("pace", "rate_limiter")):
+            expect(series(last, "troupe_service_up", resource=res, type=typ)
+                   == 1, f"{res} not up: {last[-600:]}")
+        # Counters only grow, scrape after scrape.
+        hits = [series(t, "troupe_service_cache_hits_total", resource="memo")
+                for t in scrapes]
+        hits = [h for h in hits if h is not None]
+        expect(hits and hits == sorted(hits), f"cache hits: {hits}")
+        misses = series(last, "troupe_service_cache_misses_total",
+                        resource="memo")
+        expect(misses is not None and 1 <= misses <= 40, f"misses {misses}")
+        expect(hits[-1] > 40, f"hits {hits[-1]} (40 bodies, 1200 records)")
+        granted = series(last, "troupe_service_limiter_granted_total",
+                         resource="pace")
+        expect(granted is not None and granted > 100, f"granted {granted}")
+        # Every fetch ended long before the last scrape: exact figures.
+        for event, n in (("http_2xx", 3), ("http_4xx", 2), ("http_5xx", 1)):
+            v = series(last, "troupe_node_events_total", node="fetch",
+                       event=event)
+            expect(v == n, f"{event}: {v}, expected {n}")
+        report = json.loads((tmp / "r.json").read_text())
+        expect(report["nodes"]["fetch"]["dead_lettered"] == 3,
+               f"fetch report: {report['nodes']['fetch']}")
+    finally:
+        server.stop()
+
+
 CASES = [case_scrape_prometheus_events, case_bad_addresses, case_port_in_use,
-         case_same_address]
+         case_same_address, case_service_and_http_figures]
 
 
 def main(argv):

@@ -1,6 +1,5 @@
 // troupe's structured log (log.hpp): the text and JSON line formats, level
-// filtering (quiet by default), an embedder's sink, and the per-node ring of
-// recent failures (metrics.hpp) the live view and HTML report show.
+// filtering (quiet by default) and an embedder's sink.
 #include <doctest/doctest.h>
 
 #include <string>
@@ -8,7 +7,6 @@
 
 #include "troupe/json.hpp"
 #include "troupe/log.hpp"
-#include "troupe/metrics.hpp"
 
 namespace {
 
@@ -106,24 +104,4 @@ TEST_CASE("log: levels and formats parse from their names only") {
   CHECK(parse_log_format("text") == log_format::text);
   CHECK(parse_log_format("json") == log_format::json);
   CHECK_FALSE(parse_log_format("yaml").has_value());
-}
-
-TEST_CASE("recent failures: the newest 16, oldest first, reasons trimmed") {
-  troupe::recent_failures f;
-  CHECK(f.list().empty());
-  CHECK(f.total() == 0);
-  for (uint64_t i = 1; i <= 20; ++i)
-    f.note(i == 20, i, "reason " + std::to_string(i));
-  CHECK(f.total() == 20);
-  auto l = f.list();
-  REQUIRE(l.size() == troupe::recent_failures::capacity);
-  CHECK(l.front().seq == 5);
-  CHECK(l.front().reason == "reason 5");
-  CHECK_FALSE(l.front().crash);
-  CHECK(l.back().seq == 20);
-  CHECK(l.back().crash);
-  for (size_t i = 1; i < l.size(); ++i)
-    CHECK(l[i - 1].seq + 1 == l[i].seq);
-  f.note(false, 21, std::string(2000, 'x'));
-  CHECK(f.list().back().reason.size() == 512);
 }

@@ -43,6 +43,25 @@ private:
   uint64_t total_ = 0;
 };
 
+// Figures a node's logic keeps of its own (an http_fetch's responses by
+// status class), each named once, then bumped lock-free: exposed as
+// troupe_node_events_total{..., event="NAME"} and in the live view.
+class event_counters {
+public:
+  static constexpr size_t capacity = 16;
+  // The counter named `name`, registered on first use (a restarted node
+  // gets the same one back, so it never goes down); nullptr when all
+  // `capacity` names are taken.
+  std::atomic<uint64_t>* get(std::string_view name);
+  std::vector<std::pair<std::string, uint64_t>> list() const; // first-named first
+
+private:
+  mutable std::mutex mutex_;
+  std::array<std::string, capacity> names_;
+  std::array<std::atomic<uint64_t>, capacity> values_{};
+  size_t used_ = 0;
+};
+
 struct node_metrics {
   std::string name;
   std::string type;
@@ -104,6 +123,7 @@ struct node_metrics {
   std::atomic<uint64_t> work_total{0};
   std::atomic<uint64_t> work_done{0};
   recent_failures failures;
+  event_counters events;
   // Processing latency per batch, log2 buckets of nanoseconds: bucket i
   // counts batches that took less than 2^(i+1) ns (and at least 2^i).
   std::array<std::atomic<uint64_t>, 48> latency{};

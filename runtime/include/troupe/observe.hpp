@@ -28,6 +28,7 @@ class graph_run;
 struct graph_spec;
 struct run_report;
 struct run_metrics;
+class registry;
 
 // The run's metrics in the Prometheus text exposition format 0.0.4: per node
 // (labels graph, node, type, kind) the report's counters, in-flight gauges
@@ -39,6 +40,15 @@ std::string prometheus_text(const graph_run& run, const graph_spec& graph);
 std::string prometheus_text(const run_report& report,
                             const run_metrics& metrics,
                             const graph_spec& graph);
+
+// The services' own figures (service_ops::read_stats: a cache's hits, a
+// pool's queue depth, ...) for the resources `graph` declares, as
+// troupe_service_* families labelled graph, resource and type, plus
+// troupe_service_up (0: no answer within `timeout`, or released). Asks each
+// service and waits for it: call it from a thread that is no actor's.
+std::string service_metrics_text(
+  const graph_run& run, const graph_spec& graph, const registry& types,
+  std::chrono::milliseconds timeout = std::chrono::milliseconds(250));
 
 // The live view's snapshot (the JSON contract in README "Live view"). Rates
 // are records out per second since the previous call with the same `state`
@@ -72,6 +82,9 @@ public:
     bool live_view = false;
     std::string svg; // the picture /graph.svg serves
     size_t max_event_clients = 8;
+    // With it, /metrics adds the services' own figures
+    // (service_metrics_text); it must outlive the server.
+    const registry* types = nullptr;
   };
   // Binds before returning (so a port in use is known before the run
   // starts): throws std::invalid_argument for a bad address and

@@ -17,9 +17,11 @@
 //   });
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <typeinfo>
 #include <vector>
@@ -34,6 +36,7 @@
 namespace troupe {
 
 class registry;
+struct node_metrics;
 class node_calls;
 class slot_client;
 class call_context;
@@ -59,6 +62,9 @@ struct node_context {
   // What the runtime stamps on a source's records (record_context::origin).
   // A source that sets it itself spares the runtime a copy of each batch.
   uint32_t origin = 0;
+  // The node's counters, for figures of its own (node_metrics::events: get
+  // them once, at construction). Null outside a run (a logic made by hand).
+  node_metrics* metrics = nullptr;
 };
 
 using node_factory
@@ -72,6 +78,15 @@ struct slot_event {
   };
   kind what = kind::passed_on;
   uint64_t records = 0;
+};
+
+// One of a service's own figures for /metrics (a cache's hits, a queue's
+// depth): exposed as troupe_service_NAME{graph, resource, type}.
+struct service_sample {
+  std::string name;  // snake_case; counters end in _total
+  std::string help;  // one line
+  bool counter = false; // else a gauge
+  double value = 0;
 };
 
 // How a service type spawns its actor and what its slot does for a node.
@@ -94,6 +109,12 @@ struct service_ops {
   std::function<std::unique_ptr<slot_client>(const caf::strong_actor_ptr&,
                                              call_context&)>
     make_client;
+  // Optional. The service's own figures, read for a scrape from a thread
+  // that is no actor's: it may ask the service and wait, at most `timeout`.
+  // nullopt: no answer in time. Filled by stats_reader (service_stats.hpp).
+  std::function<std::optional<std::vector<service_sample>>(
+    const caf::strong_actor_ptr&, std::chrono::milliseconds timeout)>
+    read_stats;
 };
 
 struct actor_type {

@@ -7,8 +7,12 @@
 #include <string>
 #include <vector>
 
+#include <caf/actor.hpp>
+#include <caf/actor_cast.hpp>
+
 #include "troupe/graph_spec.hpp"
 #include "troupe/observe.hpp"
+#include "troupe/registry.hpp"
 #include "troupe/runtime.hpp"
 
 namespace troupe {
@@ -166,6 +170,23 @@ std::string prometheus_text(const run_report& report,
   for (auto& n : nodes)
     w.sample("troupe_node_in_flight", n.labels, n.report->in_flight);
 
+  // Figures the nodes' logic keeps of its own (event_counters), one series
+  // per node and event; the family only when some node has one.
+  std::string events;
+  for (auto& n : nodes)
+    if (n.metrics)
+      for (auto& [name, value] : n.metrics->events.list()) {
+        events += "troupe_node_events_total{" + n.labels + ','
+                  + label("event", name) + "} " + std::to_string(value)
+                  + '\n';
+      }
+  if (!events.empty()) {
+    w.family("troupe_node_events_total", "counter",
+             "Events a node's logic counts of its own (http_fetch: final "
+             "outcomes by status class).");
+    w.out += events;
+  }
+
   // The log2 buckets (bucket i: [2^i, 2^(i+1)) ns) summed into every other
   // boundary, 256 ns .. ~68.7 s: exact cumulative counts at each `le`.
   static constexpr size_t first_le = 8, last_le = 36, step = 2;
@@ -219,6 +240,70 @@ std::string prometheus_text(const run_report& report,
   w.family("troupe_run_in_flight", "gauge", "Records in flight in the run.");
   w.sample("troupe_run_in_flight", graph_label, report.in_flight);
   return std::move(w.out);
+}
+
+} // namespace troupe
+
+namespace troupe {
+
+std::string service_metrics_text(const graph_run& run, const graph_spec& graph,
+                                 const registry& types,
+                                 std::chrono::milliseconds timeout) {
+  // Families in first-seen order, each with its series: a family's series
+  // must follow its one HELP/TYPE pair, whichever services have it.
+  struct family_lines {
+    std::string name, help;
+    bool counter = false;
+    std::string series;
+  };
+  std::vector<family_lines> families;
+  auto family_of = [&](const service_sample& s) -> family_lines& {
+    auto name = "troupe_service_" + s.name;
+    for (auto& f : families)
+      if (f.name == name)
+        return f;
+    families.push_back({name, s.help, s.counter, {}});
+    return families.back();
+  };
+  std::string up_series;
+  auto graph_label = label("graph", graph.name);
+  for (auto& r : graph.resources) {
+    auto* t = types.find(r.type, actor_kind::service);
+    if (!t || !t->service.read_stats)
+      continue;
+    auto labels = graph_label + ',' + label("resource", r.name) + ','
+                  + label("type", r.type);
+    std::optional<std::vector<service_sample>> samples;
+    try {
+      auto handle = run.resource<caf::actor>(r.name);
+      samples = t->service.read_stats(
+        caf::actor_cast<caf::strong_actor_ptr>(handle), timeout);
+    } catch (const std::exception&) {
+      // Released, or gone with the run: no figures, down.
+    }
+    up_series += "troupe_service_up{" + labels + "} "
+                 + (samples ? "1" : "0") + '\n';
+    if (!samples)
+      continue;
+    for (auto& s : *samples) {
+      auto& f = family_of(s);
+      f.series += f.name + '{' + labels + "} ";
+      append_number(f.series, s.value);
+      f.series += '\n';
+    }
+  }
+  if (up_series.empty())
+    return {};
+  writer w;
+  w.family("troupe_service_up",
+           "gauge", "1 when the service answered the scrape's stats request "
+                    "in time, else 0.");
+  w.out += up_series;
+  for (auto& f : families) {
+    w.family(f.name.c_str(), f.counter ? "counter" : "gauge", f.help.c_str());
+    w.out += f.series;
+  }
+  return w.out;
 }
 
 } // namespace troupe

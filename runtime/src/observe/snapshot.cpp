@@ -133,6 +133,17 @@ std::string snapshot_json(const graph_run& run, const graph_spec& graph,
     field(o, "rate", rate);
     field(o, "latency_p50_ns", n.latency_p50_ns);
     field(o, "latency_p99_ns", n.latency_p99_ns);
+    o += ", \"events\": {";
+    if (m) {
+      auto ev = m->events.list();
+      for (size_t k = 0; k < ev.size(); ++k) {
+        if (k)
+          o += ", ";
+        append_json_string(o, ev[k].first);
+        o += ": " + std::to_string(ev[k].second);
+      }
+    }
+    o += "}";
     o += ", \"failures\": [";
     if (m) {
       auto list = m->failures.list();

@@ -170,7 +170,10 @@ struct web_server::impl {
   void routes() {
     server.Get("/metrics", [this](const httplib::Request&,
                                   httplib::Response& res) {
-      res.set_content(prometheus_text(run, graph),
+      auto text = prometheus_text(run, graph);
+      if (opts.types)
+        text += service_metrics_text(run, graph, *opts.types);
+      res.set_content(text,
                       "text/plain; version=0.0.4; charset=utf-8");
     });
     if (!opts.live_view)
