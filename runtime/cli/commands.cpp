@@ -163,15 +163,17 @@ bool bind_observe(const observe_flags& flags, const graph_spec& graph,
     o.live_view = live;
     o.types = &reg;
     o.svg = "<svg xmlns=\"http://www.w3.org/2000/svg\"/>";
-    if (live) {
-      // Drawn once, before the run; a picture Graphviz cannot draw leaves
-      // the page without one (the figures still update).
-      try {
-        o.svg = graph_svg(graph, nullptr, &reg);
-      } catch (const std::exception& e) {
-        say(std::string("live view picture: ") + e.what(), log_level::warn);
-      }
-    }
+    if (live)
+      // Drawn once, when a page first asks; a picture Graphviz cannot draw
+      // leaves the page without one (the figures still update).
+      o.make_svg = [&graph, &reg] {
+        try {
+          return graph_svg(graph, nullptr, &reg);
+        } catch (const std::exception& e) {
+          say(std::string("live view picture: ") + e.what(), log_level::warn);
+          return std::string("<svg xmlns=\"http://www.w3.org/2000/svg\"/>");
+        }
+      };
     servers.push_back(std::make_unique<web_server>(graph, o));
     return servers.back()->address();
   };

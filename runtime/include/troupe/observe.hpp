@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -81,6 +82,9 @@ public:
     std::string listen = "127.0.0.1:0";
     bool live_view = false;
     std::string svg; // the picture /graph.svg serves
+    // When set, draws the picture at the first /graph.svg request instead
+    // (then kept): a run nobody watches does not pay for the drawing.
+    std::function<std::string()> make_svg;
     size_t max_event_clients = 8;
     // With it, /metrics adds the services' own figures
     // (service_metrics_text); it must outlive the server.

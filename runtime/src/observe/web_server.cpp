@@ -158,6 +158,18 @@ struct web_server::impl {
       });
   }
 
+  // options::svg, or make_svg's picture drawn at the first request: a run
+  // nobody looks at never pays for Graphviz (~20 ms of plugin and font
+  // loading).
+  std::once_flag drawn;
+  const std::string& picture() {
+    std::call_once(drawn, [this] {
+      if (opts.make_svg)
+        opts.svg = opts.make_svg();
+    });
+    return opts.svg;
+  }
+
   std::string snapshot_now() {
     std::unique_lock<std::mutex> lock{mutex};
     if (!latest.empty())
@@ -184,7 +196,7 @@ struct web_server::impl {
     });
     server.Get("/graph.svg",
                [this](const httplib::Request&, httplib::Response& res) {
-                 res.set_content(opts.svg, "image/svg+xml");
+                 res.set_content(picture(), "image/svg+xml");
                });
     server.Get("/api/snapshot",
                [this](const httplib::Request&, httplib::Response& res) {
