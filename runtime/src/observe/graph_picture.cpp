@@ -74,6 +74,11 @@ public:
   std::string build() {
     out_ << "digraph " << q(g_.name) << " {\n"
          << "  rankdir=LR;\n  id=\"graph\";\n"
+         // Graphviz 2.42's older ranking corrupts its heap on many graphs
+         // with clusters ("triangulation failed", then a double free that
+         // aborts the process: 24 of 36 random grouped graphs here);
+         // newrank ranks clusters another way and crashed none of 186.
+         << "  newrank=true;\n"
          << "  graph [fontname=\"Helvetica\", fontsize=11, labeljust=l];\n"
          << "  node [fontname=\"Helvetica\", fontsize=10, style=filled];\n"
          << "  edge [fontname=\"Helvetica\", fontsize=9];\n";
