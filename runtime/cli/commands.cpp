@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <sstream>
 #include <thread>
@@ -201,6 +202,22 @@ bool bind_observe(const observe_flags& flags, const graph_spec& graph,
   return true;
 }
 
+// Stops the servers, waiting at most `bound`; false when they are still
+// stopping (the caller must then leave without destroying them).
+bool stop_servers(std::vector<std::unique_ptr<web_server>>& servers,
+                  std::chrono::milliseconds bound) {
+  if (servers.empty())
+    return true;
+  auto done = std::make_shared<std::promise<void>>();
+  auto stopped = done->get_future();
+  std::thread([&servers, done] {
+    for (auto& s : servers)
+      s->stop();
+    done->set_value();
+  }).detach();
+  return stopped.wait_for(bound) == std::future_status::ready;
+}
+
 } // namespace
 
 void install_signal_handlers(bool defer) {
@@ -224,6 +241,7 @@ int cmd_run(const std::vector<std::string>& args) {
   load_options opts;
   bool progress = isatty(STDERR_FILENO);
   observe_flags observe;
+  duration linger{0}; // --linger: serve the final figures this long
   for (size_t i = 0; i < args.size(); ++i) {
     auto& a = args[i];
     if (a == "--set" && i + 1 < args.size())
@@ -258,6 +276,15 @@ int cmd_run(const std::vector<std::string>& args) {
       }
       set_log_options(opts_now);
     }
+    else if (a == "--linger" && i + 1 < args.size()) {
+      auto d = parse_duration(args[++i]);
+      if (!d || *d < duration{0} || *d > std::chrono::hours(24)) {
+        std::cerr << "troupe run: --linger takes a duration such as 30s (at "
+                     "most 24h), not '" << args[i] << "'\n";
+        return usage;
+      }
+      linger = *d;
+    }
     else if ((a == "--metrics" || a == "--http") && i + 1 < args.size())
       (a == "--metrics" ? observe.metrics : observe.http) = args[++i];
     else if (a.rfind("--metrics=", 0) == 0)
@@ -266,7 +293,14 @@ int cmd_run(const std::vector<std::string>& args) {
       observe.http = a.substr(7);
     else if (!a.empty() && a[0] != '-' && file.empty())
       file = a;
-    else {
+    else if (i + 1 == args.size()
+             && (a == "--set" || a == "--report" || a == "--report-html"
+                 || a == "--metrics" || a == "--http" || a == "--log-level"
+                 || a == "--linger"
+                 || a == "--log-format")) {
+      std::cerr << "troupe run: " << a << " needs a value\n";
+      return usage;
+    } else {
       std::cerr << "troupe run: unexpected argument '" << a << "'\n";
       return usage;
     }
@@ -402,8 +436,25 @@ int cmd_run(const std::vector<std::string>& args) {
   // Serve the final state a moment longer: live-view clients get `end`.
   for (auto& s : servers)
     s->finish(std::chrono::seconds(1));
-  for (auto& s : servers)
-    s->stop();
+  if (!servers.empty() && linger > duration{0}) {
+    // A scraper polling every 15 s would otherwise never see the final
+    // figures (troupe_run_up 0): keep serving them, until a signal.
+    say("serving the final figures for " + format_duration(linger)
+        + " (--linger; Ctrl-C to leave now)");
+    auto until = std::chrono::steady_clock::now() + linger;
+    auto seen = signals_seen;
+    while (std::chrono::steady_clock::now() < until && signals_seen == seen)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (!stop_servers(servers, std::chrono::seconds(2))) {
+    // A client trickling a request holds a server thread that stop() waits
+    // for; the run and its reports are done: leave without it.
+    say("a web client did not let go within 2s; not waiting for it",
+        log_level::warn);
+    std::cout.flush();
+    std::fflush(nullptr);
+    std::_Exit(code);
+  }
   if (report.status == "timed_out") {
     // Nodes still running were abandoned, possibly inside a call that never
     // returns: tearing the actor system down would wait for them forever.
@@ -424,6 +475,12 @@ int cmd_lint(const std::vector<std::string>& args) {
     std::cerr << "troupe lint: missing FILE\n";
     return usage;
   }
+  for (auto& f : args)
+    if (f.size() > 1 && f[0] == '-') {
+      std::cerr << "troupe lint: unknown option '" << f
+                << "' (lint takes only files)\n";
+      return usage;
+    }
   auto reg = builtin_registry();
   bool all_ok = true;
   for (auto& f : args) {

@@ -18,7 +18,8 @@ const char* help_text = R"(troupe — actor graphs from YAML, on CAF
 
 usage:
   troupe run FILE [--set key=value]... [--report FILE] [--report-html FILE]
-             [--metrics HOST:PORT] [--http HOST:PORT] [--no-progress]
+             [--metrics HOST:PORT] [--http HOST:PORT] [--linger DURATION]
+             [--no-progress]
              [--log-level error|warn|info|debug] [--log-format text|json]
   troupe lint FILE...
   troupe graph FILE [--format dot|svg]

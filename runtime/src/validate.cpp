@@ -50,6 +50,15 @@ fs::path real_path(const std::string& text) {
   auto abs = fs::absolute(text, ec);
   if (ec)
     return fs::path{text}.lexically_normal();
+  // A symlink whose target does not exist yet (a sink's file before the
+  // run) is still that target: weakly_canonical would keep the link's own
+  // name, and writing through it would land on the sink's output.
+  for (int hops = 0; hops < 40 && fs::is_symlink(abs, ec); ++hops) {
+    auto target = fs::read_symlink(abs, ec);
+    if (ec)
+      break;
+    abs = target.is_absolute() ? target : abs.parent_path() / target;
+  }
   auto real = fs::weakly_canonical(abs, ec);
   return ec ? abs.lexically_normal() : real;
 }

@@ -93,6 +93,12 @@ def bad_log_values_are_usage_errors(t):
         expect(p.returncode == EXIT_USAGE,
                f"{args}: exit {p.returncode}: {tail(p.stderr)}")
         expect(not (t.tmp / "out").exists(), f"{args}: the graph ran")
+    # lint takes files only: an option is a usage error, not a missing file.
+    p = t.troupe("lint", t.src / "config/etl.yaml", "--metrics", ":0")
+    expect(p.returncode == EXIT_USAGE, f"lint --metrics: exit {p.returncode}")
+    p = t.troupe("run", t.src / "config/etl.yaml", "--metrics")
+    expect(p.returncode == EXIT_USAGE and b"needs a value" in p.stderr,
+           f"run --metrics: exit {p.returncode}: {tail(p.stderr)}")
 
 
 def run_on_pty(t, args, seconds):

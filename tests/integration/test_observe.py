@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -386,8 +387,95 @@ def case_service_and_http_figures(binary, tmp):
         server.stop()
 
 
+def case_trickling_client_does_not_hold_the_exit(binary, tmp):
+    """A client sending its request a byte at a time holds a server thread:
+    once the run is over, troupe leaves within a bound, exit 0."""
+    cfg = tmp / "g.yaml"
+    cfg.write_text("version: 1\nname: g\nnodes:\n"
+                   "  src: { type: generate, count: 3000, rate: 3000/s }\n"
+                   "  out: { type: \"null\", inputs: [src] }\n")
+    port = free_port()
+    start = time.time()
+    proc = subprocess.Popen([binary, "run", str(cfg), "--no-progress",
+                             "--metrics", f"127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL,
+                            stderr=open(tmp / "err.txt", "w"))
+    stop = threading.Event()
+
+    def trickle():
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                sock = socket.create_connection(("127.0.0.1", port))
+                break
+            except OSError:
+                time.sleep(0.02)
+        else:
+            return
+        for c in b"GET /metrics HTTP/1.1\r\n" + b"X: y\r\n" * 200:
+            if stop.is_set():
+                break
+            try:
+                sock.send(bytes([c]))
+            except OSError:
+                break
+            time.sleep(0.3)
+        sock.close()
+
+    t = threading.Thread(target=trickle, daemon=True)
+    t.start()
+    try:
+        rc = proc.wait(timeout=15 * SLOW)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise Fail("troupe still running 15 s after a 1 s run")
+    finally:
+        stop.set()
+    took = time.time() - start
+    err = (tmp / "err.txt").read_text()
+    expect(rc == EXIT_OK, f"exit {rc}: {err}")
+    expect("did not let go" in err, f"no word about the client: {err}")
+    expect(took < 10 * SLOW, f"took {took:.1f}s")
+
+
+def case_linger_serves_the_final_figures(binary, tmp):
+    """--linger: after the run, /metrics still answers with the final
+    figures (troupe_run_up 0, the report's totals); a signal ends the
+    linger at once and the exit stays the run's (0)."""
+    cfg = tmp / "g.yaml"
+    cfg.write_text("version: 1\nname: g\nnodes:\n"
+                   "  src: { type: generate, count: 2000, rate: 4000/s }\n"
+                   "  out: { type: \"null\", inputs: [src] }\n")
+    port = free_port()
+    err_path = tmp / "err.txt"
+    proc = subprocess.Popen([binary, "run", str(cfg), "--no-progress",
+                             "--metrics", f"127.0.0.1:{port}", "--linger",
+                             "30s", "--report", str(tmp / "r.json")],
+                            stdout=subprocess.DEVNULL,
+                            stderr=open(err_path, "w"))
+    deadline = time.time() + 20 * SLOW
+    while "serving the final figures" not in err_path.read_text():
+        expect(time.time() < deadline and proc.poll() is None,
+               f"no linger line: {err_path.read_text()}")
+        time.sleep(0.05)
+    text = get(f"http://127.0.0.1:{port}/metrics")[2]
+    expect(series(text, "troupe_run_up") == 0, "run_up is not 0")
+    expect(series(text, "troupe_run_status", status="completed") == 1,
+           "status is not completed")
+    report = json.loads((tmp / "r.json").read_text())
+    expect(series(text, "troupe_run_source_records_total")
+           == report["totals"]["source_records"] == 2000, "totals differ")
+    start = time.time()
+    proc.send_signal(signal.SIGINT)
+    rc = proc.wait(timeout=10 * SLOW)
+    expect(rc == EXIT_OK, f"exit {rc} after a signal in the linger")
+    expect(time.time() - start < 3 * SLOW, "the signal did not end it")
+
+
 CASES = [case_scrape_prometheus_events, case_bad_addresses, case_port_in_use,
-         case_same_address, case_service_and_http_figures]
+         case_same_address, case_service_and_http_figures,
+         case_trickling_client_does_not_hold_the_exit,
+         case_linger_serves_the_final_figures]
 
 
 def main(argv):

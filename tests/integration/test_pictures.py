@@ -294,6 +294,17 @@ def report_html_never_overwrites(t):
     p = t.troupe("run", cfg, "--no-progress", "--report", "x",
                  "--report-html", "x")
     expect(p.returncode == EXIT_USAGE, f"same file twice: exit {p.returncode}")
+    # A dangling symlink to a sink's file that does not exist yet: the
+    # report would have been written through it, in place of the records.
+    for flag in ("--report-html", "--report"):
+        link = t.tmp / f"link{flag.replace('-', '_')}"
+        if (t.tmp / "out.txt").exists():
+            (t.tmp / "out.txt").unlink()
+        os.symlink("out.txt", link)
+        p = t.troupe("run", cfg, "--no-progress", flag, link.name)
+        expect(p.returncode == EXIT_CONFIG,
+               f"{flag} via a dangling symlink: exit {p.returncode}")
+        expect("'out'" in p.stderr, f"message: {tail(p.stderr)}")
 
 
 if __name__ == "__main__":

@@ -27,8 +27,12 @@ namespace troupe {
 namespace {
 
 constexpr auto sample_interval = std::chrono::milliseconds(250);
-// Threads beyond the /events cap: /metrics, /api/snapshot, the page.
-constexpr size_t spare_threads = 4;
+// Threads beyond the /events cap: /metrics, /api/snapshot, the page. Each
+// connection holds one until its request is in (an idle one at most the
+// 1 s keep-alive wait, a partial one the 2 s read timeout): enough of them
+// that a few dozen idle connections do not starve a scrape (an idle
+// thread costs only its stack).
+constexpr size_t spare_threads = 32;
 
 } // namespace
 
@@ -224,7 +228,7 @@ web_server::web_server(const graph_spec& graph, options opts)
   // only between requests). A scrape every second or so does not miss it.
   d.server.set_keep_alive_max_count(1);
   d.server.set_keep_alive_timeout(1);
-  d.server.set_read_timeout(5, 0);
+  d.server.set_read_timeout(2, 0);
   d.server.set_write_timeout(5, 0);
   d.routes();
   if (d.where.port == 0) {
