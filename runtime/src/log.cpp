@@ -4,10 +4,10 @@
 
 #include <atomic>
 #include <cerrno>
-#include <ctime>
 #include <mutex>
 
 #include "troupe/json.hpp"
+#include "troupe/units.hpp"
 
 namespace troupe {
 
@@ -39,18 +39,6 @@ void write_all(const std::string& line) {
     p += n;
     left -= static_cast<size_t>(n);
   }
-}
-
-std::string iso8601(std::chrono::system_clock::time_point t) {
-  using namespace std::chrono;
-  auto secs = system_clock::to_time_t(t);
-  auto ms = duration_cast<milliseconds>(t.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  auto n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(ms));
-  return buf;
 }
 
 } // namespace
@@ -110,7 +98,7 @@ bool log_enabled(log_level level) {
 std::string format_log_line(const log_entry& e, log_format format) {
   std::string line;
   if (format == log_format::json) {
-    line = "{\"ts\":\"" + iso8601(e.at) + "\",\"level\":\""
+    line = "{\"ts\":\"" + format_utc(e.at) + "\",\"level\":\""
            + std::string(to_string(e.level)) + "\"";
     if (!e.node.empty())
       line += ",\"node\":" + json_string(std::string(e.node));

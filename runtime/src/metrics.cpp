@@ -89,6 +89,13 @@ std::shared_ptr<run_metrics> run_metrics::of(const graph_spec& g) {
   return r;
 }
 
+const node_metrics* run_metrics::find(const std::string& name) const {
+  for (auto& n : nodes)
+    if (n->name == name)
+      return n.get();
+  return nullptr;
+}
+
 node_metrics* run_metrics::find(const std::string& name) {
   for (auto& n : nodes)
     if (n->name == name)

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cerrno>
 #include <cstdio>
+#include <ctime>
 #include <cstdlib>
 
 #include "troupe/source_location.hpp"
@@ -210,6 +211,20 @@ std::string format_duration(duration d) {
   if (ns < 1000000000)
     return fmt(ns / 1e6, "ms");
   return fmt(ns / 1e9, "s");
+}
+
+std::string format_utc(std::chrono::system_clock::time_point t) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+              t.time_since_epoch())
+              .count();
+  auto secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+  return buf;
 }
 
 } // namespace troupe

@@ -150,6 +150,7 @@ struct node_metrics {
 struct run_metrics {
   std::vector<std::unique_ptr<node_metrics>> nodes; // in graph order
   node_metrics* find(const std::string& name);
+  const node_metrics* find(const std::string& name) const;
   // Zeroed counters for each node of `g`, in graph order.
   static std::shared_ptr<run_metrics> of(const graph_spec& g);
 };

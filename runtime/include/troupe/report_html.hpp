@@ -28,9 +28,6 @@ struct dead_letter {
 std::vector<dead_letter> recent_dead_letters(const run_metrics& m,
                                              size_t max = 50);
 
-// "2026-12-01T07:33:37.123Z"
-std::string iso_utc(std::chrono::system_clock::time_point t);
-
 // The page. `svg` is graph_svg(g, &r) (an empty string: no picture, e.g.
 // when Graphviz failed; `picture_error` then says why).
 std::string report_html(const graph_spec& g, const run_report& r,

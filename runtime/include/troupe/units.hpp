@@ -35,4 +35,8 @@ std::optional<bool> parse_bool(const std::string& text);
 // "1.5s", "250ms", "80us": the shortest exact-ish rendering for reports.
 std::string format_duration(duration d);
 
+// "2026-12-01T07:40:00.123Z": a moment in UTC, to the millisecond (logs,
+// the live view, the HTML report).
+std::string format_utc(std::chrono::system_clock::time_point t);
+
 } // namespace troupe

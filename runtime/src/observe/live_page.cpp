@@ -1,23 +1,9 @@
 #include "live_page.hpp"
+#include "text.hpp"
 
 namespace troupe::observe {
 
 namespace {
-
-std::string esc(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
 
 // The page's parts. The DOM is a contract with the browser test
 // (tests/browser/live_view.mjs) and the lead's README: node figures in
@@ -345,7 +331,7 @@ const char* body_part = R"PAGE(</span></h1>
 } // namespace
 
 std::string live_page_html(const std::string& graph_name) {
-  auto name = esc(graph_name);
+  auto name = html_escape(graph_name);
   return std::string(head_part) + name + style_part + name + body_part;
 }
 

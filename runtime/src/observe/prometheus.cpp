@@ -14,6 +14,7 @@
 #include "troupe/observe.hpp"
 #include "troupe/registry.hpp"
 #include "troupe/runtime.hpp"
+#include "text.hpp"
 
 namespace troupe {
 
@@ -111,18 +112,8 @@ std::string prometheus_text(const run_report& report,
   nodes.reserve(report.nodes.size());
   auto graph_label = label("graph", report.graph);
   for (auto& n : report.nodes) {
-    const node_metrics* m = nullptr;
-    for (auto& x : metrics.nodes)
-      if (x->name == n.name) {
-        m = x.get();
-        break;
-      }
-    std::string kind = "stage";
-    for (auto& spec : graph.nodes)
-      if (spec.name == n.name) {
-        kind = to_string(spec.kind);
-        break;
-      }
+    const node_metrics* m = metrics.find(n.name);
+    auto kind = observe::kind_of(graph, n.name);
     nodes.push_back({&n, m,
                      graph_label + ',' + label("node", n.name) + ','
                        + label("type", n.type) + ',' + label("kind", kind)});

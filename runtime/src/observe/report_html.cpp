@@ -1,4 +1,5 @@
 #include "troupe/report_html.hpp"
+#include "text.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -8,36 +9,10 @@
 
 namespace troupe {
 
+using observe::html_escape;
+using observe::ns_text;
+
 namespace {
-
-std::string esc(const std::string& s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
-std::string ns_text(uint64_t ns) {
-  char buf[32];
-  if (ns < 1000)
-    std::snprintf(buf, sizeof buf, "%llu ns", static_cast<unsigned long long>(ns));
-  else if (ns < 1000000)
-    std::snprintf(buf, sizeof buf, "%.1f us", ns / 1e3);
-  else if (ns < 1000000000)
-    std::snprintf(buf, sizeof buf, "%.1f ms", ns / 1e6);
-  else
-    std::snprintf(buf, sizeof buf, "%.2f s", ns / 1e9);
-  return buf;
-}
 
 const char* style = R"(
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:1.5em;color:#222;background:#fafafa}
@@ -59,20 +34,6 @@ tr.bad td{background:#fdecea}
 
 } // namespace
 
-std::string iso_utc(std::chrono::system_clock::time_point t) {
-  auto secs = std::chrono::system_clock::to_time_t(t);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-              t.time_since_epoch())
-              .count()
-            % 1000;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  auto n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(ms < 0 ? 0 : ms));
-  return buf;
-}
-
 std::vector<dead_letter> recent_dead_letters(const run_metrics& m,
                                              size_t max) {
   std::vector<std::pair<std::chrono::system_clock::time_point, dead_letter>>
@@ -80,7 +41,7 @@ std::vector<dead_letter> recent_dead_letters(const run_metrics& m,
   for (auto& n : m.nodes)
     for (auto& e : n->failures.list())
       all.push_back({e.at, dead_letter{n->name, e.crash, e.seq, e.reason,
-                                       iso_utc(e.at)}});
+                                       format_utc(e.at)}});
   std::stable_sort(all.begin(), all.end(), [](auto& a, auto& b) {
     return a.first < b.first;
   });
@@ -100,23 +61,23 @@ std::string report_html(const graph_spec& g, const run_report& r,
     o << "<td data-field=\"" << field << "\">" << value << "</td>";
   };
   o << "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-    << "<title>troupe report: " << esc(r.graph) << "</title>"
+    << "<title>troupe report: " << html_escape(r.graph) << "</title>"
     << "<style>" << style << "</style></head><body>\n"
-    << "<h1>troupe report: " << esc(r.graph) << "</h1>\n"
-    << "<p>Status <span id=\"status\" class=\"status " << esc(r.status)
-    << "\">" << esc(r.status) << "</span>";
+    << "<h1>troupe report: " << html_escape(r.graph) << "</h1>\n"
+    << "<p>Status <span id=\"status\" class=\"status " << html_escape(r.status)
+    << "\">" << html_escape(r.status) << "</span>";
   char wall[32];
   std::snprintf(wall, sizeof wall, "%.3f", r.wall_seconds);
   o << " after <span id=\"wall-seconds\">" << wall << "</span> s";
   if (!g.file.empty())
-    o << " &middot; <span class=\"muted\">" << esc(g.file) << "</span>";
+    o << " &middot; <span class=\"muted\">" << html_escape(g.file) << "</span>";
   o << "</p>\n";
   if (!r.message.empty())
-    o << "<p id=\"message\">" << esc(r.message) << "</p>\n";
+    o << "<p id=\"message\">" << html_escape(r.message) << "</p>\n";
   if (!r.unfinished.empty()) {
     o << "<p>Unfinished:";
     for (auto& u : r.unfinished)
-      o << ' ' << esc(u);
+      o << ' ' << html_escape(u);
     o << "</p>\n";
   }
 
@@ -138,7 +99,7 @@ std::string report_html(const graph_spec& g, const run_report& r,
   if (!svg.empty())
     o << svg;
   else
-    o << "<p class=\"muted\">no picture: " << esc(picture_error) << "</p>";
+    o << "<p class=\"muted\">no picture: " << html_escape(picture_error) << "</p>";
   o << "</div>\n";
 
   o << "<h2>Nodes</h2>\n<table id=\"nodes\"><tr><th class=\"name\">node</th>"
@@ -149,9 +110,9 @@ std::string report_html(const graph_spec& g, const run_report& r,
        "<th>latency p50</th><th>latency p99</th></tr>\n";
   for (auto& n : r.nodes) {
     bool bad = n.errors > 0 || n.dead_lettered > 0 || n.lost > 0;
-    o << "<tr data-node=\"" << esc(n.name) << "\"" << (bad ? " class=\"bad\"" : "")
-      << "><td class=\"name\">" << esc(n.name) << "</td><td class=\"name\">"
-      << esc(n.type) << "</td>";
+    o << "<tr data-node=\"" << html_escape(n.name) << "\"" << (bad ? " class=\"bad\"" : "")
+      << "><td class=\"name\">" << html_escape(n.name) << "</td><td class=\"name\">"
+      << html_escape(n.type) << "</td>";
     num("in", n.in);
     num("created", n.created);
     num("out", n.out);
@@ -166,9 +127,9 @@ std::string report_html(const graph_spec& g, const run_report& r,
     num("batches", n.batches);
     num("unexpected", n.unexpected);
     o << "<td data-field=\"latency_p50_ns\" data-value=\"" << n.latency_p50_ns
-      << "\">" << ns_text(n.latency_p50_ns) << "</td>"
+      << "\">" << ns_text(n.latency_p50_ns, " ") << "</td>"
       << "<td data-field=\"latency_p99_ns\" data-value=\"" << n.latency_p99_ns
-      << "\">" << ns_text(n.latency_p99_ns) << "</td></tr>\n";
+      << "\">" << ns_text(n.latency_p99_ns, " ") << "</td></tr>\n";
   }
   o << "</table>\n";
 
@@ -177,19 +138,19 @@ std::string report_html(const graph_spec& g, const run_report& r,
     o << "<p class=\"muted\">none</p>\n";
   o << "<ul id=\"dead-letters\">";
   for (auto& d : dead_letters) {
-    o << "<li data-node=\"" << esc(d.node) << "\">" << esc(d.at) << ' '
-      << esc(d.node);
+    o << "<li data-node=\"" << html_escape(d.node) << "\">" << html_escape(d.at) << ' '
+      << html_escape(d.node);
     if (d.crash)
       o << " crashed";
     else
       o << " seq " << d.seq;
-    o << ": " << esc(d.reason) << "</li>";
+    o << ": " << html_escape(d.reason) << "</li>";
   }
   o << "</ul>\n";
   if (!r.deadlock_texts.empty()) {
     o << "<h2>Deadlocks</h2>\n<ul id=\"deadlocks\">";
     for (auto& t : r.deadlock_texts)
-      o << "<li>" << esc(t) << "</li>";
+      o << "<li>" << html_escape(t) << "</li>";
     o << "</ul>\n";
   }
   o << "</body></html>\n";

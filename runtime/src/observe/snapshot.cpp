@@ -12,6 +12,7 @@
 #include "troupe/json.hpp"
 #include "troupe/observe.hpp"
 #include "troupe/runtime.hpp"
+#include "text.hpp"
 
 namespace troupe {
 
@@ -21,20 +22,6 @@ struct snapshot_state {
 };
 
 namespace {
-
-std::string iso_utc(std::chrono::system_clock::time_point t) {
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-              t.time_since_epoch())
-              .count();
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
-  return buf;
-}
 
 void field(std::string& o, const char* name, uint64_t v, bool first = false) {
   if (!first)
@@ -93,18 +80,8 @@ std::string snapshot_json(const graph_run& run, const graph_spec& graph,
   std::vector<dead_letter> letters;
   for (size_t i = 0; i < report.nodes.size(); ++i) {
     auto& n = report.nodes[i];
-    const node_metrics* m = nullptr;
-    for (auto& x : metrics.nodes)
-      if (x->name == n.name) {
-        m = x.get();
-        break;
-      }
-    std::string kind = "stage";
-    for (auto& spec : graph.nodes)
-      if (spec.name == n.name) {
-        kind = to_string(spec.kind);
-        break;
-      }
+    const node_metrics* m = metrics.find(n.name);
+    auto kind = observe::kind_of(graph, n.name);
     fresh->out[n.name] = n.out;
     uint64_t rate = 0;
     if (state && secs > 0) {
@@ -154,7 +131,7 @@ std::string snapshot_json(const graph_run& run, const graph_spec& graph,
         field(o, "seq", e.seq);
         o += ", \"reason\": ";
         append_json_string(o, e.reason);
-        o += ", \"at\": \"" + iso_utc(e.at) + "\"}";
+        o += ", \"at\": \"" + format_utc(e.at) + "\"}";
         if (!e.crash)
           letters.push_back({&n.name, std::move(e)});
       }
@@ -175,7 +152,7 @@ std::string snapshot_json(const graph_run& run, const graph_spec& graph,
     field(o, "seq", d.e.seq);
     o += ", \"reason\": ";
     append_json_string(o, d.e.reason);
-    o += ", \"at\": \"" + iso_utc(d.e.at) + "\"}";
+    o += ", \"at\": \"" + format_utc(d.e.at) + "\"}";
   }
   o += "]}";
   state = std::move(fresh);
