@@ -179,12 +179,12 @@ bool bind_observe(const observe_flags& flags, const graph_spec& graph,
     return servers.back()->address();
   };
   try {
-    bool same = given(flags.metrics) && given(flags.http)
-                && parse_listen_address(flags.metrics).host
-                     == parse_listen_address(flags.http).host
-                && parse_listen_address(flags.metrics).port
-                     == parse_listen_address(flags.http).port
-                && parse_listen_address(flags.http).port != 0;
+    bool same = false;
+    if (given(flags.metrics) && given(flags.http)) {
+      auto m = parse_listen_address(flags.metrics);
+      auto h = parse_listen_address(flags.http);
+      same = m.host == h.host && m.port == h.port && h.port != 0;
+    }
     if (given(flags.http)) {
       auto at = start(flags.http, true);
       say("live view at http://" + at + "/");

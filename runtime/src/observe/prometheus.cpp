@@ -57,31 +57,27 @@ struct writer {
 
   // name{labels} value; `labels` is already formatted (without braces).
   void sample(const std::string& name, const std::string& labels,
-              uint64_t value) {
+              const std::string& value) {
     out += name;
     out += '{';
     out += labels;
     out += "} ";
-    out += std::to_string(value);
+    out += value;
     out += '\n';
+  }
+  void sample(const std::string& name, const std::string& labels,
+              uint64_t value) {
+    sample(name, labels, std::to_string(value));
   }
   void sample(const std::string& name, const std::string& labels,
               int64_t value) {
-    out += name;
-    out += '{';
-    out += labels;
-    out += "} ";
-    out += std::to_string(value);
-    out += '\n';
+    sample(name, labels, std::to_string(value));
   }
   void sample(const std::string& name, const std::string& labels,
               double value) {
-    out += name;
-    out += '{';
-    out += labels;
-    out += "} ";
-    append_number(out, value);
-    out += '\n';
+    std::string text;
+    append_number(text, value);
+    sample(name, labels, text);
   }
 };
 
