@@ -239,6 +239,22 @@ extern "C" const char* __lsan_default_options() {
 }
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+// Pango starts fontconfig on a thread of glib's and waits for it with glib's
+// own futex-based locks, which ThreadSanitizer cannot see in these
+// uninstrumented libraries: it then reports the main thread reading the
+// fontconfig cache that thread mapped. Calls from those libraries are not
+// ours to check.
+extern "C" const char* __tsan_default_suppressions() {
+  return "called_from_lib:libglib-2.0.so\ncalled_from_lib:libgobject-2.0.so\n"
+         "called_from_lib:libfontconfig.so\ncalled_from_lib:libpango-1.0.so\n"
+         "called_from_lib:libpangoft2-1.0.so\n"
+         "called_from_lib:libpangocairo-1.0.so\n"
+         "called_from_lib:libcairo.so\ncalled_from_lib:libgvplugin_pango.so\n"
+         "race:libglib-2.0.so\nrace:libfontconfig.so\n";
+}
+#endif
+
 std::string graph_dot(const graph_spec& g, const run_report* counts,
                       const registry* types) {
   return dot_builder{g, counts, types}.build();
