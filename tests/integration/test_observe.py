@@ -472,10 +472,61 @@ def case_linger_serves_the_final_figures(binary, tmp):
     expect(time.time() - start < 3 * SLOW, "the signal did not end it")
 
 
+def case_idle_connections_do_not_starve_a_scrape(binary, tmp):
+    """Forty idle connections on each server and the live view's eight
+    /events streams: /metrics and /api/snapshot still answer within the
+    idle connections' 1 s wait (threads are started as requests come, up to
+    the cap), and the run ends with exit 0."""
+    cfg = tmp / "g.yaml"
+    cfg.write_text("version: 1\nname: g\nnodes:\n"
+                   "  src: { type: generate, count: 24000, rate: 4000/s }\n"
+                   "  out: { type: \"null\", inputs: [src] }\n")
+    mport, hport = free_port(), free_port()
+    err_path = tmp / "err.txt"
+    proc = subprocess.Popen([binary, "run", str(cfg), "--no-progress",
+                             "--metrics", f"127.0.0.1:{mport}", "--http",
+                             f"127.0.0.1:{hport}"],
+                            stdout=subprocess.DEVNULL,
+                            stderr=open(err_path, "w"))
+    idle, streams = [], []
+    try:
+        deadline = time.time() + 10 * SLOW
+        while "live view at" not in err_path.read_text():
+            expect(time.time() < deadline and proc.poll() is None,
+                   f"no address line: {err_path.read_text()}")
+            time.sleep(0.02)
+        for _ in range(8):
+            ev = Events(f"http://127.0.0.1:{hport}/events")
+            ev.start()
+            streams.append(ev)
+        for port in (mport, hport):
+            for _ in range(40):
+                idle.append(socket.create_connection(("127.0.0.1", port)))
+        time.sleep(0.2)  # let the server take them all in
+        for url in (f"http://127.0.0.1:{mport}/metrics",
+                    f"http://127.0.0.1:{hport}/api/snapshot"):
+            start = time.time()
+            status = get(url, timeout=10 * SLOW)[0]
+            took = time.time() - start
+            expect(status == 200, f"{url}: status {status}")
+            expect(took < 2.5 * SLOW, f"{url} took {took:.2f}s behind idle "
+                   "connections")
+    finally:
+        for sock in idle:
+            sock.close()
+    rc = proc.wait(timeout=30 * SLOW)
+    expect(rc == EXIT_OK, f"exit {rc}: {err_path.read_text()}")
+    for ev in streams:
+        ev.join(timeout=10 * SLOW)
+        expect(ev.events and ev.events[-1][0] == "end",
+               f"an /events stream did not get `end`: {ev.error}")
+
+
 CASES = [case_scrape_prometheus_events, case_bad_addresses, case_port_in_use,
          case_same_address, case_service_and_http_figures,
          case_trickling_client_does_not_hold_the_exit,
-         case_linger_serves_the_final_figures]
+         case_linger_serves_the_final_figures,
+         case_idle_connections_do_not_starve_a_scrape]
 
 
 def main(argv):

@@ -8,14 +8,18 @@
 // holds a pool thread for its lifetime, so they are capped and the pool has
 // threads beyond the cap for /metrics and the rest.
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "live_page.hpp"
 #include "troupe/graph_spec.hpp"
@@ -33,6 +37,63 @@ constexpr auto sample_interval = std::chrono::milliseconds(250);
 // that a few dozen idle connections do not starve a scrape (an idle
 // thread costs only its stack).
 constexpr size_t spare_threads = 32;
+constexpr int accept_backlog = 128;
+
+// httplib's own pool starts all its threads up front: ~75 thread starts and
+// joins for the two servers, which a short run pays in wall time even when
+// nobody connects. This one starts a thread only when a request finds none
+// idle, up to the same cap, and keeps it for the next. Like httplib's, it
+// runs the queued requests before it stops.
+class on_demand_pool : public httplib::TaskQueue {
+public:
+  explicit on_demand_pool(size_t max_threads) : max_threads_(max_threads) {
+  }
+
+  void enqueue(std::function<void()> fn) override {
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      jobs_.push_back(std::move(fn));
+      if (idle_ < jobs_.size() && threads_.size() < max_threads_)
+        threads_.emplace_back([this] { work(); });
+    }
+    wake_.notify_one();
+  }
+
+  void shutdown() override {
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : threads_) // no enqueue() after shutdown(): no new threads
+      t.join();
+  }
+
+private:
+  void work() {
+    std::unique_lock<std::mutex> lock{mutex_};
+    for (;;) {
+      ++idle_;
+      wake_.wait(lock, [this] { return !jobs_.empty() || stopping_; });
+      --idle_;
+      if (jobs_.empty())
+        return; // stopping, and nothing left to serve
+      auto fn = std::move(jobs_.front());
+      jobs_.pop_front();
+      lock.unlock();
+      fn();
+      lock.lock();
+    }
+  }
+
+  const size_t max_threads_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> threads_;
+  size_t idle_ = 0; // threads waiting for a job
+  bool stopping_ = false;
+};
 
 } // namespace
 
@@ -220,15 +281,21 @@ web_server::web_server(const graph_spec& graph, options opts)
   d.where = parse_listen_address(d.opts.listen);
   auto threads = (d.opts.live_view ? d.opts.max_event_clients : 0)
                  + spare_threads;
-  d.server.new_task_queue = [threads] {
-    return new httplib::ThreadPool(threads);
-  };
+  d.server.new_task_queue = [threads] { return new on_demand_pool(threads); };
   // One request per connection: an idle keep-alive connection would hold a
   // pool thread, and stop() would wait for it (httplib checks for the end
   // only between requests). A scrape every second or so does not miss it.
   d.server.set_keep_alive_max_count(1);
   d.server.set_keep_alive_timeout(1);
   d.server.set_read_timeout(2, 0);
+  // httplib listens with a backlog of 5: a burst of connections (a page
+  // loading, a few clients at once) while the accept thread starts a pool
+  // thread would be refused. Remember the socket to listen again, deeper.
+  auto listening = std::make_shared<int>(-1);
+  d.server.set_socket_options([listening](int sock) {
+    httplib::default_socket_options(sock);
+    *listening = sock; // the last one tried is the one bound
+  });
   d.server.set_write_timeout(5, 0);
   d.routes();
   if (d.where.port == 0) {
@@ -242,6 +309,7 @@ web_server::web_server(const graph_spec& graph, options opts)
                              + std::to_string(d.where.port)
                              + " (address in use or not available)");
   }
+  ::listen(*listening, accept_backlog); // best effort: 5 stays if it fails
 }
 
 void web_server::serve(const graph_run& run) {
