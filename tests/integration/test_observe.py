@@ -506,7 +506,10 @@ def case_idle_connections_do_not_starve_a_scrape(binary, tmp):
         for url in (f"http://127.0.0.1:{mport}/metrics",
                     f"http://127.0.0.1:{hport}/api/snapshot"):
             start = time.time()
-            status = get(url, timeout=10 * SLOW)[0]
+            try:
+                status = get(url, timeout=10 * SLOW)[0]
+            except OSError as e:
+                raise Fail(f"{url}: {e!r}; troupe said: {err_path.read_text()}")
             took = time.time() - start
             expect(status == 200, f"{url}: status {status}")
             expect(took < 2.5 * SLOW, f"{url} took {took:.2f}s behind idle "
