@@ -12,6 +12,7 @@
 #include <future>
 #include <iostream>
 #include <sstream>
+#include <system_error>
 #include <thread>
 
 #include "progress.hpp"
@@ -42,12 +43,17 @@ void on_signal(int) {
 
 // Leaves the process after `after` even if a thread is stuck in a call
 // (a FIFO with no writer, a slow read) that teardown would wait on.
+// Without a thread to spare (a memory or pids limit) there is no watchdog,
+// and teardown goes on unguarded rather than abort a finished run.
 void arm_exit_watchdog(int code, std::chrono::nanoseconds after) {
-  std::thread([code, after] {
-    std::this_thread::sleep_for(after);
-    std::fflush(nullptr);
-    std::_Exit(code);
-  }).detach();
+  try {
+    std::thread([code, after] {
+      std::this_thread::sleep_for(after);
+      std::fflush(nullptr);
+      std::_Exit(code);
+    }).detach();
+  } catch (const std::system_error&) {
+  }
 }
 
 // What the CLI tells the user on stderr whatever the log level (where a
@@ -210,11 +216,15 @@ bool stop_servers(std::vector<std::unique_ptr<web_server>>& servers,
     return true;
   auto done = std::make_shared<std::promise<void>>();
   auto stopped = done->get_future();
-  std::thread([&servers, done] {
-    for (auto& s : servers)
-      s->stop();
-    done->set_value();
-  }).detach();
+  try {
+    std::thread([&servers, done] {
+      for (auto& s : servers)
+        s->stop();
+      done->set_value();
+    }).detach();
+  } catch (const std::system_error&) {
+    return false; // no thread to stop them with: leave them as they are
+  }
   return stopped.wait_for(bound) == std::future_status::ready;
 }
 
@@ -448,7 +458,8 @@ int cmd_run(const std::vector<std::string>& args) {
   }
   if (!stop_servers(servers, std::chrono::seconds(2))) {
     // A client trickling a request holds a server thread that stop() waits
-    // for; the run and its reports are done: leave without it.
+    // for (or no thread was left to stop them); the run and its reports are
+    // done: leave without it.
     say("a web client did not let go within 2s; not waiting for it",
         log_level::warn);
     std::cout.flush();

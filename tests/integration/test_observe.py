@@ -285,6 +285,29 @@ def case_port_in_use(binary, tmp):
                    "listen")
 
 
+def case_port_taken_by_another_troupe(binary, tmp):
+    """A port another troupe serves on is in use: the second run exits 1
+    rather than share it (with SO_REUSEPORT both bound, and the requests
+    went to either)."""
+    first = Run(binary, tmp, ["--metrics", "127.0.0.1:0"], count=200000)
+    port = int(first.metrics.rsplit(":", 1)[1].split("/")[0])
+    cfg = tmp / "second.yaml"
+    cfg.write_text(GRAPH.format(count=10, out=tmp / "second.jsonl"))
+    try:
+        for args in (["--metrics", f"127.0.0.1:{port}"],
+                     ["--http", f"127.0.0.1:{port}"]):
+            p = subprocess.run([binary, "run", str(cfg)] + args,
+                               capture_output=True, text=True, timeout=20)
+            expect(p.returncode == EXIT_FAILED,
+                   f"{args}: exit {p.returncode}: {p.stderr}")
+            expect("cannot listen" in p.stderr, "message: " + p.stderr)
+            expect(not (tmp / "second.jsonl").exists(),
+                   "the graph ran although it could not listen")
+    finally:
+        first.proc.terminate()
+        first.proc.wait(timeout=30 * SLOW)
+
+
 def case_same_address(binary, tmp):
     """--metrics and --http on one address: one server serves both."""
     port = free_port()
@@ -526,6 +549,7 @@ def case_idle_connections_do_not_starve_a_scrape(binary, tmp):
 
 
 CASES = [case_scrape_prometheus_events, case_bad_addresses, case_port_in_use,
+         case_port_taken_by_another_troupe,
          case_same_address, case_service_and_http_figures,
          case_trickling_client_does_not_hold_the_exit,
          case_linger_serves_the_final_figures,

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -33,9 +34,10 @@ namespace {
 constexpr auto sample_interval = std::chrono::milliseconds(250);
 // Threads beyond the /events cap: /metrics, /api/snapshot, the page. Each
 // connection holds one until its request is in (an idle one at most the
-// 1 s keep-alive wait, a partial one the 2 s read timeout): enough of them
-// that a few dozen idle connections do not starve a scrape (an idle
-// thread costs only its stack).
+// 1 s keep-alive wait): enough of them that a few dozen idle connections
+// do not starve a scrape (an idle thread costs only its stack). The 2 s
+// read timeout is per read, so a client trickling a byte a second holds
+// its thread as long as it likes (a known limit; loopback by default).
 constexpr size_t spare_threads = 32;
 constexpr int accept_backlog = 128;
 
@@ -50,12 +52,25 @@ public:
   }
 
   void enqueue(std::function<void()> fn) override {
-    {
-      std::lock_guard<std::mutex> guard{mutex_};
-      jobs_.push_back(std::move(fn));
-      if (idle_ < jobs_.size() && threads_.size() < max_threads_)
+    std::unique_lock<std::mutex> lock{mutex_};
+    jobs_.push_back(std::move(fn));
+    if (idle_ < jobs_.size() && threads_.size() < max_threads_) {
+      try {
         threads_.emplace_back([this] { work(); });
+      } catch (const std::exception&) {
+        // Out of threads (a memory or pids limit): the threads there are
+        // serve it in turn. With none, the accept thread serves it itself
+        // rather than let it wait forever; the run goes on either way.
+        if (threads_.empty()) {
+          auto job = std::move(jobs_.back());
+          jobs_.pop_back();
+          lock.unlock();
+          job();
+          return;
+        }
+      }
     }
+    lock.unlock();
     wake_.notify_one();
   }
 
@@ -293,7 +308,11 @@ web_server::web_server(const graph_spec& graph, options opts)
   // thread would be refused. Remember the socket to listen again, deeper.
   auto listening = std::make_shared<int>(-1);
   d.server.set_socket_options([listening](int sock) {
-    httplib::default_socket_options(sock);
+    // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, with which a
+    // second process (or a second server of this one) binds the same port
+    // and takes half the requests instead of failing.
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
     *listening = sock; // the last one tried is the one bound
   });
   d.server.set_write_timeout(5, 0);
