@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <iostream>
 #include <sstream>
@@ -41,19 +42,27 @@ void on_signal(int) {
     _exit(interrupted);
 }
 
+// Runs `f` on a detached thread; false when none can be started (a memory
+// or pids limit): a finished run is not aborted for a helper thread.
+bool start_detached(std::function<void()> f) {
+  try {
+    std::thread(std::move(f)).detach();
+    return true;
+  } catch (const std::system_error&) {
+    return false;
+  }
+}
+
 // Leaves the process after `after` even if a thread is stuck in a call
 // (a FIFO with no writer, a slow read) that teardown would wait on.
-// Without a thread to spare (a memory or pids limit) there is no watchdog,
-// and teardown goes on unguarded rather than abort a finished run.
+// Without a thread to spare there is no watchdog, and teardown goes on
+// unguarded.
 void arm_exit_watchdog(int code, std::chrono::nanoseconds after) {
-  try {
-    std::thread([code, after] {
-      std::this_thread::sleep_for(after);
-      std::fflush(nullptr);
-      std::_Exit(code);
-    }).detach();
-  } catch (const std::system_error&) {
-  }
+  start_detached([code, after] {
+    std::this_thread::sleep_for(after);
+    std::fflush(nullptr);
+    std::_Exit(code);
+  });
 }
 
 // What the CLI tells the user on stderr whatever the log level (where a
@@ -216,15 +225,13 @@ bool stop_servers(std::vector<std::unique_ptr<web_server>>& servers,
     return true;
   auto done = std::make_shared<std::promise<void>>();
   auto stopped = done->get_future();
-  try {
-    std::thread([&servers, done] {
-      for (auto& s : servers)
-        s->stop();
-      done->set_value();
-    }).detach();
-  } catch (const std::system_error&) {
+  auto stopper = [&servers, done] {
+    for (auto& s : servers)
+      s->stop();
+    done->set_value();
+  };
+  if (!start_detached(stopper))
     return false; // no thread to stop them with: leave them as they are
-  }
   return stopped.wait_for(bound) == std::future_status::ready;
 }
 
