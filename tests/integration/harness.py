@@ -1,10 +1,10 @@
-"""What the integration scripts (test_cli.py, test_config.py, test_io.py,
-test_validate.py) share: the case registry, expect(), the per-case Env base
-and the driver that prints one line per case and `N passed, M failed`.
+"""What the integration scripts (test_cli.py, test_observe.py, ...)
+share: the case registry, expect(), the per-case Env base and the driver
+that prints one line per case and `N passed, M failed`.
 
 A script registers its cases with @case on its own registry (CASES is per
-importing script: each runs as its own process), subclasses Env with its
-own troupe() and calls run_cases(argv, env_class, doc).
+importing script: each runs as its own process), subclasses Env when it
+runs the binary another way, and calls run_cases(argv, env_class, doc).
 """
 import json
 import os
@@ -17,6 +17,8 @@ from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONFIG, EXIT_INTERRUPTED = (
     0, 1, 64, 78, 130)
+# Sanitized builds are several times slower: upper time bounds stretch.
+SLOW = 4.0 if os.environ.get("TROUPE_SANITIZED") else 1.0
 
 
 class Fail(Exception):
@@ -48,10 +50,28 @@ def tail(text, lines=5):
 
 class Env:
     """What a case works with: the binary, the source tree, its temp dir.
-    Scripts add troupe(), which runs the binary the way they need."""
+    Scripts override troupe() when they run the binary another way."""
+
+    TIMEOUT = 120
 
     def __init__(self, binary, source, tmp):
         self.bin, self.src, self.tmp = binary, source, tmp
+
+    def troupe(self, *args, timeout=TIMEOUT):
+        """`troupe ARGS` in the case's directory, OUT_DIR set there; output
+        captured as bytes."""
+        env = dict(os.environ, OUT_DIR=str(self.tmp / "out"))
+        return subprocess.run([self.bin, *map(str, args)], cwd=self.tmp,
+                              env=env, stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=timeout)
+
+    def run_ok(self, *args, **kw):
+        """troupe() that must exit 0."""
+        p = self.troupe(*args, **kw)
+        expect(p.returncode == EXIT_OK,
+               f"`troupe {' '.join(map(str, args))}` exited {p.returncode}: "
+               f"{tail(p.stderr)}")
+        return p
 
     def write(self, name, text):
         path = self.tmp / name

@@ -44,13 +44,6 @@ class Env(BaseEnv):
                               stdin=None if stdin is not None
                               else subprocess.DEVNULL)
 
-    def run_ok(self, *args, **kw):
-        p = self.troupe(*args, **kw)
-        expect(p.returncode == EXIT_OK,
-               f"`troupe {' '.join(map(str, args))}` exited {p.returncode}: "
-               f"{tail(p.stderr)}")
-        return p
-
     def config(self, name):
         return self.src / "config" / name
 

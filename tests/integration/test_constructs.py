@@ -26,11 +26,6 @@ TIMEOUT = 120
 
 
 class Env(BaseEnv):
-    def troupe(self, *args, timeout=TIMEOUT):
-        env = dict(os.environ, OUT_DIR=str(self.tmp / "out"))
-        return subprocess.run([self.bin, *map(str, args)], cwd=self.tmp,
-                              env=env, stdin=subprocess.DEVNULL,
-                              capture_output=True, timeout=timeout)
 
     def run_ok(self, *args, timeout=TIMEOUT):
         p = self.troupe("run", *args, "--no-progress", "--report", "r.json",

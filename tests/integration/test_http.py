@@ -18,26 +18,22 @@ import base64
 import json
 import os
 import re
-import select
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import (  # noqa: E402
     EXIT_OK, EXIT_INTERRUPTED, Fail, Skip, expect, case, tail, load_report,
-    check_balanced)
+    check_balanced, SLOW)
 from harness import Env as BaseEnv  # noqa: E402
+from http_server import Server  # noqa: E402
 
 TIMEOUT = 60
-# Sanitized builds are several times slower: upper time bounds stretch.
-SLOW = 4.0 if os.environ.get("TROUPE_SANITIZED") else 1.0
 
 # Cases that fail because of a bug in the stage (not in the test): they stay
 # here, skipped so that ctest stays green, until the lead fixes them. Each
@@ -56,79 +52,6 @@ def skip_known_bugs():
 
 
 # -- the servers --------------------------------------------------------------
-
-def server_python():
-    """Debian's python3 has python3-aiohttp (.ci/build installs it); a pyenv
-    python3 first on PATH may not."""
-    tried = []
-    for py in ("/usr/bin/python3", shutil.which("python3")):
-        if not py or py in tried:
-            continue
-        tried.append(py)
-        if subprocess.run([py, "-c", "import aiohttp"],
-                          capture_output=True).returncode == 0:
-            return py
-    sys.exit(f"test_http: no python3 with aiohttp among {tried}: install "
-             f"python3-aiohttp (apt-get install python3-aiohttp)")
-
-
-class Server:
-    """tests/http/server.py on a free loopback port. It exits when our end
-    of its stdin closes, so a dead test leaves no server behind."""
-
-    def __init__(self, source, logdir, tls=None):
-        args = [server_python(), str(source / "tests/http/server.py"),
-                "--exit-on-stdin-eof"]
-        if tls:
-            args += ["--tls", *map(str, tls)]
-        self.log = open(logdir / ("tls.log" if tls else "server.log"), "w+")
-        self.p = subprocess.Popen(args, stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=self.log,
-                                  text=True)
-        ready, _, _ = select.select([self.p.stdout], [], [], 15)
-        line = self.p.stdout.readline() if ready else ""
-        m = re.match(r"PORT (\d+)", line)
-        if not m:
-            self.p.kill()
-            self.log.seek(0)
-            sys.exit(f"test_http: the server did not start: {line!r} "
-                     f"{tail(self.log.read())}")
-        self.port = int(m[1])
-        self.base = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
-        # /_stats and /_reset over plain HTTP only: the TLS server is only
-        # asked through troupe, its stats are read without verification.
-        import ssl
-        self.ctx = ssl._create_unverified_context() if tls else None
-
-    def get(self, path):
-        with urllib.request.urlopen(self.base + path, timeout=10,
-                                    context=self.ctx) as r:
-            return r.read()
-
-    def stats(self):
-        return json.loads(self.get("/_stats"))
-
-    def reset(self):
-        self.get("/_reset")
-
-    def wait_stats(self, cond, limit=3.0):
-        """Polls /_stats until cond(stats) holds; returns the last stats."""
-        deadline = time.monotonic() + limit * SLOW
-        while True:
-            s = self.stats()
-            if cond(s) or time.monotonic() > deadline:
-                return s
-            time.sleep(0.02)
-
-    def stop(self):
-        self.p.stdin.close()
-        try:
-            self.p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
-        self.log.close()
-
 
 SERVER = TLS = None
 CERT = None

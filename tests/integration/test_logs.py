@@ -18,18 +18,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (  # noqa: E402
     EXIT_OK, expect, case, tail, load_report, check_balanced, run_cases)
-from harness import Env as BaseEnv  # noqa: E402
+from harness import Env  # noqa: E402
 
-TIMEOUT = 120
 EXIT_USAGE = 64
-
-
-class Env(BaseEnv):
-    def troupe(self, *args, timeout=TIMEOUT):
-        env = dict(os.environ, OUT_DIR=str(self.tmp / "out"))
-        return subprocess.run([self.bin, *map(str, args)], cwd=self.tmp,
-                              env=env, stdin=subprocess.DEVNULL,
-                              capture_output=True, timeout=timeout)
 
 
 def lines(stderr):

@@ -19,15 +19,17 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 64
-SLOW = 4.0 if os.environ.get("TROUPE_SANITIZED") else 1.0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (  # noqa: E402
+    EXIT_OK, EXIT_FAILED, EXIT_USAGE, SLOW, Env, Fail, Skip, expect, case,
+    run_cases)
+from http_server import Server  # noqa: E402
 
 # About 8 s of records at 1000/s through a map: long enough for Prometheus's
 # first scrapes, short enough for the suite.
@@ -45,19 +47,6 @@ SNAPSHOT_NODE = {"name", "type", "kind", "in", "out", "created", "filtered",
                  "dead_lettered", "errors", "retried", "lost", "redelivered",
                  "restarts", "in_flight", "rate", "latency_p50_ns",
                  "latency_p99_ns", "failures", "events"}
-
-
-class Fail(Exception):
-    pass
-
-
-class Skip(Exception):
-    pass
-
-
-def expect(cond, message):
-    if not cond:
-        raise Fail(message)
 
 
 def free_port():
@@ -148,12 +137,13 @@ class Events(threading.Thread):
             self.error = e
 
 
-def case_scrape_prometheus_events(binary, tmp):
+@case
+def scrape_prometheus_events(t):
     """One run serves everything: promtool, a real Prometheus, /events,
     /api/snapshot; the `end` event equals the report."""
     promtool = shutil.which("promtool")
     prometheus = shutil.which("prometheus")
-    run = Run(binary, tmp, ["--metrics", "127.0.0.1:0", "--http", ":0"],
+    run = Run(t.bin, t.tmp, ["--metrics", "127.0.0.1:0", "--http", ":0"],
               count=8000)
     events = Events(run.live + "events")
     events.start()
@@ -183,17 +173,17 @@ def case_scrape_prometheus_events(binary, tmp):
         if prometheus:
             port = free_port()
             target = urllib.parse.urlparse(run.metrics).netloc
-            (tmp / "prom.yml").write_text(
+            (t.tmp / "prom.yml").write_text(
                 "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
                 "scrape_configs:\n"
                 f"  - job_name: troupe\n    static_configs:\n"
                 f"      - targets: ['{target}']\n")
             prom = subprocess.Popen(
-                [prometheus, "--config.file", str(tmp / "prom.yml"),
-                 "--storage.tsdb.path", str(tmp / "tsdb"),
+                [prometheus, "--config.file", str(t.tmp / "prom.yml"),
+                 "--storage.tsdb.path", str(t.tmp / "tsdb"),
                  "--web.listen-address", f"127.0.0.1:{port}",
                  "--log.level", "warn"],
-                stdout=subprocess.DEVNULL, stderr=open(tmp / "prom.log", "w"))
+                stdout=subprocess.DEVNULL, stderr=open(t.tmp / "prom.log", "w"))
             query = urllib.parse.quote(
                 'troupe_records_out_total{graph="observed",node="gen"}')
             deadline = time.time() + 20 * SLOW
@@ -210,7 +200,7 @@ def case_scrape_prometheus_events(binary, tmp):
                     pass
                 time.sleep(0.5)
             expect(value, "Prometheus never returned gen's record count: "
-                   + (tmp / "prom.log").read_text()[-500:])
+                   + (t.tmp / "prom.log").read_text()[-500:])
         rc = run.wait(60 * SLOW)
         expect(rc == EXIT_OK, f"exit {rc}: {run.err()}")
         events.join(10)
@@ -252,31 +242,33 @@ def case_scrape_prometheus_events(binary, tmp):
                    + " (Debian package prometheus)")
 
 
-def case_bad_addresses(binary, tmp):
-    cfg = tmp / "graph.yaml"
-    cfg.write_text(GRAPH.format(count=10, out=tmp / "out.jsonl"))
+@case
+def bad_addresses(t):
+    cfg = t.tmp / "graph.yaml"
+    cfg.write_text(GRAPH.format(count=10, out=t.tmp / "out.jsonl"))
     for flag in ("--metrics", "--http"):
         for bad in ("", "localhost:", "h:port", "127.0.0.1:70000", "1:2:x",
                     "a b:80"):
-            p = subprocess.run([binary, "run", str(cfg), flag, bad],
+            p = subprocess.run([t.bin, "run", str(cfg), flag, bad],
                                capture_output=True, text=True, timeout=20)
             expect(p.returncode == EXIT_USAGE,
                    f"{flag} '{bad}': exit {p.returncode}: {p.stderr}")
             expect(flag in p.stderr and len(p.stderr.strip().splitlines())
                    == 1, f"{flag} '{bad}': message {p.stderr!r}")
-    expect(not (tmp / "out.jsonl").exists(), "the graph ran")
+    expect(not (t.tmp / "out.jsonl").exists(), "the graph ran")
 
 
-def case_port_in_use(binary, tmp):
-    cfg = tmp / "graph.yaml"
-    out = tmp / "out.jsonl"
+@case
+def port_in_use(t):
+    cfg = t.tmp / "graph.yaml"
+    out = t.tmp / "out.jsonl"
     cfg.write_text(GRAPH.format(count=10, out=out))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
         for flag in ("--metrics", "--http"):
-            p = subprocess.run([binary, "run", str(cfg), flag, f":{port}"],
+            p = subprocess.run([t.bin, "run", str(cfg), flag, f":{port}"],
                                capture_output=True, text=True, timeout=20)
             expect(p.returncode == EXIT_FAILED,
                    f"{flag}: exit {p.returncode}: {p.stderr}")
@@ -285,33 +277,35 @@ def case_port_in_use(binary, tmp):
                    "listen")
 
 
-def case_port_taken_by_another_troupe(binary, tmp):
+@case
+def port_taken_by_another_troupe(t):
     """A port another troupe serves on is in use: the second run exits 1
     rather than share it (with SO_REUSEPORT both bound, and the requests
     went to either)."""
-    first = Run(binary, tmp, ["--metrics", "127.0.0.1:0"], count=200000)
+    first = Run(t.bin, t.tmp, ["--metrics", "127.0.0.1:0"], count=200000)
     port = int(first.metrics.rsplit(":", 1)[1].split("/")[0])
-    cfg = tmp / "second.yaml"
-    cfg.write_text(GRAPH.format(count=10, out=tmp / "second.jsonl"))
+    cfg = t.tmp / "second.yaml"
+    cfg.write_text(GRAPH.format(count=10, out=t.tmp / "second.jsonl"))
     try:
         for args in (["--metrics", f"127.0.0.1:{port}"],
                      ["--http", f"127.0.0.1:{port}"]):
-            p = subprocess.run([binary, "run", str(cfg)] + args,
+            p = subprocess.run([t.bin, "run", str(cfg)] + args,
                                capture_output=True, text=True, timeout=20)
             expect(p.returncode == EXIT_FAILED,
                    f"{args}: exit {p.returncode}: {p.stderr}")
             expect("cannot listen" in p.stderr, "message: " + p.stderr)
-            expect(not (tmp / "second.jsonl").exists(),
+            expect(not (t.tmp / "second.jsonl").exists(),
                    "the graph ran although it could not listen")
     finally:
         first.proc.terminate()
         first.proc.wait(timeout=30 * SLOW)
 
 
-def case_same_address(binary, tmp):
+@case
+def same_address(t):
     """--metrics and --http on one address: one server serves both."""
     port = free_port()
-    run = Run(binary, tmp, ["--metrics", f":{port}", "--http", f":{port}"],
+    run = Run(t.bin, t.tmp, ["--metrics", f":{port}", "--http", f":{port}"],
               count=1500)
     expect(run.live == f"http://127.0.0.1:{port}/", run.err())
     expect("troupe_records_in_total" in get(run.metrics)[2], "no metrics")
@@ -350,22 +344,20 @@ def series(text, name, **labels):
     return None
 
 
-def case_service_and_http_figures(binary, tmp):
+@case
+def service_and_http_figures(t):
     """A cache, a rate limiter and an http_fetch against the real test
     server: /metrics carries the services' own figures (troupe_service_*,
     troupe_service_up) and the fetch's outcomes by status class."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_http import Server  # the real aiohttp test server
-    source = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).parents[2]
-    server = Server(source, tmp)
+    server = Server(t.src, t.tmp)
     try:
-        cfg = tmp / "svc.yaml"
+        cfg = t.tmp / "svc.yaml"
         cfg.write_text(SERVICES_GRAPH.format(base=server.base))
         port = free_port()
         proc = subprocess.Popen(
-            [binary, "run", str(cfg), "--no-progress", "--metrics",
-             f"127.0.0.1:{port}", "--report", str(tmp / "r.json")],
-            stdout=subprocess.DEVNULL, stderr=open(tmp / "err.txt", "w"))
+            [t.bin, "run", str(cfg), "--no-progress", "--metrics",
+             f"127.0.0.1:{port}", "--report", str(t.tmp / "r.json")],
+            stdout=subprocess.DEVNULL, stderr=open(t.tmp / "err.txt", "w"))
         url = f"http://127.0.0.1:{port}/metrics"
         scrapes = []
         deadline = time.time() + 30 * SLOW
@@ -376,7 +368,7 @@ def case_service_and_http_figures(binary, tmp):
                 pass  # not listening yet, or gone at the end
             time.sleep(0.1)
         rc = proc.wait(timeout=30 * SLOW)
-        err = (tmp / "err.txt").read_text()
+        err = (t.tmp / "err.txt").read_text()
         expect(rc == EXIT_OK, f"exit {rc}: {err}")
         expect(len(scrapes) >= 5, f"{len(scrapes)} scrapes: {err}")
         last = scrapes[-1]
@@ -403,26 +395,27 @@ def case_service_and_http_figures(binary, tmp):
             v = series(last, "troupe_node_events_total", node="fetch",
                        event=event)
             expect(v == n, f"{event}: {v}, expected {n}")
-        report = json.loads((tmp / "r.json").read_text())
+        report = json.loads((t.tmp / "r.json").read_text())
         expect(report["nodes"]["fetch"]["dead_lettered"] == 3,
                f"fetch report: {report['nodes']['fetch']}")
     finally:
         server.stop()
 
 
-def case_trickling_client_does_not_hold_the_exit(binary, tmp):
+@case
+def trickling_client_does_not_hold_the_exit(t):
     """A client sending its request a byte at a time holds a server thread:
     once the run is over, troupe leaves within a bound, exit 0."""
-    cfg = tmp / "g.yaml"
+    cfg = t.tmp / "g.yaml"
     cfg.write_text("version: 1\nname: g\nnodes:\n"
                    "  src: { type: generate, count: 3000, rate: 3000/s }\n"
                    "  out: { type: \"null\", inputs: [src] }\n")
     port = free_port()
     start = time.time()
-    proc = subprocess.Popen([binary, "run", str(cfg), "--no-progress",
+    proc = subprocess.Popen([t.bin, "run", str(cfg), "--no-progress",
                              "--metrics", f"127.0.0.1:{port}"],
                             stdout=subprocess.DEVNULL,
-                            stderr=open(tmp / "err.txt", "w"))
+                            stderr=open(t.tmp / "err.txt", "w"))
     stop = threading.Event()
 
     def trickle():
@@ -445,8 +438,7 @@ def case_trickling_client_does_not_hold_the_exit(binary, tmp):
             time.sleep(0.3)
         sock.close()
 
-    t = threading.Thread(target=trickle, daemon=True)
-    t.start()
+    threading.Thread(target=trickle, daemon=True).start()
     try:
         rc = proc.wait(timeout=15 * SLOW)
     except subprocess.TimeoutExpired:
@@ -455,25 +447,26 @@ def case_trickling_client_does_not_hold_the_exit(binary, tmp):
     finally:
         stop.set()
     took = time.time() - start
-    err = (tmp / "err.txt").read_text()
+    err = (t.tmp / "err.txt").read_text()
     expect(rc == EXIT_OK, f"exit {rc}: {err}")
     expect("did not let go" in err, f"no word about the client: {err}")
     expect(took < 10 * SLOW, f"took {took:.1f}s")
 
 
-def case_linger_serves_the_final_figures(binary, tmp):
+@case
+def linger_serves_the_final_figures(t):
     """--linger: after the run, /metrics still answers with the final
     figures (troupe_run_up 0, the report's totals); a signal ends the
     linger at once and the exit stays the run's (0)."""
-    cfg = tmp / "g.yaml"
+    cfg = t.tmp / "g.yaml"
     cfg.write_text("version: 1\nname: g\nnodes:\n"
                    "  src: { type: generate, count: 2000, rate: 4000/s }\n"
                    "  out: { type: \"null\", inputs: [src] }\n")
     port = free_port()
-    err_path = tmp / "err.txt"
-    proc = subprocess.Popen([binary, "run", str(cfg), "--no-progress",
+    err_path = t.tmp / "err.txt"
+    proc = subprocess.Popen([t.bin, "run", str(cfg), "--no-progress",
                              "--metrics", f"127.0.0.1:{port}", "--linger",
-                             "30s", "--report", str(tmp / "r.json")],
+                             "30s", "--report", str(t.tmp / "r.json")],
                             stdout=subprocess.DEVNULL,
                             stderr=open(err_path, "w"))
     deadline = time.time() + 20 * SLOW
@@ -485,7 +478,7 @@ def case_linger_serves_the_final_figures(binary, tmp):
     expect(series(text, "troupe_run_up") == 0, "run_up is not 0")
     expect(series(text, "troupe_run_status", status="completed") == 1,
            "status is not completed")
-    report = json.loads((tmp / "r.json").read_text())
+    report = json.loads((t.tmp / "r.json").read_text())
     expect(series(text, "troupe_run_source_records_total")
            == report["totals"]["source_records"] == 2000, "totals differ")
     start = time.time()
@@ -495,18 +488,19 @@ def case_linger_serves_the_final_figures(binary, tmp):
     expect(time.time() - start < 3 * SLOW, "the signal did not end it")
 
 
-def case_idle_connections_do_not_starve_a_scrape(binary, tmp):
+@case
+def idle_connections_do_not_starve_a_scrape(t):
     """Forty idle connections on each server and the live view's eight
     /events streams: /metrics and /api/snapshot still answer within the
     idle connections' 1 s wait (threads are started as requests come, up to
     the cap), and the run ends with exit 0."""
-    cfg = tmp / "g.yaml"
+    cfg = t.tmp / "g.yaml"
     cfg.write_text("version: 1\nname: g\nnodes:\n"
                    "  src: { type: generate, count: 24000, rate: 4000/s }\n"
                    "  out: { type: \"null\", inputs: [src] }\n")
     mport, hport = free_port(), free_port()
-    err_path = tmp / "err.txt"
-    proc = subprocess.Popen([binary, "run", str(cfg), "--no-progress",
+    err_path = t.tmp / "err.txt"
+    proc = subprocess.Popen([t.bin, "run", str(cfg), "--no-progress",
                              "--metrics", f"127.0.0.1:{mport}", "--http",
                              f"127.0.0.1:{hport}"],
                             stdout=subprocess.DEVNULL,
@@ -548,33 +542,5 @@ def case_idle_connections_do_not_starve_a_scrape(binary, tmp):
                f"an /events stream did not get `end`: {ev.error}")
 
 
-CASES = [case_scrape_prometheus_events, case_bad_addresses, case_port_in_use,
-         case_port_taken_by_another_troupe,
-         case_same_address, case_service_and_http_figures,
-         case_trickling_client_does_not_hold_the_exit,
-         case_linger_serves_the_final_figures,
-         case_idle_connections_do_not_starve_a_scrape]
-
-
-def main(argv):
-    binary = str(Path(argv[1]).resolve())
-    failed = passed = 0
-    for fn in CASES:
-        with tempfile.TemporaryDirectory(prefix="troupe-observe-") as d:
-            start = time.time()
-            try:
-                fn(binary, Path(d))
-                print(f"ok    {fn.__name__} ({time.time() - start:.1f}s)")
-                passed += 1
-            except Skip as e:
-                print(f"skip  {fn.__name__}: {e}")
-                passed += 1
-            except Fail as e:
-                print(f"FAIL  {fn.__name__}: {e}")
-                failed += 1
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    run_cases(sys.argv, Env, __doc__)

@@ -53,13 +53,6 @@ class Env(BaseEnv):
                               stdin=subprocess.DEVNULL, capture_output=True,
                               text=True, timeout=timeout)
 
-    def run_ok(self, *args, **kw):
-        p = self.troupe(*args, **kw)
-        expect(p.returncode == EXIT_OK,
-               f"`troupe {' '.join(map(str, args))}` exited {p.returncode}: "
-               f"{tail(p.stderr)}")
-        return p
-
 
 def groups_by_id(root):
     return {g.get("id"): g for g in root.iter(f"{SVG}g") if g.get("id")}
