@@ -19,6 +19,7 @@
 #include "troupe/errors.hpp"
 #include "troupe/hygiene.hpp"
 #include "troupe/service.hpp"
+#include "troupe/service_stats.hpp"
 
 namespace troupe::actors {
 
@@ -99,6 +100,14 @@ actor_type counter_type() {
     [](const counter_actor& c, const slot_event& e) {
       if (e.what == slot_event::kind::passed_on)
         caf::anon_send(c, add_atom_v, static_cast<int64_t>(e.records));
+    });
+  // /metrics: the total (a gauge: reset and negative adds move it down);
+  // per-key counts stay out, up to max_keys series would swamp a scrape.
+  t.service.read_stats = stats_reader<counter_actor, int64_t>(
+    get_atom_v, [](int64_t total) {
+      return std::vector<service_sample>{
+          {"counted", "What a counter holds: its total now.", false,
+           static_cast<double>(total)}};
     });
   return t;
 }

@@ -12,6 +12,7 @@
 #include <functional>
 #include <future>
 #include <iostream>
+#include <set>
 #include <sstream>
 #include <system_error>
 #include <thread>
@@ -98,7 +99,7 @@ bool write_report(const run_report& report, const std::string& file) {
   out << report_json(report);
   out.flush();
   if (!out) {
-    std::cerr << "troupe: cannot write report " << file << '\n';
+    say("cannot write report " + file, log_level::error);
     return false;
   }
   return true;
@@ -116,7 +117,7 @@ bool write_report_html(const graph_spec& g, const registry& reg,
     svg = svg_element(graph_svg(g, &report, &reg));
   } catch (const std::exception& e) {
     picture_error = e.what();
-    std::cerr << "troupe: report picture: " << picture_error << '\n';
+    say("report picture: " + picture_error, log_level::warn);
   }
   std::vector<dead_letter> dead;
   if (metrics)
@@ -125,7 +126,7 @@ bool write_report_html(const graph_spec& g, const registry& reg,
   out << report_html(g, report, dead, svg, picture_error);
   out.flush();
   if (!out) {
-    std::cerr << "troupe: cannot write report " << file << '\n';
+    say("cannot write report " + file, log_level::error);
     return false;
   }
   return true;
@@ -211,7 +212,7 @@ bool bind_observe(const observe_flags& flags, const graph_spec& graph,
       say("metrics at http://" + at + "/metrics");
     }
   } catch (const std::exception& e) {
-    std::cerr << "troupe run: " << e.what() << '\n';
+    say(e.what(), log_level::error); // a JSON line under --log-format json
     return false;
   }
   return true;
@@ -259,16 +260,30 @@ int cmd_run(const std::vector<std::string>& args) {
   bool progress = isatty(STDERR_FILENO);
   observe_flags observe;
   duration linger{0}; // --linger: serve the final figures this long
+  // A flag that takes one value, given twice: which one was meant?
+  const std::set<std::string> single{"--report", "--report-html", "--metrics",
+                                     "--http", "--linger", "--log-level",
+                                     "--log-format"};
+  std::set<std::string> seen;
   for (size_t i = 0; i < args.size(); ++i) {
     auto& a = args[i];
+    auto flag = a.substr(0, a.find('='));
+    if (single.count(flag) && !seen.insert(flag).second) {
+      std::cerr << "troupe run: " << flag << " given twice\n";
+      return usage;
+    }
     if (a == "--set" && i + 1 < args.size())
       opts.overrides.push_back(args[++i]);
     else if (a.rfind("--set=", 0) == 0)
       opts.overrides.push_back(a.substr(6));
-    else if (a == "--report" && i + 1 < args.size())
-      report_file = args[++i];
-    else if (a == "--report-html" && i + 1 < args.size())
-      report_html_file = args[++i];
+    else if ((a == "--report" || a == "--report-html") && i + 1 < args.size()) {
+      // An empty name (an unset $REPORT) would mean no report, silently.
+      if (args[i + 1].empty()) {
+        std::cerr << "troupe run: " << a << " needs a file name\n";
+        return usage;
+      }
+      (a == "--report" ? report_file : report_html_file) = args[++i];
+    }
     else if (a == "--no-progress")
       progress = false;
     else if ((a == "--log-level" || a == "--log-format") && i + 1 < args.size()) {
@@ -326,6 +341,11 @@ int cmd_run(const std::vector<std::string>& args) {
     std::cerr << "troupe run: missing FILE\n";
     return usage;
   }
+  if (linger > duration{0} && !given(observe.metrics) && !given(observe.http)) {
+    std::cerr << "troupe run: --linger serves the final figures: it needs "
+                 "--metrics or --http\n";
+    return usage;
+  }
   for (auto [flag, value] : {std::pair{"--metrics", &observe.metrics},
                               std::pair{"--http", &observe.http}}) {
     if (!given(*value))
@@ -352,7 +372,8 @@ int cmd_run(const std::vector<std::string>& args) {
     if (!bad.empty())
       return config_invalid;
   }
-  if (!report_file.empty() && report_file == report_html_file) {
+  if (!report_file.empty() && !report_html_file.empty()
+      && same_output_file(report_file, report_html_file)) {
     std::cerr << "troupe run: --report and --report-html name the same file "
               << report_file << '\n';
     return usage;
@@ -453,14 +474,14 @@ int cmd_run(const std::vector<std::string>& args) {
   // Serve the final state a moment longer: live-view clients get `end`.
   for (auto& s : servers)
     s->finish(std::chrono::seconds(1));
-  if (!servers.empty() && linger > duration{0}) {
+  if (!servers.empty() && linger > duration{0} && signals_seen == 0) {
     // A scraper polling every 15 s would otherwise never see the final
-    // figures (troupe_run_up 0): keep serving them, until a signal.
+    // figures (troupe_run_up 0): keep serving them, until a signal. A run
+    // a signal stopped was asked to leave: it does not linger.
     say("serving the final figures for " + format_duration(linger)
         + " (--linger; Ctrl-C to leave now)");
     auto until = std::chrono::steady_clock::now() + linger;
-    auto seen = signals_seen;
-    while (std::chrono::steady_clock::now() < until && signals_seen == seen)
+    while (std::chrono::steady_clock::now() < until && signals_seen == 0)
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   if (!stop_servers(servers, std::chrono::seconds(2))) {

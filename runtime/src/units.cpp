@@ -210,7 +210,10 @@ std::string format_duration(duration d) {
     return fmt(ns / 1e3, "us");
   if (ns < 1000000000)
     return fmt(ns / 1e6, "ms");
-  return fmt(ns / 1e9, "s");
+  if (ns < 1000000000000)
+    return fmt(ns / 1e9, "s");
+  // %g would print 3.6e+03s: whole seconds from 1000 s on.
+  return std::to_string(ns / 1000000000) + "s";
 }
 
 std::string format_utc(std::chrono::system_clock::time_point t) {

@@ -1139,4 +1139,9 @@ std::vector<diagnostic> check_extra_output(const graph_spec& g,
   return out;
 }
 
+bool same_output_file(const std::string& a, const std::string& b) {
+  auto ra = real_path(a);
+  return !is_device(ra) && same_file(ra, real_path(b));
+}
+
 } // namespace troupe

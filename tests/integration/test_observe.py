@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -248,7 +249,7 @@ def bad_addresses(t):
     cfg.write_text(GRAPH.format(count=10, out=t.tmp / "out.jsonl"))
     for flag in ("--metrics", "--http"):
         for bad in ("", "localhost:", "h:port", "127.0.0.1:70000", "1:2:x",
-                    "a b:80"):
+                    "a b:80", "::1", "[::1]"):
             p = subprocess.run([t.bin, "run", str(cfg), flag, bad],
                                capture_output=True, text=True, timeout=20)
             expect(p.returncode == EXIT_USAGE,
@@ -303,14 +304,34 @@ def port_taken_by_another_troupe(t):
 
 @case
 def same_address(t):
-    """--metrics and --http on one address: one server serves both."""
+    """--metrics and --http on one address: one server serves both, read
+    only; each flag is given once."""
     port = free_port()
     run = Run(t.bin, t.tmp, ["--metrics", f":{port}", "--http", f":{port}"],
               count=1500)
     expect(run.live == f"http://127.0.0.1:{port}/", run.err())
     expect("troupe_records_in_total" in get(run.metrics)[2], "no metrics")
+    # Read only: methods that would change something get 405, not 404.
+    for method in ("POST", "PUT", "DELETE"):
+        for path in ("/metrics", "/", "/events"):
+            req = urllib.request.Request(run.live.rstrip("/") + path,
+                                         data=b"" if method != "DELETE"
+                                         else None, method=method)
+            try:
+                urllib.request.urlopen(req, timeout=5)
+                raise Fail(f"{method} {path} was answered 2xx")
+            except urllib.error.HTTPError as e:
+                expect(e.code == 405 and e.headers.get("Allow") == "GET, HEAD",
+                       f"{method} {path}: {e.code} {e.headers.get('Allow')}")
     rc = run.wait(30 * SLOW)
     expect(rc == EXIT_OK, f"exit {rc}: {run.err()}")
+    # One address per flag: a second --metrics would silently win.
+    for flag in ("--metrics", "--http"):
+        p = subprocess.run([t.bin, "run", str(t.tmp / "graph.yaml"), flag,
+                            ":0", flag, ":0"], capture_output=True, text=True,
+                           timeout=20)
+        expect(p.returncode == EXIT_USAGE and "given twice" in p.stderr,
+               f"{flag} twice: exit {p.returncode}: {p.stderr}")
 
 
 SERVICES_GRAPH = """\
@@ -319,10 +340,11 @@ name: svc
 resources:
   memo: {{ type: cache, capacity: 100 }}
   pace: {{ type: rate_limiter, rate: 400/s, burst: 10 }}
+  tally: {{ type: counter }}
 nodes:
   src:   {{ type: generate, count: 1200, template: "x{{i}}", cycle: 40 }}
   h:     {{ type: map, fn: sha256, cache: memo, rate_limit: pace,
-           inputs: [src] }}
+           counter: tally, inputs: [src] }}
   out:   {{ type: "null", inputs: [h] }}
   ok:    {{ type: generate, count: 3, start: 200 }}
   gone:  {{ type: generate, count: 2, start: 404 }}
@@ -346,9 +368,10 @@ def series(text, name, **labels):
 
 @case
 def service_and_http_figures(t):
-    """A cache, a rate limiter and an http_fetch against the real test
-    server: /metrics carries the services' own figures (troupe_service_*,
-    troupe_service_up) and the fetch's outcomes by status class."""
+    """A cache, a rate limiter, a counter and an http_fetch against the real
+    test server: /metrics carries the services' own figures
+    (troupe_service_*, troupe_service_up) and the fetch's outcomes by status
+    class."""
     server = Server(t.src, t.tmp)
     try:
         cfg = t.tmp / "svc.yaml"
@@ -375,7 +398,8 @@ def service_and_http_figures(t):
         check = subprocess.run(["promtool", "check", "metrics"], input=last,
                                capture_output=True, text=True)
         expect(check.returncode == 0, f"promtool: {check.stdout}{check.stderr}")
-        for res, typ in (("memo", "cache"), ("pace", "rate_limiter")):
+        for res, typ in (("memo", "cache"), ("pace", "rate_limiter"),
+                         ("tally", "counter")):
             expect(series(last, "troupe_service_up", resource=res, type=typ)
                    == 1, f"{res} not up: {last[-600:]}")
         # Counters only grow, scrape after scrape.
@@ -390,6 +414,13 @@ def service_and_http_figures(t):
         granted = series(last, "troupe_service_limiter_granted_total",
                          resource="pace")
         expect(granted is not None and granted > 100, f"granted {granted}")
+        # The counter's total grows with what `h` passed on (its slot's
+        # adds are messages: the last scrape may miss the newest ones).
+        totals = [series(t, "troupe_service_counted", resource="tally")
+                  for t in scrapes]
+        totals = [v for v in totals if v is not None]
+        expect(totals and totals == sorted(totals) and 0 < totals[-1] <= 1200,
+               f"counter totals: {totals}")
         # Every fetch ended long before the last scrape: exact figures.
         for event, n in (("http_2xx", 3), ("http_4xx", 2), ("http_5xx", 1)):
             v = series(last, "troupe_node_events_total", node="fetch",
@@ -486,6 +517,42 @@ def linger_serves_the_final_figures(t):
     rc = proc.wait(timeout=10 * SLOW)
     expect(rc == EXIT_OK, f"exit {rc} after a signal in the linger")
     expect(time.time() - start < 3 * SLOW, "the signal did not end it")
+
+
+@case
+def linger_needs_a_server_and_a_run_not_stopped(t):
+    """--linger without --metrics or --http is a usage error (it would be
+    ignored); a run a signal stopped leaves at once instead of lingering."""
+    cfg = t.tmp / "g.yaml"
+    cfg.write_text("version: 1\nname: g\nnodes:\n"
+                   "  src: { type: generate, count: 100000, rate: 1000/s }\n"
+                   "  out: { type: \"null\", inputs: [src] }\n")
+    p = subprocess.run([t.bin, "run", str(cfg), "--linger", "5s"],
+                       capture_output=True, text=True, timeout=30)
+    expect(p.returncode == EXIT_USAGE and "--metrics or --http" in p.stderr,
+           f"exit {p.returncode}: {p.stderr}")
+    err_path = t.tmp / "err.txt"
+    proc = subprocess.Popen([t.bin, "run", str(cfg), "--no-progress",
+                             "--metrics", "127.0.0.1:0", "--linger", "30s"],
+                            stdout=subprocess.DEVNULL,
+                            stderr=open(err_path, "w"))
+    deadline = time.time() + 20 * SLOW
+    while "metrics at" not in err_path.read_text():
+        expect(time.time() < deadline and proc.poll() is None,
+               f"no address: {err_path.read_text()}")
+        time.sleep(0.05)
+    time.sleep(0.5)
+    start = time.time()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        rc = proc.wait(timeout=15 * SLOW)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise Fail("still running 15 s after SIGTERM (lingering?)")
+    err = err_path.read_text()
+    expect(rc == 130, f"exit {rc}: {err}")
+    expect("serving the final figures" not in err, f"it lingered: {err}")
+    expect(time.time() - start < 5 * SLOW, "slow to leave")
 
 
 @case

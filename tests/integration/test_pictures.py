@@ -284,9 +284,24 @@ def report_html_never_overwrites(t):
         after = (t.tmp / target).read_bytes() if (t.tmp / target).exists() \
             else None
         expect(before == after, f"{target} changed")
-    p = t.troupe("run", cfg, "--no-progress", "--report", "x",
-                 "--report-html", "x")
-    expect(p.returncode == EXIT_USAGE, f"same file twice: exit {p.returncode}")
+    # --report and --report-html on one file, however it is spelled: the
+    # page would replace the JSON (exit 0, no report).
+    t.write("r.json", "{}")
+    os.symlink("r.json", t.tmp / "r_link.json")
+    for a, b in [("x", "x"), ("r.json", str(t.tmp / "r.json")),
+                 ("r.json", "./sub/../r.json"), ("r.json", "r_link.json")]:
+        (t.tmp / "sub").mkdir(exist_ok=True)
+        p = t.troupe("run", cfg, "--no-progress", "--report", a,
+                     "--report-html", b)
+        expect(p.returncode == EXIT_USAGE and "same file" in p.stderr,
+               f"--report {a} --report-html {b}: exit {p.returncode}: "
+               f"{tail(p.stderr)}")
+        expect((t.tmp / "r.json").read_text() == "{}", "r.json was written")
+    # An empty name (an unset $REPORT) is no report at all: refused.
+    for flag in ("--report", "--report-html"):
+        p = t.troupe("run", cfg, "--no-progress", flag, "")
+        expect(p.returncode == EXIT_USAGE and "needs a file name" in p.stderr,
+               f"{flag} '': exit {p.returncode}: {tail(p.stderr)}")
     # A dangling symlink to a sink's file that does not exist yet: the
     # report would have been written through it, in place of the records.
     for flag in ("--report-html", "--report"):

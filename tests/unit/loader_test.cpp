@@ -49,6 +49,16 @@ TEST_CASE("units parse durations, rates and sizes") {
   CHECK(!parse_size("12 bananas"));
 }
 
+TEST_CASE("format_duration: short, and whole seconds past 1000 s") {
+  CHECK(format_duration(std::chrono::nanoseconds(500)) == "500ns");
+  CHECK(format_duration(std::chrono::milliseconds(250)) == "250ms");
+  CHECK(format_duration(std::chrono::seconds(30)) == "30s");
+  CHECK(format_duration(std::chrono::seconds(999)) == "999s");
+  CHECK(format_duration(std::chrono::hours(1)) == "3600s");
+  CHECK(parse_duration(format_duration(std::chrono::hours(24)))
+        == std::chrono::hours(24));
+}
+
 TEST_CASE("did_you_mean finds close names only") {
   CHECK(did_you_mean("genrate", {"generate", "map"}) == "generate");
   CHECK(did_you_mean("zzzzzz", {"generate", "map"}).empty());

@@ -81,6 +81,10 @@ std::vector<diagnostic> check_extra_output(const graph_spec& g,
                                            const std::string& what,
                                            const source_location& where = {});
 
+// Whether two files the caller writes are one: the same real path after
+// symlinks, or hard links of one file. Devices (/dev/null) may be shared.
+bool same_output_file(const std::string& a, const std::string& b);
+
 namespace detail {
 
 // How the loader calls the validator once it parsed a file.

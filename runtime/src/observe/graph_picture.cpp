@@ -122,7 +122,8 @@ private:
          << indent << "  label=" << q("group " + grp.name + " ("
                                       + to_string(s.strategy) + ", "
                                       + std::to_string(s.intensity)
-                                      + " restarts in "
+                                      + (s.intensity == 1 ? " restart in "
+                                                          : " restarts in ")
                                       + format_duration(s.period) + ")")
          << ";\n"
          << indent << "  style=\"rounded,dashed\"; color=\"#555555\"; margin=18;\n";

@@ -9,6 +9,7 @@
 // threads beyond the cap for /metrics and the rest.
 #include <httplib.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -122,6 +123,11 @@ listen_address parse_listen_address(const std::string& text) {
     port = text.substr(colon + 1);
     if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
       host = host.substr(1, host.size() - 2);
+    else if (host.find(':') != std::string::npos || host.find('[') == 0)
+      // `::1` would read as host `:` port 1, `::1:0` as a guess.
+      throw std::invalid_argument("bad address '" + text
+                                  + "' (an IPv6 host goes in brackets, "
+                                    "then the port: [::1]:PORT)");
     if (!host.empty())
       a.host = host;
     if (a.host.find_first_of(" /?#@[]") != std::string::npos)
@@ -159,6 +165,8 @@ struct web_server::impl {
   size_t clients = 0;      // /events streams open
   size_t ends_pending = 0; // of them, not yet sent `end`
   std::atomic<bool> stopped{false};
+  int listen_fd = -1;      // the bound socket (httplib's; it closes it)
+  int wake_fd = -1;        // our own descriptor of it, for shutdown()
 
   impl(const graph_spec& g, options o) : graph(g), opts(std::move(o)) {
   }
@@ -260,6 +268,17 @@ struct web_server::impl {
   }
 
   void routes() {
+    // Read only: a method that would change something is refused as such
+    // (405), not answered "not found".
+    auto read_only = [](const httplib::Request&, httplib::Response& res) {
+      res.status = 405;
+      res.set_header("Allow", "GET, HEAD");
+      res.set_content("read only: GET or HEAD\n", "text/plain");
+    };
+    server.Post(".*", read_only);
+    server.Put(".*", read_only);
+    server.Patch(".*", read_only);
+    server.Delete(".*", read_only);
     server.Get("/metrics", [this](const httplib::Request&,
                                   httplib::Response& res) {
       auto text = prometheus_text(run, graph);
@@ -329,6 +348,8 @@ web_server::web_server(const graph_spec& graph, options opts)
                              + " (address in use or not available)");
   }
   ::listen(*listening, accept_backlog); // best effort: 5 stays if it fails
+  d.listen_fd = *listening;
+  d.wake_fd = ::dup(*listening);
 }
 
 void web_server::serve(const graph_run& run) {
@@ -376,9 +397,23 @@ void web_server::stop() {
     d.stopping = true;
   }
   d.changed.notify_all();
-  d.server.stop();
-  if (d.listener.joinable())
+  if (d.listener.joinable()) {
+    // httplib 0.11's stop() does nothing until its accept loop has begun
+    // (it checks is_running_): a stop() before the listener thread ran left
+    // that thread in accept() for good. A shut-down socket fails accept()
+    // now or as soon as the loop begins; the loop then closes its
+    // descriptor and waits for its request threads. Ours (a dup) stays
+    // valid whenever that happens, so shutdown() never hits a reused one.
+    if (d.wake_fd >= 0)
+      ::shutdown(d.wake_fd, SHUT_RDWR);
+    else
+      d.server.stop(); // no dup (out of descriptors): httplib's own way
     d.listener.join();
+  } else if (d.listen_fd >= 0) {
+    ::close(d.listen_fd); // bound, never served: nobody else closes it
+  }
+  if (d.wake_fd >= 0)
+    ::close(d.wake_fd);
   if (d.sampler.joinable())
     d.sampler.join();
 }
