@@ -61,6 +61,16 @@ def get(url, timeout=5):
         return r.status, r.headers.get("Content-Type", ""), r.read().decode()
 
 
+def wait_for_stderr(proc, err_path, text, seconds):
+    """Waits until troupe (`proc`, stderr going to `err_path`) has said
+    `text`; fails when it exits or `seconds` pass first."""
+    deadline = time.time() + seconds * SLOW
+    while text not in err_path.read_text():
+        expect(time.time() < deadline and proc.poll() is None,
+               f"troupe did not say {text!r}: {err_path.read_text()}")
+        time.sleep(0.02)
+
+
 def check_snapshot(doc, where):
     for key in ("graph", "status", "wall_seconds", "totals", "nodes",
                 "dead_letters"):
@@ -500,11 +510,7 @@ def linger_serves_the_final_figures(t):
                              "30s", "--report", str(t.tmp / "r.json")],
                             stdout=subprocess.DEVNULL,
                             stderr=open(err_path, "w"))
-    deadline = time.time() + 20 * SLOW
-    while "serving the final figures" not in err_path.read_text():
-        expect(time.time() < deadline and proc.poll() is None,
-               f"no linger line: {err_path.read_text()}")
-        time.sleep(0.05)
+    wait_for_stderr(proc, err_path, "serving the final figures", 20)
     text = get(f"http://127.0.0.1:{port}/metrics")[2]
     expect(series(text, "troupe_run_up") == 0, "run_up is not 0")
     expect(series(text, "troupe_run_status", status="completed") == 1,
@@ -536,11 +542,7 @@ def linger_needs_a_server_and_a_run_not_stopped(t):
                              "--metrics", "127.0.0.1:0", "--linger", "30s"],
                             stdout=subprocess.DEVNULL,
                             stderr=open(err_path, "w"))
-    deadline = time.time() + 20 * SLOW
-    while "metrics at" not in err_path.read_text():
-        expect(time.time() < deadline and proc.poll() is None,
-               f"no address: {err_path.read_text()}")
-        time.sleep(0.05)
+    wait_for_stderr(proc, err_path, "metrics at", 20)
     time.sleep(0.5)
     start = time.time()
     proc.send_signal(signal.SIGTERM)
@@ -574,11 +576,7 @@ def idle_connections_do_not_starve_a_scrape(t):
                             stderr=open(err_path, "w"))
     idle, streams = [], []
     try:
-        deadline = time.time() + 10 * SLOW
-        while "live view at" not in err_path.read_text():
-            expect(time.time() < deadline and proc.poll() is None,
-                   f"no address line: {err_path.read_text()}")
-            time.sleep(0.02)
+        wait_for_stderr(proc, err_path, "live view at", 10)
         for _ in range(8):
             ev = Events(f"http://127.0.0.1:{hport}/events")
             ev.start()
