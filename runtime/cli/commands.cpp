@@ -260,15 +260,16 @@ int cmd_run(const std::vector<std::string>& args) {
   bool progress = isatty(STDERR_FILENO);
   observe_flags observe;
   duration linger{0}; // --linger: serve the final figures this long
-  // A flag that takes one value, given twice: which one was meant?
-  const std::set<std::string> single{"--report", "--report-html", "--metrics",
-                                     "--http", "--linger", "--log-level",
-                                     "--log-format"};
+  // Flags that take one value (--set takes many): given twice, which one
+  // was meant?
+  const std::set<std::string> one_value{"--report", "--report-html",
+                                        "--metrics", "--http", "--linger",
+                                        "--log-level", "--log-format"};
   std::set<std::string> seen;
   for (size_t i = 0; i < args.size(); ++i) {
     auto& a = args[i];
     auto flag = a.substr(0, a.find('='));
-    if (single.count(flag) && !seen.insert(flag).second) {
+    if (one_value.count(flag) && !seen.insert(flag).second) {
       std::cerr << "troupe run: " << flag << " given twice\n";
       return usage;
     }
@@ -325,11 +326,7 @@ int cmd_run(const std::vector<std::string>& args) {
       observe.http = a.substr(7);
     else if (!a.empty() && a[0] != '-' && file.empty())
       file = a;
-    else if (i + 1 == args.size()
-             && (a == "--set" || a == "--report" || a == "--report-html"
-                 || a == "--metrics" || a == "--http" || a == "--log-level"
-                 || a == "--linger"
-                 || a == "--log-format")) {
+    else if (i + 1 == args.size() && (a == "--set" || one_value.count(a))) {
       std::cerr << "troupe run: " << a << " needs a value\n";
       return usage;
     } else {

@@ -17,10 +17,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (  # noqa: E402
-    EXIT_OK, expect, case, tail, load_report, check_balanced, run_cases)
+    EXIT_OK, EXIT_USAGE, expect, case, tail, load_report, check_balanced,
+    run_cases)
 from harness import Env  # noqa: E402
-
-EXIT_USAGE = 64
 
 
 def lines(stderr):
